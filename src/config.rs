@@ -1,0 +1,429 @@
+//! `config.json` → a validated [`ModelConfig`] with derived sizes.
+//!
+//! Step one mirrors the Hugging Face names (`RawConfig`, all optional with the defaults
+//! transformers uses); step two, [`RawConfig::validate`], checks consistency and derives
+//! what the graph needs (q head dim, softmax scale with YaRN mscale, which layers are MoE).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config.json: {source}. Point --model at a Hugging Face checkpoint folder that contains config.json")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: invalid JSON: {source}")]
+    Json { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: unsupported model_type {found:?}; supported: \"deepseek_v3\", \"deepseek_v2\"")]
+    ModelType { path: PathBuf, found: String },
+    #[error("{path}: field `{field}` is missing (required for {model_type})")]
+    Missing { path: PathBuf, field: &'static str, model_type: String },
+    #[error("{path}: invalid value: {msg}")]
+    Invalid { path: PathBuf, msg: String },
+}
+
+/// YaRN / rope scaling block (`rope_scaling` or the newer `rope_parameters`).
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct RawRope {
+    #[serde(alias = "type")]
+    pub rope_type: Option<String>,
+    pub rope_theta: Option<f64>,
+    pub factor: Option<f64>,
+    pub original_max_position_embeddings: Option<usize>,
+    pub beta_fast: Option<f64>,
+    pub beta_slow: Option<f64>,
+    pub mscale: Option<f64>,
+    pub mscale_all_dim: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawQuant {
+    pub quant_method: Option<String>,
+    pub fmt: Option<String>,
+    pub weight_block_size: Option<Vec<usize>>,
+}
+
+/// `config.json` as Hugging Face writes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawConfig {
+    pub model_type: Option<String>,
+    pub vocab_size: Option<usize>,
+    pub hidden_size: Option<usize>,
+    pub intermediate_size: Option<usize>,
+    pub moe_intermediate_size: Option<usize>,
+    pub num_hidden_layers: Option<usize>,
+    pub num_attention_heads: Option<usize>,
+    pub n_routed_experts: Option<usize>,
+    pub n_shared_experts: Option<usize>,
+    pub num_experts_per_tok: Option<usize>,
+    pub n_group: Option<usize>,
+    pub topk_group: Option<usize>,
+    pub topk_method: Option<String>,
+    pub scoring_func: Option<String>,
+    pub norm_topk_prob: Option<bool>,
+    pub routed_scaling_factor: Option<f64>,
+    pub first_k_dense_replace: Option<usize>,
+    pub moe_layer_freq: Option<usize>,
+    pub q_lora_rank: Option<usize>,
+    pub kv_lora_rank: Option<usize>,
+    pub qk_rope_head_dim: Option<usize>,
+    pub qk_nope_head_dim: Option<usize>,
+    pub v_head_dim: Option<usize>,
+    pub rope_theta: Option<f64>,
+    pub rope_scaling: Option<RawRope>,
+    pub rope_parameters: Option<RawRope>,
+    pub max_position_embeddings: Option<usize>,
+    pub rms_norm_eps: Option<f64>,
+    pub num_nextn_predict_layers: Option<usize>,
+    pub tie_word_embeddings: Option<bool>,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: Option<serde_json::Value>,
+    pub quantization_config: Option<RawQuant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V3,
+    V2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scoring {
+    Sigmoid,
+    Softmax,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopK {
+    /// V3: group score = sum of the top-2 biased scores; bias used for choice only.
+    NoAuxTc,
+    /// plain top-k over all experts.
+    Greedy,
+    /// V2: group score = the max score in the group.
+    GroupLimitedGreedy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Yarn {
+    pub factor: f64,
+    pub original_max_position_embeddings: usize,
+    pub beta_fast: f64,
+    pub beta_slow: f64,
+    pub mscale: f64,
+    pub mscale_all_dim: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Moe {
+    pub n_routed: usize,
+    pub n_shared: usize,
+    pub top_k: usize,
+    pub n_group: usize,
+    pub topk_group: usize,
+    pub scoring: Scoring,
+    pub topk: TopK,
+    pub norm_topk_prob: bool,
+    pub routed_scaling_factor: f32,
+    pub intermediate: usize,
+}
+
+/// Validated model description with derived sizes.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub family: Family,
+    pub vocab: usize,
+    pub hidden: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    /// dense MLP width
+    pub intermediate: usize,
+    pub q_lora: Option<usize>,
+    pub kv_lora: usize,
+    pub rope_dim: usize,
+    pub nope_dim: usize,
+    pub v_dim: usize,
+    pub rope_theta: f64,
+    pub yarn: Option<Yarn>,
+    pub max_position_embeddings: usize,
+    pub rms_norm_eps: f32,
+    pub moe: Option<Moe>,
+    pub first_k_dense: usize,
+    pub moe_layer_freq: usize,
+    pub num_nextn_predict_layers: usize,
+    pub tie_word_embeddings: bool,
+    /// FP8 block size `[rows, cols]` when `quantization_config` says fp8.
+    pub fp8_block: Option<[usize; 2]>,
+    pub eos_token_ids: Vec<u32>,
+    pub bos_token_id: Option<u32>,
+}
+
+impl ModelConfig {
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        Self::parse(&text, &path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = serde_json::from_str(text).map_err(|source| ConfigError::Json { path: path.to_path_buf(), source })?;
+        raw.validate(path)
+    }
+
+    pub fn qk_head_dim(&self) -> usize {
+        self.nope_dim + self.rope_dim
+    }
+
+    /// Values cached per token per layer: `c_kv ‖ k_pe`.
+    pub fn cache_dim(&self) -> usize {
+        self.kv_lora + self.rope_dim
+    }
+
+    pub fn is_moe_layer(&self, layer: usize) -> bool {
+        self.moe.is_some() && layer >= self.first_k_dense && layer % self.moe_layer_freq == 0
+    }
+
+    /// Attention softmax scale: `qk_head_dim^-0.5`, times `m²` under YaRN with `mscale_all_dim`.
+    pub fn softmax_scale(&self) -> f32 {
+        let mut s = (self.qk_head_dim() as f64).powf(-0.5);
+        if let Some(y) = &self.yarn {
+            if y.mscale_all_dim != 0.0 {
+                let m = yarn_get_mscale(y.factor, y.mscale_all_dim);
+                s *= m * m;
+            }
+        }
+        s as f32
+    }
+}
+
+/// transformers' `yarn_get_mscale`.
+pub fn yarn_get_mscale(scale: f64, mscale: f64) -> f64 {
+    if scale <= 1.0 {
+        1.0
+    } else {
+        0.1 * mscale * scale.ln() + 1.0
+    }
+}
+
+impl RawConfig {
+    pub fn validate(self, path: &Path) -> Result<ModelConfig, ConfigError> {
+        let mt = self.model_type.clone().unwrap_or_default();
+        let family = match mt.as_str() {
+            "deepseek_v3" | "kimi_k2" => Family::V3,
+            "deepseek_v2" => Family::V2,
+            _ => return Err(ConfigError::ModelType { path: path.to_path_buf(), found: mt }),
+        };
+        let p = path.to_path_buf();
+        let req = |v: Option<usize>, field: &'static str| -> Result<usize, ConfigError> {
+            match v {
+                None => Err(ConfigError::Missing { path: p.clone(), field, model_type: mt.clone() }),
+                Some(0) => Err(ConfigError::Invalid { path: p.clone(), msg: format!("`{field}` is 0; it must be positive") }),
+                Some(x) => Ok(x),
+            }
+        };
+        let invalid = |msg: String| ConfigError::Invalid { path: path.to_path_buf(), msg };
+
+        let vocab = req(self.vocab_size, "vocab_size")?;
+        let hidden = req(self.hidden_size, "hidden_size")?;
+        let n_layers = req(self.num_hidden_layers, "num_hidden_layers")?;
+        let n_heads = req(self.num_attention_heads, "num_attention_heads")?;
+        let intermediate = req(self.intermediate_size, "intermediate_size")?;
+        let kv_lora = req(self.kv_lora_rank, "kv_lora_rank")?;
+        let rope_dim = req(self.qk_rope_head_dim, "qk_rope_head_dim")?;
+        let nope_dim = req(self.qk_nope_head_dim, "qk_nope_head_dim")?;
+        let v_dim = req(self.v_head_dim, "v_head_dim")?;
+        if rope_dim % 2 != 0 {
+            return Err(invalid(format!("qk_rope_head_dim = {rope_dim} must be even (RoPE rotates pairs)")));
+        }
+        if self.q_lora_rank == Some(0) {
+            return Err(invalid("q_lora_rank is 0; use null for a direct q projection".into()));
+        }
+
+        let rope = self.rope_parameters.clone().or(self.rope_scaling.clone()).unwrap_or_default();
+        let rope_theta = self.rope_theta.or(rope.rope_theta).unwrap_or(10000.0);
+        let max_position_embeddings = self.max_position_embeddings.unwrap_or(4096);
+        let yarn = match rope.rope_type.as_deref() {
+            Some("yarn") => {
+                let factor = rope.factor.unwrap_or(1.0);
+                if !(factor >= 1.0) {
+                    return Err(invalid(format!("rope scaling factor {factor} must be >= 1")));
+                }
+                Some(Yarn {
+                    factor,
+                    original_max_position_embeddings: rope.original_max_position_embeddings.unwrap_or(max_position_embeddings),
+                    beta_fast: rope.beta_fast.unwrap_or(32.0),
+                    beta_slow: rope.beta_slow.unwrap_or(1.0),
+                    mscale: rope.mscale.unwrap_or(1.0),
+                    mscale_all_dim: rope.mscale_all_dim.unwrap_or(0.0),
+                })
+            }
+            None | Some("default") => None,
+            Some(other) => return Err(invalid(format!("rope scaling type {other:?} is not supported (supported: yarn, default)"))),
+        };
+
+        let n_routed = self.n_routed_experts.unwrap_or(0);
+        let moe = if n_routed > 0 {
+            let top_k = req(self.num_experts_per_tok, "num_experts_per_tok")?;
+            let n_group = self.n_group.unwrap_or(1).max(1);
+            let topk_group = self.topk_group.unwrap_or(n_group).max(1);
+            let scoring = match self.scoring_func.as_deref().unwrap_or(if family == Family::V3 { "sigmoid" } else { "softmax" }) {
+                "sigmoid" => Scoring::Sigmoid,
+                "softmax" => Scoring::Softmax,
+                o => return Err(invalid(format!("scoring_func {o:?} is not supported (sigmoid, softmax)"))),
+            };
+            let topk = match self.topk_method.as_deref().unwrap_or(if family == Family::V3 { "noaux_tc" } else { "greedy" }) {
+                "noaux_tc" => TopK::NoAuxTc,
+                "greedy" => TopK::Greedy,
+                "group_limited_greedy" => TopK::GroupLimitedGreedy,
+                o => return Err(invalid(format!("topk_method {o:?} is not supported (noaux_tc, greedy, group_limited_greedy)"))),
+            };
+            if n_routed % n_group != 0 {
+                return Err(invalid(format!("n_routed_experts = {n_routed} is not divisible by n_group = {n_group}")));
+            }
+            if topk_group > n_group {
+                return Err(invalid(format!("topk_group = {topk_group} exceeds n_group = {n_group}")));
+            }
+            let per_group = n_routed / n_group;
+            if topk == TopK::NoAuxTc && per_group < 2 && n_group > 1 {
+                return Err(invalid(format!("noaux_tc needs at least 2 experts per group; got {per_group}")));
+            }
+            let reachable = if topk == TopK::Greedy { n_routed } else { topk_group * per_group };
+            if top_k > reachable {
+                return Err(invalid(format!(
+                    "num_experts_per_tok = {top_k} exceeds the {reachable} experts reachable (n_routed_experts {n_routed}, n_group {n_group}, topk_group {topk_group})"
+                )));
+            }
+            if top_k > 32 || n_group > 64 {
+                return Err(invalid(format!("num_experts_per_tok = {top_k} (max 32) or n_group = {n_group} (max 64) is beyond what the gate kernel supports")));
+            }
+            Some(Moe {
+                n_routed,
+                n_shared: self.n_shared_experts.unwrap_or(0),
+                top_k,
+                n_group,
+                topk_group,
+                scoring,
+                topk,
+                norm_topk_prob: self.norm_topk_prob.unwrap_or(false),
+                routed_scaling_factor: self.routed_scaling_factor.unwrap_or(1.0) as f32,
+                intermediate: req(self.moe_intermediate_size, "moe_intermediate_size")?,
+            })
+        } else {
+            None
+        };
+
+        let fp8_block = match &self.quantization_config {
+            Some(q) if q.quant_method.as_deref() == Some("fp8") => {
+                let b = q.weight_block_size.clone().unwrap_or(vec![128, 128]);
+                if b.len() != 2 || b.contains(&0) {
+                    return Err(invalid(format!("quantization_config.weight_block_size {b:?} must be two positive numbers")));
+                }
+                Some([b[0], b[1]])
+            }
+            Some(q) => {
+                return Err(invalid(format!(
+                    "quantization_config.quant_method {:?} is not supported (only fp8 block quantization)",
+                    q.quant_method
+                )))
+            }
+            None => None,
+        };
+
+        let eos_token_ids = match &self.eos_token_id {
+            Some(serde_json::Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_u64()).map(|x| x as u32).collect(),
+            _ => vec![],
+        };
+        let rms_norm_eps = self.rms_norm_eps.unwrap_or(1e-6);
+        if !(rms_norm_eps > 0.0) {
+            return Err(invalid(format!("rms_norm_eps = {rms_norm_eps} must be positive")));
+        }
+
+        Ok(ModelConfig {
+            family,
+            vocab,
+            hidden,
+            n_layers,
+            n_heads,
+            intermediate,
+            q_lora: self.q_lora_rank,
+            kv_lora,
+            rope_dim,
+            nope_dim,
+            v_dim,
+            rope_theta,
+            yarn,
+            max_position_embeddings,
+            rms_norm_eps: rms_norm_eps as f32,
+            moe,
+            first_k_dense: self.first_k_dense_replace.unwrap_or(0),
+            moe_layer_freq: self.moe_layer_freq.unwrap_or(1).max(1),
+            num_nextn_predict_layers: self.num_nextn_predict_layers.unwrap_or(0),
+            tie_word_embeddings: self.tie_word_embeddings.unwrap_or(false),
+            fp8_block,
+            eos_token_ids,
+            bos_token_id: self.bos_token_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "model_type": "deepseek_v3", "vocab_size": 100, "hidden_size": 32, "intermediate_size": 64,
+            "moe_intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "n_routed_experts": 8, "n_shared_experts": 1, "num_experts_per_tok": 2, "n_group": 2, "topk_group": 1,
+            "q_lora_rank": 16, "kv_lora_rank": 16, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 8,
+            "first_k_dense_replace": 1,
+            "rope_scaling": {"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096,
+                             "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0}
+        })
+    }
+
+    fn parse(v: serde_json::Value) -> Result<ModelConfig, ConfigError> {
+        ModelConfig::parse(&v.to_string(), Path::new("x/config.json"))
+    }
+
+    #[test]
+    fn yarn_scale_and_layers() {
+        let c = parse(base()).unwrap();
+        let m = 0.1 * 40f64.ln() + 1.0;
+        assert!((c.softmax_scale() as f64 - 16f64.powf(-0.5) * m * m).abs() < 1e-6);
+        assert!(!c.is_moe_layer(0) && c.is_moe_layer(1));
+        assert_eq!(c.moe.as_ref().unwrap().topk, TopK::NoAuxTc);
+    }
+
+    #[test]
+    fn rope_parameters_spelling() {
+        let mut v = base();
+        let r = v["rope_scaling"].take();
+        v.as_object_mut().unwrap().remove("rope_scaling");
+        let mut r = r;
+        r["rope_type"] = r["type"].take();
+        r.as_object_mut().unwrap().remove("type");
+        r["rope_theta"] = serde_json::json!(5000.0);
+        v["rope_parameters"] = r;
+        let c = parse(v).unwrap();
+        assert_eq!(c.rope_theta, 5000.0);
+        assert_eq!(c.yarn.unwrap().factor, 40.0);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let mut v = base();
+        v["model_type"] = "llama".into();
+        assert!(parse(v).unwrap_err().to_string().contains("llama"));
+        let mut v = base();
+        v["hidden_size"] = 0.into();
+        assert!(parse(v).unwrap_err().to_string().contains("hidden_size"));
+        let mut v = base();
+        v["n_group"] = 3.into();
+        assert!(parse(v).unwrap_err().to_string().contains("divisible"));
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("kv_lora_rank");
+        assert!(parse(v).unwrap_err().to_string().contains("kv_lora_rank"));
+        assert!(ModelConfig::parse("{", Path::new("c.json")).unwrap_err().to_string().contains("invalid JSON"));
+    }
+}

@@ -1,0 +1,269 @@
+//! Loading a checkpoint folder onto the GPU, tensor by tensor, checking every shape against
+//! the config. Expert weights are accepted both per expert (`mlp.experts.{e}.gate_proj.weight`,
+//! as DeepSeek ships them) and fused (`mlp.experts.gate_up_proj` `[E][2·I][hidden]`,
+//! `mlp.experts.down_proj` `[E][hidden][I]`, as some tools write them).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Activations, Attn, Ffn, Layer, Mlp, Model, Moe, QProj};
+use crate::checkpoint::{Checkpoint, CheckpointError, DType};
+use crate::config::{ConfigError, ModelConfig};
+use crate::gpu::{Gpu, GpuError};
+use crate::ops::moe_gate::Gate;
+use crate::ops::{rope, Kernels};
+use crate::tensor::{Matrix, TensorError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    #[error("requested context {requested} is outside 1..={max}; pass a smaller --ctx")]
+    Context { requested: usize, max: usize },
+    #[error("a KV cache of {ctx} tokens needs {per_layer} bytes per layer, over the adapter's binding limit of {limit} bytes; pass a smaller --ctx")]
+    CacheTooLarge { ctx: usize, per_layer: u64, limit: u64 },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Upload progress: bytes done of total, and the tensor just uploaded.
+pub struct Progress<'a> {
+    pub done: u64,
+    pub total: u64,
+    pub tensor: &'a str,
+}
+
+pub struct LoadOptions {
+    /// tokens per internal forward chunk (bounded further by binding limits)
+    pub max_chunk: usize,
+    /// largest context a cache may be created with
+    pub max_ctx: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { max_chunk: 256, max_ctx: 4096 }
+    }
+}
+
+struct Loader<'a> {
+    gpu: &'a Gpu,
+    ck: &'a Checkpoint,
+    cfg: &'a ModelConfig,
+    done: u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(Progress),
+}
+
+impl Loader<'_> {
+    fn tick(&mut self, name: &str, bytes: u64) {
+        self.done += bytes;
+        (self.progress)(Progress { done: self.done, total: self.total, tensor: name });
+    }
+
+    fn mat(&mut self, name: &str, rows: usize, cols: usize) -> Result<Matrix, LoadError> {
+        let m = Matrix::load(self.gpu, self.ck, name, &[name.to_string()], rows, cols, self.cfg.fp8_block)?;
+        self.tick(name, m.bytes());
+        Ok(m)
+    }
+
+    fn vec(&mut self, name: &str, n: usize) -> Result<wgpu::Buffer, LoadError> {
+        self.ck.expect_shape(name, &[n])?;
+        let v = self.ck.f32_vec(name)?;
+        self.tick(name, (n * 4) as u64);
+        Ok(self.gpu.storage_init(name, bytemuck::cast_slice(&v)))
+    }
+
+    fn mlp(&mut self, p: &str, width: usize) -> Result<Mlp, LoadError> {
+        let h = self.cfg.hidden;
+        Ok(Mlp {
+            gate: self.mat(&format!("{p}.gate_proj.weight"), width, h)?,
+            up: self.mat(&format!("{p}.up_proj.weight"), width, h)?,
+            down: self.mat(&format!("{p}.down_proj.weight"), h, width)?,
+        })
+    }
+
+    fn experts(&mut self, p: &str, n: usize, width: usize) -> Result<Mlp, LoadError> {
+        let h = self.cfg.hidden;
+        let fused = format!("{p}.gate_up_proj");
+        if self.ck.get(&fused).is_some() {
+            let gu = self.ck.expect_shape(&fused, &[n, 2 * width, h])?;
+            let down_name = format!("{p}.down_proj");
+            let dn = self.ck.expect_shape(&down_name, &[n, h, width])?;
+            if gu.dtype == DType::F8E4M3 || dn.dtype == DType::F8E4M3 {
+                return Err(LoadError::Other(format!("{fused}: fused FP8 expert tensors are not supported; use the per-expert layout DeepSeek ships")));
+            }
+            let dt = gu.dtype;
+            let bytes = self.ck.bytes(&fused)?;
+            let mb = width * h * dt.size();
+            let gate = Matrix::build(self.gpu, &format!("{fused}[gate]"), dt, n, width, h, |e| &bytes[2 * e * mb..][..mb], None)?;
+            let up = Matrix::build(self.gpu, &format!("{fused}[up]"), dt, n, width, h, |e| &bytes[(2 * e + 1) * mb..][..mb], None)?;
+            self.tick(&fused, gate.bytes() + up.bytes());
+            let db = self.ck.bytes(&down_name)?;
+            let ddt = dn.dtype;
+            let dmb = h * width * ddt.size();
+            let down = Matrix::build(self.gpu, &down_name, ddt, n, h, width, |e| &db[e * dmb..][..dmb], None)?;
+            self.tick(&down_name, down.bytes());
+            return Ok(Mlp { gate, up, down });
+        }
+        let names = |w: &str| (0..n).map(|e| format!("{p}.{e}.{w}.weight")).collect::<Vec<_>>();
+        let mut pool = |w: &str, rows, cols| -> Result<Matrix, LoadError> {
+            let ns = names(w);
+            let label = format!("{p}.*.{w}.weight");
+            let m = Matrix::load(self.gpu, self.ck, &label, &ns, rows, cols, self.cfg.fp8_block)?;
+            self.tick(&label, m.bytes());
+            Ok(m)
+        };
+        Ok(Mlp { gate: pool("gate_proj", width, h)?, up: pool("up_proj", width, h)?, down: pool("down_proj", h, width)? })
+    }
+}
+
+impl Model {
+    /// Load `dir` (config.json + safetensors) onto `gpu`.
+    pub fn load(gpu: Arc<Gpu>, dir: &Path, opts: &LoadOptions, progress: &mut dyn FnMut(Progress)) -> Result<Model, LoadError> {
+        let cfg = ModelConfig::load(dir)?;
+        let ck = Checkpoint::open(dir)?;
+        let kernels = Kernels::new(&gpu)?;
+        let total = total_bytes(&ck, &cfg);
+        let mut l = Loader { gpu: &gpu, ck: &ck, cfg: &cfg, done: 0, total, progress };
+        let (h, nh) = (cfg.hidden, cfg.n_heads);
+        let qk = cfg.qk_head_dim();
+
+        let embed = l.mat("model.embed_tokens.weight", cfg.vocab, h)?;
+        let mut layers = Vec::with_capacity(cfg.n_layers);
+        for i in 0..cfg.n_layers {
+            let p = format!("model.layers.{i}");
+            let a = format!("{p}.self_attn");
+            let q = match cfg.q_lora {
+                None => QProj::Direct(l.mat(&format!("{a}.q_proj.weight"), nh * qk, h)?),
+                Some(r) => QProj::LowRank {
+                    a: l.mat(&format!("{a}.q_a_proj.weight"), r, h)?,
+                    norm: l.vec(&format!("{a}.q_a_layernorm.weight"), r)?,
+                    b: l.mat(&format!("{a}.q_b_proj.weight"), nh * qk, r)?,
+                },
+            };
+            let kv_b = l.mat(&format!("{a}.kv_b_proj.weight"), nh * (cfg.nope_dim + cfg.v_dim), cfg.kv_lora)?;
+            if kv_b.chunks.len() != 1 {
+                return Err(LoadError::Other(format!("{a}.kv_b_proj.weight ({} bytes) must fit one storage binding ({} bytes)", kv_b.bytes(), gpu.max_binding)));
+            }
+            let attn = Attn {
+                q,
+                kv_a: l.mat(&format!("{a}.kv_a_proj_with_mqa.weight"), cfg.kv_lora + cfg.rope_dim, h)?,
+                kv_a_norm: l.vec(&format!("{a}.kv_a_layernorm.weight"), cfg.kv_lora)?,
+                kv_b,
+                o: l.mat(&format!("{a}.o_proj.weight"), h, nh * cfg.v_dim)?,
+            };
+            let ffn = match (&cfg.moe, cfg.is_moe_layer(i)) {
+                (Some(m), true) => {
+                    let g = format!("{p}.mlp.gate");
+                    let router = l.mat(&format!("{g}.weight"), m.n_routed, h)?;
+                    let bias_name = format!("{g}.e_score_correction_bias");
+                    let bias = if ck.get(&bias_name).is_some() {
+                        l.vec(&bias_name, m.n_routed)?
+                    } else if m.topk == crate::config::TopK::NoAuxTc {
+                        return Err(ck.info(&bias_name).unwrap_err().into());
+                    } else {
+                        gpu.storage_init("zero bias", bytemuck::cast_slice(&vec![0f32; m.n_routed]))
+                    };
+                    let experts = l.experts(&format!("{p}.mlp.experts"), m.n_routed, m.intermediate)?;
+                    let shared = if m.n_shared > 0 { Some(l.mlp(&format!("{p}.mlp.shared_experts"), m.n_shared * m.intermediate)?) } else { None };
+                    Ffn::Moe(Moe { router, bias, gate: Gate::from_config(m, cfg.family), experts, shared })
+                }
+                _ => Ffn::Dense(l.mlp(&format!("{p}.mlp"), cfg.intermediate)?),
+            };
+            layers.push(Layer {
+                input_layernorm: l.vec(&format!("{p}.input_layernorm.weight"), h)?,
+                post_attention_layernorm: l.vec(&format!("{p}.post_attention_layernorm.weight"), h)?,
+                attn,
+                ffn,
+            });
+        }
+        let norm = l.vec("model.norm.weight", h)?;
+        let lm_head = if ck.get("lm_head.weight").is_none() && cfg.tie_word_embeddings {
+            l.mat("model.embed_tokens.weight", cfg.vocab, h)?
+        } else {
+            l.mat("lm_head.weight", cfg.vocab, h)?
+        };
+
+        let max_chunk = chunk_cap(&cfg, gpu.max_binding).min(opts.max_chunk).max(1);
+        let max_ctx = opts.max_ctx.max(1);
+        let table = rope::table(&cfg, max_ctx);
+        let rope_table = gpu.storage_init("rope cos/sin", bytemuck::cast_slice(&table));
+        let act = Activations::new(&gpu, &cfg, max_chunk);
+        let weight_bytes = l.done;
+        Ok(Model { gpu, cfg, kernels, embed, layers, norm, lm_head, rope_table, act, max_chunk, max_ctx, weight_bytes })
+    }
+}
+
+/// Tokens per forward chunk so that every activation buffer fits one binding and the
+/// per-dispatch grid stays within 65535 work items.
+fn chunk_cap(cfg: &ModelConfig, max_binding: u64) -> usize {
+    let k = cfg.moe.as_ref().map_or(1, |m| m.top_k);
+    let width = widest_mlp(cfg);
+    let per_token = [
+        cfg.n_heads * cfg.kv_lora,
+        cfg.n_heads * cfg.qk_head_dim(),
+        k * width,
+        k * cfg.hidden,
+        cfg.vocab,
+        cfg.moe.as_ref().map_or(0, |m| m.n_routed),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(1) as u64
+        * 4;
+    ((max_binding / per_token) as usize).min(65535 / k).max(1)
+}
+
+fn widest_mlp(cfg: &ModelConfig) -> usize {
+    let moe = cfg.moe.as_ref().map_or(0, |m| m.intermediate.max(m.n_shared * m.intermediate));
+    cfg.intermediate.max(moe)
+}
+
+/// Bytes the loader will upload (for the progress bar).
+fn total_bytes(ck: &Checkpoint, cfg: &ModelConfig) -> u64 {
+    let mtp = (cfg.n_layers..cfg.n_layers + cfg.num_nextn_predict_layers.max(1)).map(|i| format!("model.layers.{i}.")).collect::<Vec<_>>();
+    ck.names()
+        .filter(|n| !n.ends_with("_scale_inv") && !mtp.iter().any(|p| n.starts_with(p)))
+        .filter_map(|n| ck.get(n))
+        .map(|t| {
+            let per = if t.shape.len() == 1 { 4 } else { t.dtype.size() };
+            (t.numel() * per) as u64
+        })
+        .sum()
+}
+
+impl Activations {
+    fn new(gpu: &Gpu, cfg: &ModelConfig, t: usize) -> Self {
+        let f = |label: &str, n: usize| gpu.storage(label, (n * 4) as u64);
+        let k = cfg.moe.as_ref().map_or(1, |m| m.top_k);
+        let e = cfg.moe.as_ref().map_or(1, |m| m.n_routed);
+        let moe_layers: Vec<usize> = (0..cfg.n_layers).filter(|&i| cfg.is_moe_layer(i)).collect();
+        let hb_n = t * widest_mlp(cfg).max(k * cfg.moe.as_ref().map_or(0, |m| m.intermediate));
+        Activations {
+            ids: f("ids", t),
+            x: f("x", t * cfg.hidden),
+            xb: f("xb", t * cfg.hidden),
+            qa: f("qa", t * cfg.q_lora.unwrap_or(1)),
+            qa_n: f("qa_n", t * cfg.q_lora.unwrap_or(1)),
+            q: f("q", t * cfg.n_heads * cfg.qk_head_dim()),
+            kv: f("kv", t * cfg.cache_dim()),
+            q_lat: f("q_lat", t * cfg.n_heads * cfg.kv_lora),
+            o_lat: f("o_lat", t * cfg.n_heads * cfg.kv_lora),
+            o: f("o", t * cfg.n_heads * cfg.v_dim),
+            hb: f("hb", hb_n),
+            hb2: f("hb2", hb_n),
+            eo: f("eo", t * k * cfg.hidden),
+            router: f("router logits", t * e),
+            route_ids: moe_layers.iter().map(|i| f(&format!("route ids layer {i}"), t * k)).collect(),
+            route_wts: moe_layers.iter().map(|i| f(&format!("gate weights layer {i}"), t * k)).collect(),
+            logits: f("logits", t * cfg.vocab),
+        }
+    }
+}

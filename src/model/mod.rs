@@ -1,0 +1,134 @@
+//! The DeepSeek graph: weights as loaded onto the GPU, the latent KV cache and the forward
+//! pass (in `forward.rs`). Layer names follow the checkpoint.
+
+mod forward;
+mod load;
+
+use std::sync::Arc;
+
+pub use forward::{ForwardOut, LogitsMode};
+pub use load::{LoadError, LoadOptions, Progress};
+
+use crate::config::ModelConfig;
+use crate::gpu::Gpu;
+use crate::ops::moe_gate::Gate;
+use crate::ops::Kernels;
+use crate::tensor::Matrix;
+
+pub enum QProj {
+    /// `q_proj` `[H·qk][hidden]`
+    Direct(Matrix),
+    /// `q_b_proj(RMSNorm(q_a_proj x))`
+    LowRank { a: Matrix, norm: wgpu::Buffer, b: Matrix },
+}
+
+pub struct Attn {
+    pub q: QProj,
+    pub kv_a: Matrix,         // [kvl + rope][hidden]
+    pub kv_a_norm: wgpu::Buffer, // [kvl]
+    pub kv_b: Matrix,         // [H·(nope + v)][kvl]
+    pub o: Matrix,            // [hidden][H·v]
+}
+
+/// SwiGLU MLP; for routed experts each matrix is a pool of `n_routed` stacked matrices.
+pub struct Mlp {
+    pub gate: Matrix, // [width][hidden]
+    pub up: Matrix,   // [width][hidden]
+    pub down: Matrix, // [hidden][width]
+}
+
+pub struct Moe {
+    pub router: Matrix,    // [E][hidden]
+    pub bias: wgpu::Buffer, // [E] e_score_correction_bias (zeros when absent)
+    pub gate: Gate,
+    pub experts: Mlp,
+    pub shared: Option<Mlp>,
+}
+
+pub enum Ffn {
+    Dense(Mlp),
+    Moe(Moe),
+}
+
+pub struct Layer {
+    pub input_layernorm: wgpu::Buffer,
+    pub post_attention_layernorm: wgpu::Buffer,
+    pub attn: Attn,
+    pub ffn: Ffn,
+}
+
+/// Activation buffers, sized for `max_chunk` tokens per forward.
+struct Activations {
+    ids: wgpu::Buffer,    // [T] u32
+    x: wgpu::Buffer,      // [T][hidden] residual stream
+    xb: wgpu::Buffer,     // [T][hidden] normed
+    qa: wgpu::Buffer,     // [T][q_lora]
+    qa_n: wgpu::Buffer,   // [T][q_lora]
+    q: wgpu::Buffer,      // [T][H·qk]
+    kv: wgpu::Buffer,     // [T][kvl + rope]
+    q_lat: wgpu::Buffer,  // [T][H][kvl]
+    o_lat: wgpu::Buffer,  // [T][H][kvl]
+    o: wgpu::Buffer,      // [T][H·v]
+    hb: wgpu::Buffer,     // [T·K][width]
+    hb2: wgpu::Buffer,    // [T·K][width]
+    eo: wgpu::Buffer,     // [T·K][hidden]
+    router: wgpu::Buffer, // [T][E]
+    route_ids: Vec<wgpu::Buffer>, // per MoE layer [T][K] u32
+    route_wts: Vec<wgpu::Buffer>, // per MoE layer [T][K] f32
+    logits: wgpu::Buffer, // [T][vocab]
+}
+
+pub struct Model {
+    pub gpu: Arc<Gpu>,
+    pub cfg: ModelConfig,
+    kernels: Kernels,
+    pub embed: Matrix, // [vocab][hidden]
+    pub layers: Vec<Layer>,
+    pub norm: wgpu::Buffer, // [hidden]
+    pub lm_head: Matrix,    // [vocab][hidden]
+    rope_table: wgpu::Buffer, // [max_ctx][rope/2] (cos, sin)
+    act: Activations,
+    /// tokens per internal forward chunk
+    pub max_chunk: usize,
+    /// positions the rope table covers (the largest cache this model can serve)
+    pub max_ctx: usize,
+    /// weight bytes on the GPU
+    pub weight_bytes: u64,
+}
+
+/// The latent KV cache: `c_kv ‖ k_pe` per token per layer, nothing else.
+pub struct KvCache {
+    pub layers: Vec<wgpu::Buffer>, // per layer [ctx][kvl + rope]
+    pub ctx: usize,
+    /// tokens currently cached
+    pub len: usize,
+}
+
+impl KvCache {
+    pub fn bytes(&self, cfg: &ModelConfig) -> u64 {
+        (self.layers.len() * self.ctx * cfg.cache_dim() * 4) as u64
+    }
+}
+
+impl Model {
+    /// MoE layer indices in checkpoint order (the keys of routing output).
+    pub fn moe_layers(&self) -> Vec<usize> {
+        (0..self.cfg.n_layers).filter(|&i| self.cfg.is_moe_layer(i)).collect()
+    }
+
+    pub fn top_k(&self) -> usize {
+        self.cfg.moe.as_ref().map_or(0, |m| m.top_k)
+    }
+
+    pub fn new_cache(&self, ctx: usize) -> Result<KvCache, LoadError> {
+        if ctx == 0 || ctx > self.max_ctx {
+            return Err(LoadError::Context { requested: ctx, max: self.max_ctx });
+        }
+        let per_layer = (ctx * self.cfg.cache_dim() * 4) as u64;
+        if per_layer > self.gpu.max_binding {
+            return Err(LoadError::CacheTooLarge { ctx, per_layer, limit: self.gpu.max_binding });
+        }
+        let layers = (0..self.cfg.n_layers).map(|i| self.gpu.storage(&format!("kv cache layer {i}"), per_layer)).collect();
+        Ok(KvCache { layers, ctx, len: 0 })
+    }
+}

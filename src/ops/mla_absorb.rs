@@ -1,0 +1,95 @@
+//! `shaders/mla_absorb.wgsl`: per-head products with kv_b_proj (W_UK absorbed into the query,
+//! W_UV applied to the latent attention output).
+
+use crate::gpu::Recorder;
+use crate::ops::Kernels;
+use crate::tensor::Matrix;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub heads: u32,
+    pub nope: u32,
+    pub v: u32,
+    pub kvl: u32,
+    pub q_stride: u32,
+    pub qk: u32,
+    pub s_cols: u32,
+    pub blk_r: u32,
+    pub blk_c: u32,
+    pub n_tok: u32,
+    pub _pad: [u32; 2],
+}
+
+/// MLA head shape.
+#[derive(Clone, Copy)]
+pub struct Heads {
+    pub heads: usize,
+    pub nope: usize,
+    pub rope: usize,
+    pub v: usize,
+    pub kvl: usize,
+}
+
+fn params(kv_b: &Matrix, h: Heads, n_tok: usize) -> Params {
+    let (s_cols, blk) = kv_b.scale.as_ref().map_or((1, [1, 1]), |s| (s.s_cols, s.block));
+    Params {
+        heads: h.heads as u32,
+        nope: h.nope as u32,
+        v: h.v as u32,
+        kvl: h.kvl as u32,
+        q_stride: (h.heads * (h.nope + h.rope)) as u32,
+        qk: (h.nope + h.rope) as u32,
+        s_cols: s_cols as u32,
+        blk_r: blk[0] as u32,
+        blk_c: blk[1] as u32,
+        n_tok: n_tok as u32,
+        _pad: [0; 2],
+    }
+}
+
+/// `q_lat[t][h] = W_UK_hᵀ q_nope[t][h]`. kv_b must be a single chunk (checked at load).
+pub fn q_absorb(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, q: &wgpu::Buffer, q_lat: &wgpu::Buffer, n_tok: usize) {
+    let scale = kv_b.scale.as_ref().map_or(&k.dummy, |s| &s.buf);
+    let p = params(kv_b, h, n_tok);
+    rec.dispatch(k.q_absorb.get(kv_b.dtype), &p, &[&kv_b.chunks[0].buf, scale, q, q_lat], [(h.kvl as u32).div_ceil(64), h.heads as u32, n_tok as u32]);
+}
+
+/// `o[t][h] = W_UV_h o_lat[t][h]`.
+pub fn v_up(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, o_lat: &wgpu::Buffer, o: &wgpu::Buffer, n_tok: usize) {
+    let scale = kv_b.scale.as_ref().map_or(&k.dummy, |s| &s.buf);
+    let p = params(kv_b, h, n_tok);
+    rec.dispatch(k.v_up.get(kv_b.dtype), &p, &[&kv_b.chunks[0].buf, scale, o_lat, o], [(h.v as u32).div_ceil(64), h.heads as u32, n_tok as u32]);
+}
+
+/// CPU references over the dequantised kv_b `[H·(nope+v)][kvl]`.
+pub fn q_absorb_ref(w: &[f32], h: Heads, q: &[f32], n_tok: usize) -> Vec<f32> {
+    let qk = h.nope + h.rope;
+    let mut out = vec![0.0; n_tok * h.heads * h.kvl];
+    for t in 0..n_tok {
+        for hh in 0..h.heads {
+            for c in 0..h.kvl {
+                let mut acc = 0.0f64;
+                for d in 0..h.nope {
+                    acc += w[(hh * (h.nope + h.v) + d) * h.kvl + c] as f64 * q[t * h.heads * qk + hh * qk + d] as f64;
+                }
+                out[(t * h.heads + hh) * h.kvl + c] = acc as f32;
+            }
+        }
+    }
+    out
+}
+
+pub fn v_up_ref(w: &[f32], h: Heads, o_lat: &[f32], n_tok: usize) -> Vec<f32> {
+    let mut out = vec![0.0; n_tok * h.heads * h.v];
+    for t in 0..n_tok {
+        for hh in 0..h.heads {
+            for j in 0..h.v {
+                let row = hh * (h.nope + h.v) + h.nope + j;
+                let acc: f64 = (0..h.kvl).map(|c| w[row * h.kvl + c] as f64 * o_lat[(t * h.heads + hh) * h.kvl + c] as f64).sum();
+                out[(t * h.heads + hh) * h.v + j] = acc as f32;
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,93 @@
+//! One module per WGSL kernel family: its params struct, its dispatch and a plain-Rust CPU
+//! reference that the kernel tests compare against. Pipelines are built once in
+//! [`Kernels`]; shaders are compiled into the binary with `include_str!`.
+
+pub mod copy_rows;
+pub mod embed;
+pub mod matmul;
+pub mod mla_absorb;
+pub mod mla_attn;
+pub mod moe_combine;
+pub mod moe_gate;
+pub mod rmsnorm;
+pub mod rope;
+pub mod swiglu;
+
+use crate::checkpoint::DType;
+use crate::gpu::Gpu;
+
+const WEIGHTS_WGSL: &str = include_str!("../../shaders/common/weights.wgsl");
+
+/// Storage dtype of a weight on the GPU, the value of the shaders' `WDT` override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WDType {
+    F32 = 0,
+    BF16 = 1,
+    F16 = 2,
+    F8E4M3 = 3,
+}
+
+impl From<DType> for WDType {
+    fn from(d: DType) -> Self {
+        match d {
+            DType::F32 => WDType::F32,
+            DType::BF16 => WDType::BF16,
+            DType::F16 => WDType::F16,
+            DType::F8E4M3 => WDType::F8E4M3,
+        }
+    }
+}
+
+/// A pipeline per weight dtype for kernels that read packed weights.
+pub struct PerDType([wgpu::ComputePipeline; 4]);
+
+impl PerDType {
+    fn new(gpu: &Gpu, label: &str, src: &str, entry: &str) -> Self {
+        let full = format!("{WEIGHTS_WGSL}\n{src}");
+        let mk = |d: u32| gpu.compute_pipeline(&format!("{label}/{entry}/wdt{d}"), &full, entry, &[("WDT", d as f64)]);
+        Self([mk(0), mk(1), mk(2), mk(3)])
+    }
+
+    pub fn get(&self, d: WDType) -> &wgpu::ComputePipeline {
+        &self.0[d as usize]
+    }
+}
+
+pub struct Kernels {
+    pub matmul: PerDType,
+    pub embed: PerDType,
+    pub q_absorb: PerDType,
+    pub v_up: PerDType,
+    pub rmsnorm: wgpu::ComputePipeline,
+    pub rope: wgpu::ComputePipeline,
+    pub mla_attn: wgpu::ComputePipeline,
+    pub moe_gate: wgpu::ComputePipeline,
+    pub moe_combine: wgpu::ComputePipeline,
+    pub swiglu: wgpu::ComputePipeline,
+    pub copy_rows: wgpu::ComputePipeline,
+    /// 4-byte placeholder bound where a kernel's optional input is unused.
+    pub dummy: wgpu::Buffer,
+}
+
+impl Kernels {
+    pub fn new(gpu: &Gpu) -> Result<Self, crate::gpu::GpuError> {
+        gpu.checked("compiling the WGSL kernels", || {
+            let plain = |label: &str, src: &str| gpu.compute_pipeline(label, src, "main", &[]);
+            let absorb = include_str!("../../shaders/mla_absorb.wgsl");
+            Kernels {
+                matmul: PerDType::new(gpu, "matmul", include_str!("../../shaders/matmul.wgsl"), "main"),
+                embed: PerDType::new(gpu, "embed", include_str!("../../shaders/embed.wgsl"), "main"),
+                q_absorb: PerDType::new(gpu, "mla_absorb", absorb, "q_absorb"),
+                v_up: PerDType::new(gpu, "mla_absorb", absorb, "v_up"),
+                rmsnorm: plain("rmsnorm", include_str!("../../shaders/rmsnorm.wgsl")),
+                rope: plain("rope", include_str!("../../shaders/rope.wgsl")),
+                mla_attn: plain("mla_attn", include_str!("../../shaders/mla_attn.wgsl")),
+                moe_gate: plain("moe_gate", include_str!("../../shaders/moe_gate.wgsl")),
+                moe_combine: plain("moe_combine", include_str!("../../shaders/moe_combine.wgsl")),
+                swiglu: plain("swiglu", include_str!("../../shaders/swiglu.wgsl")),
+                copy_rows: plain("copy_rows", include_str!("../../shaders/copy_rows.wgsl")),
+                dummy: gpu.storage("dummy", 4),
+            }
+        })
+    }
+}

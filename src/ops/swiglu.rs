@@ -1,0 +1,21 @@
+//! `shaders/swiglu.wgsl`: `gate = silu(gate) · up`, in place.
+
+use crate::gpu::{grid, Recorder};
+use crate::ops::Kernels;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    gx: u32,
+    _pad: [u32; 2],
+}
+
+pub fn dispatch(rec: &mut Recorder, k: &Kernels, n: usize, up: &wgpu::Buffer, gate: &wgpu::Buffer) {
+    let [gx, gy] = grid((n as u32).div_ceil(64), 65535);
+    rec.dispatch(&k.swiglu, &Params { n: n as u32, gx, _pad: [0; 2] }, &[up, gate], [gx, gy, 1]);
+}
+
+pub fn reference(gate: &[f32], up: &[f32]) -> Vec<f32> {
+    gate.iter().zip(up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect()
+}

@@ -1,0 +1,51 @@
+//! Shared helpers for the integration tests: fixture goldens and the error metric.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub const FIXTURES: &[&str] = &["v3_qlora_yarn", "v3_moonlight", "v2_greedy", "v2_group_limited", "v3_fp8", "v3_sharded"];
+
+/// Largest |ours − golden| over the golden logits' standard deviation.
+pub const TOL: f64 = 1e-3;
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+pub struct Golden {
+    pub prompt_ids: Vec<u32>,
+    pub generated_ids: Vec<u32>,
+    pub input_ids: Vec<u32>,
+    /// layer → per position sorted expert ids
+    pub routing: std::collections::BTreeMap<String, Vec<Vec<u32>>>,
+    pub logits: Vec<f32>,
+    pub vocab: usize,
+}
+
+pub fn golden(name: &str) -> Golden {
+    let dir = fixture(name);
+    let g: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
+    let ids = |k: &str| -> Vec<u32> { serde_json::from_value(g[k].clone()).unwrap() };
+    let (shape, logits) = deepseek_wgpu::npy::read_f32(&dir.join("logits.npy")).unwrap();
+    let mut routing: std::collections::BTreeMap<String, Vec<Vec<u32>>> = serde_json::from_value(g["routing"].clone()).unwrap();
+    for per_pos in routing.values_mut() {
+        for r in per_pos.iter_mut() {
+            r.sort_unstable();
+        }
+    }
+    Golden { prompt_ids: ids("prompt_ids"), generated_ids: ids("generated_ids"), input_ids: ids("input_ids"), routing, logits, vocab: shape[1] }
+}
+
+/// Max abs error over the std of the reference; panics with the worst index when shapes differ.
+pub fn rel_err(ours: &[f32], reference: &[f32]) -> f64 {
+    assert_eq!(ours.len(), reference.len(), "logit count differs");
+    let n = reference.len() as f64;
+    let mean = reference.iter().map(|v| *v as f64).sum::<f64>() / n;
+    let std = (reference.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let max = ours.iter().zip(reference).map(|(a, b)| (*a as f64 - *b as f64).abs()).fold(0.0, f64::max);
+    max / std
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_deepseek-wgpu")
+}

@@ -1,0 +1,314 @@
+//! Every WGSL kernel against its CPU reference on random inputs of odd sizes, plus edge cases.
+//! GPU tests: they fail loudly when no adapter exists.
+
+use deepseek_wgpu::checkpoint::{fp8_e4m3_to_f32, DType};
+use deepseek_wgpu::config::{Scoring, TopK};
+use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
+use deepseek_wgpu::ops::mla_absorb::Heads;
+use deepseek_wgpu::ops::moe_gate::Gate;
+use deepseek_wgpu::ops::*;
+use deepseek_wgpu::tensor::Matrix;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn gpu_with(max_binding: Option<u64>) -> Gpu {
+    Gpu::new(&GpuOptions { max_binding_bytes: max_binding }).expect("GPU tests need a wgpu adapter (install mesa-vulkan-drivers)")
+}
+
+fn rnd(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale).collect()
+}
+
+fn upload(g: &Gpu, v: &[f32]) -> wgpu::Buffer {
+    g.storage_init("test input", bytemuck::cast_slice(v))
+}
+
+fn assert_close(name: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{name}: length");
+    let mut worst = (0, 0.0f32);
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        let excess = (a - b).abs() - (atol + rtol * b.abs());
+        if excess > worst.1 || a.is_nan() != b.is_nan() {
+            worst = (i, excess.max(f32::MIN_POSITIVE));
+        }
+    }
+    assert!(worst.1 <= 0.0, "{name}: worst at index {}: gpu {} vs ref {}", worst.0, got[worst.0], want[worst.0]);
+}
+
+/// Random weights of a dtype: (packed bytes, dequantised-without-scale f32).
+fn weights(rng: &mut StdRng, dt: DType, n: usize) -> (Vec<u8>, Vec<f32>) {
+    match dt {
+        DType::F32 => {
+            let v = rnd(rng, n, 1.0);
+            (bytemuck::cast_slice(&v).to_vec(), v)
+        }
+        DType::BF16 => {
+            let v: Vec<half::bf16> = rnd(rng, n, 1.0).into_iter().map(half::bf16::from_f32).collect();
+            (v.iter().flat_map(|x| x.to_le_bytes()).collect(), v.iter().map(|x| x.to_f32()).collect())
+        }
+        DType::F16 => {
+            let v: Vec<half::f16> = rnd(rng, n, 1.0).into_iter().map(half::f16::from_f32).collect();
+            (v.iter().flat_map(|x| x.to_le_bytes()).collect(), v.iter().map(|x| x.to_f32()).collect())
+        }
+        DType::F8E4M3 => {
+            let b: Vec<u8> = (0..n).map(|_| rng.random::<u8>() % 0x70 | (rng.random::<u8>() & 0x80)).collect();
+            let f = b.iter().map(|&x| fp8_e4m3_to_f32(x)).collect();
+            (b, f)
+        }
+    }
+}
+
+/// A stack of `e` matrices `[rows][cols]` of dtype `dt` with FP8 block scales (block 7×5
+/// so edge blocks are partial): the GPU matrix and the dequantised f32 reference.
+fn matrix(g: &Gpu, rng: &mut StdRng, dt: DType, e: usize, rows: usize, cols: usize) -> (Matrix, Vec<f32>) {
+    let (bytes, mut f) = weights(rng, dt, e * rows * cols);
+    let mb = rows * cols * dt.size();
+    let scale = (dt == DType::F8E4M3).then(|| {
+        let blk = [7, 5];
+        let (sr, sc) = (rows.div_ceil(7), cols.div_ceil(5));
+        let s: Vec<f32> = (0..e * sr * sc).map(|_| 0.01 + rng.random::<f32>()).collect();
+        for m in 0..e {
+            for r in 0..rows {
+                for c in 0..cols {
+                    f[(m * rows + r) * cols + c] *= s[(m * sr + r / 7) * sc + c / 5];
+                }
+            }
+        }
+        (s, blk)
+    });
+    let m = Matrix::build(g, "w", dt, e, rows, cols, |i| &bytes[i * mb..][..mb], scale).unwrap();
+    (m, f)
+}
+
+const DTYPES: [DType; 4] = [DType::F32, DType::BF16, DType::F16, DType::F8E4M3];
+
+#[test]
+fn matmul_dense_all_dtypes_and_split() {
+    let mut rng = StdRng::seed_from_u64(1);
+    for limit in [None, Some(4096)] {
+        let g = gpu_with(limit);
+        let k = Kernels::new(&g).unwrap();
+        for dt in DTYPES {
+            let (rows, cols, t) = (173, 131, 3);
+            let (m, wf) = matrix(&g, &mut rng, dt, 1, rows, cols);
+            if limit.is_some() {
+                assert!(m.chunks.len() > 1, "{dt:?}: a 4 KiB binding limit must split the matrix");
+            }
+            let x = rnd(&mut rng, t * cols, 1.0);
+            let y0 = rnd(&mut rng, t * rows, 1.0);
+            let (xb, yb) = (upload(&g, &x), upload(&g, &y0));
+            let mut rec = Recorder::new(&g);
+            matmul::dispatch(&mut rec, &k, &m, &matmul::Args { accum: true, ..matmul::Args::dense(&xb, &yb, &m, t) });
+            rec.submit("test").unwrap();
+            let got = g.read_f32(&yb, 0, (t * rows) as u64).unwrap();
+            let want: Vec<f32> = matmul::reference(&wf, rows, cols, &x, cols, 0, t, 1, None).iter().zip(&y0).map(|(a, b)| a + b).collect();
+            assert_close(&format!("matmul {dt:?} limit {limit:?}"), &got, &want, 1e-4, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn matmul_routed_experts_from_gpu_ids() {
+    let mut rng = StdRng::seed_from_u64(2);
+    let g = gpu_with(Some(3000));
+    let k = Kernels::new(&g).unwrap();
+    for dt in DTYPES {
+        let (e, rows, cols, t, slots) = (9, 13, 37, 5, 3);
+        let (m, wf) = matrix(&g, &mut rng, dt, e, rows, cols);
+        assert!(m.chunks.len() > 1, "pool must be split into several chunks");
+        let ids: Vec<u32> = (0..t * slots).map(|_| rng.random_range(0..e as u32)).collect();
+        // Down-projection layout: every slot reads its own row.
+        let x = rnd(&mut rng, t * slots * cols, 1.0);
+        let (xb, yb) = (upload(&g, &x), g.storage("y", (t * slots * rows * 4) as u64));
+        let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
+        let args = matmul::Args {
+            x: &xb,
+            x_off: 0,
+            x_stride: slots * cols,
+            x_slot_stride: cols,
+            y: &yb,
+            y_off: 0,
+            y_stride: rows,
+            n_tok: t,
+            slots,
+            ids: Some(&idb),
+            accum: false,
+        };
+        let mut rec = Recorder::new(&g);
+        matmul::dispatch(&mut rec, &k, &m, &args);
+        rec.submit("test").unwrap();
+        let got = g.read_f32(&yb, 0, (t * slots * rows) as u64).unwrap();
+        let want = matmul::reference(&wf, rows, cols, &x, slots * cols, cols, t, slots, Some(&ids));
+        assert_close(&format!("routed matmul {dt:?}"), &got, &want, 1e-4, 1e-4);
+    }
+}
+
+#[test]
+fn embed_gathers_across_chunks() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let g = gpu_with(Some(1024));
+    let k = Kernels::new(&g).unwrap();
+    for dt in [DType::F32, DType::BF16, DType::F16] {
+        let (vocab, hidden) = (101, 37);
+        let (m, wf) = matrix(&g, &mut rng, dt, 1, vocab, hidden);
+        assert!(m.chunks.len() > 1);
+        let ids: Vec<u32> = vec![0, 100, 57, 3, 57, 99, 12];
+        let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
+        let out = g.storage("out", (ids.len() * hidden * 4) as u64);
+        let mut rec = Recorder::new(&g);
+        embed::dispatch(&mut rec, &k, &m, &idb, &out, ids.len());
+        rec.submit("test").unwrap();
+        let got = g.read_f32(&out, 0, (ids.len() * hidden) as u64).unwrap();
+        assert_close(&format!("embed {dt:?}"), &got, &embed::reference(&wf, hidden, &ids), 0.0, 0.0);
+    }
+}
+
+#[test]
+fn rmsnorm_strided_rows() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    let (n, rows, stride) = (1757, 5, 1800);
+    let x = rnd(&mut rng, rows * stride, 30.0);
+    let w = rnd(&mut rng, n, 2.0);
+    let out = g.storage("out", (rows * stride * 4) as u64);
+    let p = rmsnorm::Params { n: n as u32, rows: rows as u32, x_off: 7, x_stride: stride as u32, o_off: 3, o_stride: stride as u32, eps: 1e-6, _pad: 0 };
+    let mut rec = Recorder::new(&g);
+    rmsnorm::dispatch(&mut rec, &k, &p, &upload(&g, &w), &upload(&g, &x), &out);
+    rec.submit("test").unwrap();
+    let got = g.read_f32(&out, 0, (rows * stride) as u64).unwrap();
+    for r in 0..rows {
+        let want = rmsnorm::reference(&x[7 + r * stride..][..n], &w, 1e-6);
+        assert_close("rmsnorm", &got[3 + r * stride..][..n], &want, 1e-5, 1e-4);
+    }
+}
+
+#[test]
+fn rope_rotates_interleaved_pairs() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    let (t, heads, nope, rope_d, pos0) = (3, 5, 7, 10, 11);
+    let hs = nope + rope_d;
+    let x = rnd(&mut rng, t * heads * hs, 1.0);
+    let table: Vec<[f32; 2]> = (0..(pos0 + t) * rope_d / 2).map(|_| [rng.random(), rng.random()]).collect();
+    let xb = upload(&g, &x);
+    let tb = g.storage_init("table", bytemuck::cast_slice(&table));
+    let p = rope::Params { n_tok: t as u32, heads: heads as u32, half_dim: (rope_d / 2) as u32, row_stride: (heads * hs) as u32, head_stride: hs as u32, off: nope as u32, pos0: pos0 as u32, _pad: 0 };
+    let mut rec = Recorder::new(&g);
+    rope::dispatch(&mut rec, &k, &p, &tb, &xb);
+    rec.submit("test").unwrap();
+    let got = g.read_f32(&xb, 0, x.len() as u64).unwrap();
+    let mut want = x.clone();
+    for ti in 0..t {
+        let cs = &table[(pos0 + ti) * rope_d / 2..][..rope_d / 2];
+        rope::reference(&mut want[ti * heads * hs..][..heads * hs], heads, hs, nope, cs);
+    }
+    assert_close("rope", &got, &want, 1e-6, 1e-5);
+}
+
+#[test]
+fn mla_absorb_both_directions() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    let h = Heads { heads: 3, nope: 11, rope: 6, v: 9, kvl: 71 };
+    let t = 4;
+    for dt in DTYPES {
+        let (m, wf) = matrix(&g, &mut rng, dt, 1, h.heads * (h.nope + h.v), h.kvl);
+        let q = rnd(&mut rng, t * h.heads * (h.nope + h.rope), 1.0);
+        let ol = rnd(&mut rng, t * h.heads * h.kvl, 1.0);
+        let (qb, olb) = (upload(&g, &q), upload(&g, &ol));
+        let ql = g.storage("q_lat", (t * h.heads * h.kvl * 4) as u64);
+        let o = g.storage("o", (t * h.heads * h.v * 4) as u64);
+        let mut rec = Recorder::new(&g);
+        mla_absorb::q_absorb(&mut rec, &k, &m, h, &qb, &ql, t);
+        mla_absorb::v_up(&mut rec, &k, &m, h, &olb, &o, t);
+        rec.submit("test").unwrap();
+        assert_close(&format!("q_absorb {dt:?}"), &g.read_f32(&ql, 0, (t * h.heads * h.kvl) as u64).unwrap(), &mla_absorb::q_absorb_ref(&wf, h, &q, t), 1e-4, 1e-4);
+        assert_close(&format!("v_up {dt:?}"), &g.read_f32(&o, 0, (t * h.heads * h.v) as u64).unwrap(), &mla_absorb::v_up_ref(&wf, h, &ol, t), 1e-4, 1e-4);
+    }
+}
+
+#[test]
+fn mla_attention_over_long_cache_and_large_scores() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    let h = Heads { heads: 3, nope: 5, rope: 6, v: 4, kvl: 131 };
+    for (pos0, t, amp) in [(0, 1, 1.0), (150, 3, 1.0), (0, 70, 1.0), (40, 2, 40.0)] {
+        let cd = h.kvl + h.rope;
+        let cache = rnd(&mut rng, (pos0 + t) * cd, 1.0);
+        let ql = rnd(&mut rng, t * h.heads * h.kvl, amp);
+        let q = rnd(&mut rng, t * h.heads * (h.nope + h.rope), amp);
+        let out = g.storage("o_lat", (t * h.heads * h.kvl * 4) as u64);
+        let mut rec = Recorder::new(&g);
+        mla_attn::dispatch(&mut rec, &k, h, 0.3, pos0, t, &upload(&g, &ql), &upload(&g, &q), &upload(&g, &cache), &out);
+        rec.submit("test").unwrap();
+        let got = g.read_f32(&out, 0, (t * h.heads * h.kvl) as u64).unwrap();
+        let want = mla_attn::reference(h, 0.3, pos0, t, &ql, &q, &cache);
+        assert_close(&format!("mla_attn pos0 {pos0} t {t} amp {amp}"), &got, &want, 1e-4, 1e-3);
+    }
+}
+
+#[test]
+fn moe_gate_all_methods() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    let cases = [
+        Gate { n_exp: 64, k: 8, n_group: 8, topk_group: 4, scoring: Scoring::Sigmoid, topk: TopK::NoAuxTc, norm: true, scale: 2.5 },
+        Gate { n_exp: 24, k: 6, n_group: 1, topk_group: 1, scoring: Scoring::Softmax, topk: TopK::Greedy, norm: false, scale: 1.0 },
+        Gate { n_exp: 30, k: 4, n_group: 5, topk_group: 2, scoring: Scoring::Softmax, topk: TopK::GroupLimitedGreedy, norm: true, scale: 1.0 },
+        Gate { n_exp: 16, k: 1, n_group: 1, topk_group: 1, scoring: Scoring::Sigmoid, topk: TopK::NoAuxTc, norm: false, scale: 1.5 },
+    ];
+    for gate in cases {
+        let t = 67;
+        let logits = rnd(&mut rng, t * gate.n_exp, 4.0);
+        let bias = rnd(&mut rng, gate.n_exp, 0.3);
+        let lb = upload(&g, &logits);
+        let ids = g.storage("ids", (t * gate.k * 4) as u64);
+        let wts = g.storage("wts", (t * gate.k * 4) as u64);
+        let mut rec = Recorder::new(&g);
+        moe_gate::dispatch(&mut rec, &k, &gate, t, &lb, &upload(&g, &bias), &ids, &wts);
+        rec.submit("test").unwrap();
+        let gi = g.read_u32(&ids, 0, (t * gate.k) as u64).unwrap();
+        let gw = g.read_f32(&wts, 0, (t * gate.k) as u64).unwrap();
+        for ti in 0..t {
+            let (ri, rw) = moe_gate::reference(&gate, &logits[ti * gate.n_exp..][..gate.n_exp], &bias);
+            assert_eq!(&gi[ti * gate.k..][..gate.k], &ri[..], "{gate:?} token {ti}: ids");
+            assert_close(&format!("{gate:?} weights"), &gw[ti * gate.k..][..gate.k], &rw, 1e-6, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn swiglu_combine_copy() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    let n = 1757;
+    let (ga, up) = (rnd(&mut rng, n, 6.0), rnd(&mut rng, n, 1.0));
+    let gb = upload(&g, &ga);
+    let (hidden, t, top) = (37, 3, 5);
+    let x = rnd(&mut rng, t * hidden, 1.0);
+    let wts = rnd(&mut rng, t * top, 1.0);
+    let eo = rnd(&mut rng, t * top * hidden, 1.0);
+    let xb = upload(&g, &x);
+    let src = rnd(&mut rng, 5 * 13, 1.0);
+    let dst = g.storage("dst", 4 * 40 * 4);
+    let mut rec = Recorder::new(&g);
+    swiglu::dispatch(&mut rec, &k, n, &upload(&g, &up), &gb);
+    moe_combine::dispatch(&mut rec, &k, hidden, t, top, &upload(&g, &wts), &upload(&g, &eo), &xb);
+    let cp = copy_rows::Params { n: 6, rows: 4, s_off: 7, s_stride: 13, d_off: 2, d_stride: 40, _pad: [0; 2] };
+    copy_rows::dispatch(&mut rec, &k, &cp, &upload(&g, &src), &dst);
+    rec.submit("test").unwrap();
+    assert_close("swiglu", &g.read_f32(&gb, 0, n as u64).unwrap(), &swiglu::reference(&ga, &up), 1e-6, 1e-5);
+    let mut want = x.clone();
+    moe_combine::reference(&mut want, hidden, top, &wts, &eo);
+    assert_close("moe_combine", &g.read_f32(&xb, 0, x.len() as u64).unwrap(), &want, 1e-5, 1e-5);
+    let got = g.read_f32(&dst, 0, 160).unwrap();
+    for r in 0..4 {
+        assert_eq!(&got[2 + r * 40..][..6], &src[7 + r * 13..][..6], "copy_rows row {r}");
+    }
+}
