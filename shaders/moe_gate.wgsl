@@ -1,8 +1,8 @@
 // moe_gate: the whole router after the gate projection, one thread per token:
 // scores (sigmoid or softmax of the logits, f32), choice values (scores + correction bias),
-// group selection (V3 noaux_tc: group score = sum of its top-2 choice values; V2
-// group_limited_greedy: the max score in the group; keep the best topk_group groups,
-// experts of other groups count as 0.0 as in transformers), top-k, then weights = the
+// group selection (V3 noaux_tc: group score = sum of its top-2 choice values, experts of
+// dropped groups count as -inf; V2 group_limited_greedy: the max score in the group,
+// dropped experts count as 0.0; both as transformers does), top-k, then weights = the
 // scores (not the biased values) at the chosen experts, optionally divided by their sum
 // (+1e-20), times `scale`.
 // Layout: logits [n_tok][E] (overwritten with the scores), bias [E], ids out [n_tok][K]
@@ -107,7 +107,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             for (var j = 0u; j < n; j++) {
                 taken = taken || chosen[j] == e;
             }
-            var v = 0.0;
+            // Dropped groups: -inf for noaux_tc, 0.0 for group_limited_greedy (transformers).
+            var v = select(0.0, -3.0e38, p.method == 0u);
             if keep[e / per] {
                 v = logits[b + e];
                 if p.method == 0u {

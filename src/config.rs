@@ -355,7 +355,8 @@ impl RawConfig {
             max_position_embeddings,
             rms_norm_eps: rms_norm_eps as f32,
             moe,
-            first_k_dense: self.first_k_dense_replace.unwrap_or(0),
+            // transformers' defaults: V3 keeps 3 dense layers, V2 none.
+            first_k_dense: self.first_k_dense_replace.unwrap_or(if family == Family::V3 { 3 } else { 0 }),
             moe_layer_freq: self.moe_layer_freq.unwrap_or(1).max(1),
             num_nextn_predict_layers: self.num_nextn_predict_layers.unwrap_or(0),
             tie_word_embeddings: self.tie_word_embeddings.unwrap_or(false),

@@ -8,6 +8,10 @@ use crate::ops::matmul::Args;
 use crate::ops::mla_absorb::Heads;
 use crate::ops::{copy_rows, embed, matmul, mla_absorb, mla_attn, moe_combine, moe_gate, rmsnorm, rope, swiglu};
 
+/// transformers builds `q_a_layernorm` and `kv_a_layernorm` without passing `rms_norm_eps`,
+/// so they always use the RMSNorm default.
+const LORA_NORM_EPS: f32 = 1e-6;
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum LogitsMode {
     /// logits at every position fed
@@ -81,7 +85,7 @@ impl Model {
                 QProj::Direct(w) => matmul::dispatch(&mut rec, k, w, &Args::dense(&a.xb, &a.q, w, t)),
                 QProj::LowRank { a: qa, norm, b } => {
                     matmul::dispatch(&mut rec, k, qa, &Args::dense(&a.xb, &a.qa, qa, t));
-                    rmsnorm::dispatch(&mut rec, k, &rmsnorm::Params::rows(qa.rows, t, c.rms_norm_eps), norm, &a.qa, &a.qa_n);
+                    rmsnorm::dispatch(&mut rec, k, &rmsnorm::Params::rows(qa.rows, t, LORA_NORM_EPS), norm, &a.qa, &a.qa_n);
                     matmul::dispatch(&mut rec, k, b, &Args::dense(&a.qa_n, &a.q, b, t));
                 }
             }
@@ -95,7 +99,7 @@ impl Model {
                 x_stride: cd as u32,
                 o_off: (pos0 * cd) as u32,
                 o_stride: cd as u32,
-                eps: c.rms_norm_eps,
+                eps: LORA_NORM_EPS,
                 _pad: 0,
             };
             rmsnorm::dispatch(&mut rec, k, &kv_norm, &at.kv_a_norm, &a.kv, cache_l);

@@ -37,14 +37,9 @@ impl Gate {
         let (norm, scale) = match family {
             // V3: normalise when asked, then always scale.
             crate::config::Family::V3 => (m.norm_topk_prob, m.routed_scaling_factor),
-            // V2: normalise (top_k > 1 and norm_topk_prob) *or* scale, never both.
-            crate::config::Family::V2 => {
-                if m.top_k > 1 && m.norm_topk_prob {
-                    (true, 1.0)
-                } else {
-                    (false, m.routed_scaling_factor)
-                }
-            }
+            // V2 in transformers ignores norm_topk_prob (every released V2 sets it false) and
+            // always scales.
+            crate::config::Family::V2 => (false, m.routed_scaling_factor),
         };
         Gate { n_exp: m.n_routed, k: m.top_k, n_group: m.n_group, topk_group: m.topk_group, scoring: m.scoring, topk: m.topk, norm, scale }
     }
@@ -105,7 +100,8 @@ pub fn reference(g: &Gate, logits: &[f32], bias: &[f32]) -> (Vec<u32>, Vec<f32>)
             keep[gi] = true;
         }
     }
-    let masked: Vec<f32> = (0..g.n_exp).map(|e| if keep[e / per] { c[e] } else { 0.0 }).collect();
+    let dropped = if biased { f32::NEG_INFINITY } else { 0.0 };
+    let masked: Vec<f32> = (0..g.n_exp).map(|e| if keep[e / per] { c[e] } else { dropped }).collect();
     let mut order: Vec<usize> = (0..g.n_exp).collect();
     order.sort_by(|a, b| masked[*b].total_cmp(&masked[*a]));
     let ids: Vec<u32> = order[..g.k].iter().map(|&e| e as u32).collect();
