@@ -11,6 +11,7 @@ pub mod moe_combine;
 pub mod moe_gate;
 pub mod rmsnorm;
 pub mod rope;
+pub mod sample;
 pub mod swiglu;
 
 use crate::checkpoint::DType;
@@ -65,6 +66,7 @@ pub struct Kernels {
     pub moe_combine: wgpu::ComputePipeline,
     pub swiglu: wgpu::ComputePipeline,
     pub copy_rows: wgpu::ComputePipeline,
+    pub sample: wgpu::ComputePipeline,
     /// 4-byte placeholder bound where a kernel's optional input is unused.
     pub dummy: wgpu::Buffer,
 }
@@ -86,6 +88,7 @@ impl Kernels {
                 moe_combine: plain("moe_combine", include_str!("../../shaders/moe_combine.wgsl")),
                 swiglu: plain("swiglu", include_str!("../../shaders/swiglu.wgsl")),
                 copy_rows: plain("copy_rows", include_str!("../../shaders/copy_rows.wgsl")),
+                sample: plain("sample", include_str!("../../shaders/sample.wgsl")),
                 dummy: gpu.storage("dummy", 4),
             }
         })

@@ -1,0 +1,131 @@
+//! `shaders/sample.wgsl`: next-token choice on the GPU (penalty, temperature, top-k, top-p,
+//! min-p, inverse-CDF draw with a host-provided uniform).
+
+use crate::gpu::Recorder;
+use crate::ops::Kernels;
+
+/// Sampling settings, validated by [`SampleParams::validate`].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SampleParams {
+    /// 0 = greedy
+    pub temperature: f32,
+    /// 0 = off
+    pub top_k: usize,
+    /// 1 = off; in (0, 1]
+    pub top_p: f32,
+    /// 0 = off; in [0, 1)
+    pub min_p: f32,
+    /// 1 = off; > 0
+    pub repeat_penalty: f32,
+}
+
+impl Default for SampleParams {
+    fn default() -> Self {
+        SampleParams { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0 }
+    }
+}
+
+impl SampleParams {
+    pub fn greedy() -> Self {
+        SampleParams { temperature: 0.0, ..Default::default() }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(format!("temperature {} must be a finite number ≥ 0 (0 = greedy)", self.temperature));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(format!("top-p {} must be in (0, 1] (1 = off)", self.top_p));
+        }
+        if !(self.min_p >= 0.0 && self.min_p < 1.0) {
+            return Err(format!("min-p {} must be in [0, 1) (0 = off)", self.min_p));
+        }
+        if !(self.repeat_penalty > 0.0 && self.repeat_penalty.is_finite()) {
+            return Err(format!("repeat penalty {} must be a finite number > 0 (1 = off)", self.repeat_penalty));
+        }
+        Ok(())
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    vocab: u32,
+    n_pen: u32,
+    top_k: u32,
+    out_off: u32,
+    temperature: f32,
+    top_p: f32,
+    min_p: f32,
+    penalty: f32,
+    u: f32,
+    _pad: [u32; 3],
+}
+
+/// Sample from `logits[..vocab]`; writes (id, threshold key, survivors, 0) at `out[out_off..]`.
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch(rec: &mut Recorder, k: &Kernels, vocab: usize, s: &SampleParams, u: f32, logits: &wgpu::Buffer, pen: &wgpu::Buffer, n_pen: usize, out: &wgpu::Buffer, out_off: usize) {
+    let p = Params {
+        vocab: vocab as u32,
+        n_pen: n_pen as u32,
+        top_k: s.top_k.min(u32::MAX as usize) as u32,
+        out_off: out_off as u32,
+        temperature: s.temperature,
+        top_p: s.top_p,
+        min_p: s.min_p,
+        penalty: s.repeat_penalty,
+        u,
+        _pad: [0; 3],
+    };
+    rec.dispatch(&k.sample, &p, &[logits, pen, out], [1, 1, 1]);
+}
+
+/// The order-preserving u32 key of an f32 (as the shader computes it).
+pub fn key(v: f32) -> u32 {
+    let b = v.to_bits();
+    if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b ^ 0x8000_0000
+    }
+}
+
+/// CPU reference with transformers' semantics (sorting, cumulative sums): the processed
+/// logits and which tokens survive top-k, top-p and min-p.
+pub fn reference(logits: &[f32], s: &SampleParams, pen: &[u32]) -> (Vec<f32>, Vec<bool>) {
+    let mut l = logits.to_vec();
+    for &id in pen {
+        let v = l[id as usize];
+        l[id as usize] = if v > 0.0 { v / s.repeat_penalty } else { v * s.repeat_penalty };
+    }
+    let v: Vec<f32> = l.iter().map(|x| x / s.temperature).collect();
+    let mut keep = vec![true; v.len()];
+    if s.top_k > 0 && s.top_k < v.len() {
+        let mut sorted = v.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let kth = sorted[s.top_k - 1];
+        for (i, x) in v.iter().enumerate() {
+            keep[i] &= *x >= kth;
+        }
+    }
+    if s.top_p < 1.0 {
+        let m = v.iter().cloned().fold(f32::MIN, f32::max);
+        let mut idx: Vec<usize> = (0..v.len()).filter(|&i| keep[i]).collect();
+        idx.sort_by(|a, b| v[*a].total_cmp(&v[*b]));
+        let z: f64 = idx.iter().map(|&i| ((v[i] - m) as f64).exp()).sum();
+        let mut cum = 0.0;
+        for &i in &idx {
+            cum += ((v[i] - m) as f64).exp() / z;
+            if cum <= 1.0 - s.top_p as f64 && i != *idx.last().expect("non-empty") {
+                keep[i] = false;
+            }
+        }
+    }
+    if s.min_p > 0.0 {
+        let m = v.iter().cloned().fold(f32::MIN, f32::max);
+        for (i, x) in v.iter().enumerate() {
+            keep[i] &= ((x - m) as f64).exp() >= s.min_p as f64;
+        }
+    }
+    (v, keep)
+}
