@@ -7,7 +7,7 @@
 //   host's uniform `u` by inverse CDF over the survivors in index order.
 // Thresholds are found by bisection over the order-preserving u32 keys of the f32 values,
 // so they are exact values of the logits.
-// Layout: logits [vocab] (penalty applied in place), pen [n_pen] u32, out[out_off ..]:
+// Layout: logits [l_off ..][vocab] (penalty applied in place), pen [n_pen] u32, out[out_off ..]:
 //   (token id, threshold key, survivor count, 0).
 // Grid: one workgroup of 256 threads.
 
@@ -21,7 +21,7 @@ struct Params {
     min_p: f32,
     penalty: f32,
     u: f32,
-    _pad0: u32,
+    l_off: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -41,7 +41,7 @@ fn key(v: f32) -> u32 {
 }
 
 fn val(i: u32) -> f32 {
-    return logits[i] / p.temperature;
+    return logits[p.l_off + i] / p.temperature;
 }
 
 fn sum_f(li: u32, v: f32) -> f32 {
@@ -92,8 +92,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
         for (var i = li; i < p.n_pen; i += WG) {
             let id = pen[i];
             if id < p.vocab {
-                let l = logits[id];
-                logits[id] = select(l * p.penalty, l / p.penalty, l > 0.0);
+                let l = logits[p.l_off + id];
+                logits[p.l_off + id] = select(l * p.penalty, l / p.penalty, l > 0.0);
             }
         }
         storageBarrier();
@@ -105,7 +105,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
         var bv = -3.4e38;
         var bi = 0xffffffffu;
         for (var i = li; i < p.vocab; i += WG) {
-            let v = logits[i];
+            let v = logits[p.l_off + i];
             if v > bv || (v == bv && i < bi) {
                 bv = v;
                 bi = i;

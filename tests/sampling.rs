@@ -26,7 +26,8 @@ impl Fixture {
         let out = self.g.storage("out", (us.len() * 16) as u64);
         let mut rec = Recorder::new(&self.g);
         for (i, u) in us.iter().enumerate() {
-            sample::dispatch(&mut rec, &self.k, logits.len(), s, *u, &lb, &pb, pen.len(), &out, i * 4);
+            let io = sample::Io { logits: &lb, l_off: 0, pen: &pb, n_pen: pen.len(), out: &out, out_off: i * 4 };
+            sample::dispatch(&mut rec, &self.k, logits.len(), s, *u, &io);
         }
         rec.submit("sample test").unwrap();
         let o = self.g.read_u32(&out, 0, (us.len() * 4) as u64).unwrap();

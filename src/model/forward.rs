@@ -6,7 +6,17 @@ use super::{Ffn, KvCache, LoadError, Mlp, Model, QProj};
 use crate::gpu::Recorder;
 use crate::ops::matmul::Args;
 use crate::ops::mla_absorb::Heads;
-use crate::ops::{copy_rows, embed, matmul, mla_absorb, mla_attn, moe_combine, moe_gate, rmsnorm, rope, swiglu};
+use crate::ops::sample::SampleParams;
+use crate::ops::{copy_rows, embed, matmul, mla_absorb, mla_attn, moe_combine, moe_gate, rmsnorm, rope, sample, swiglu};
+
+/// Choose the next token on the GPU after the last position (only its id is read back).
+pub struct Sample<'a> {
+    pub params: SampleParams,
+    /// uniform draw in [0, 1) from the host's seeded generator
+    pub u: f32,
+    /// unique ids the repetition penalty applies to
+    pub penalty_ids: &'a [u32],
+}
 
 /// transformers builds `q_a_layernorm` and `kv_a_layernorm` without passing `rms_norm_eps`,
 /// so they always use the RMSNorm default.
@@ -29,11 +39,19 @@ pub struct ForwardOut {
     pub routing: Vec<Vec<u32>>,
     /// per MoE layer, `[positions][top_k]` gate weights
     pub gate_weights: Vec<Vec<f32>>,
+    /// the sampled next token, when a [`Sample`] was given
+    pub token: Option<u32>,
 }
 
 impl Model {
     /// Feed `ids` at cache positions `cache.len ..`, appending to the cache.
     pub fn forward(&self, cache: &mut KvCache, ids: &[u32], mode: LogitsMode) -> Result<ForwardOut, LoadError> {
+        self.forward_sampled(cache, ids, mode, None)
+    }
+
+    /// [`Model::forward`], then (with `sample`) pick the next token on the GPU from the last
+    /// position's logits; `mode` only says which logits to read back besides.
+    pub fn forward_sampled(&self, cache: &mut KvCache, ids: &[u32], mode: LogitsMode, sample: Option<&Sample>) -> Result<ForwardOut, LoadError> {
         if ids.is_empty() {
             return Err(LoadError::Other("no token ids to feed".into()));
         }
@@ -49,7 +67,13 @@ impl Model {
             )));
         }
         let n_moe = self.act.route_ids.len();
-        let mut out = ForwardOut { logits: Vec::new(), routing: vec![Vec::new(); n_moe], gate_weights: vec![Vec::new(); n_moe] };
+        if let Some(s) = sample {
+            s.params.validate().map_err(LoadError::Other)?;
+            if s.penalty_ids.len() > self.max_ctx {
+                return Err(LoadError::Other(format!("{} penalty ids exceed the {} the sampler holds", s.penalty_ids.len(), self.max_ctx)));
+            }
+        }
+        let mut out = ForwardOut { logits: Vec::new(), routing: vec![Vec::new(); n_moe], gate_weights: vec![Vec::new(); n_moe], token: None };
         let chunks: Vec<&[u32]> = ids.chunks(self.max_chunk).collect();
         let last = chunks.len() - 1;
         for (ci, chunk) in chunks.into_iter().enumerate() {
@@ -57,12 +81,12 @@ impl Model {
                 LogitsMode::Last if ci != last => LogitsMode::None,
                 m => m,
             };
-            self.forward_chunk(cache, chunk, m, &mut out)?;
+            self.forward_chunk(cache, chunk, m, if ci == last { sample } else { None }, &mut out)?;
         }
         Ok(out)
     }
 
-    fn forward_chunk(&self, cache: &mut KvCache, ids: &[u32], mode: LogitsMode, out: &mut ForwardOut) -> Result<(), LoadError> {
+    fn forward_chunk(&self, cache: &mut KvCache, ids: &[u32], mode: LogitsMode, sample: Option<&Sample>, out: &mut ForwardOut) -> Result<(), LoadError> {
         let gpu = &*self.gpu;
         let (k, a, c) = (&self.kernels, &self.act, &self.cfg);
         let t = ids.len();
@@ -173,6 +197,7 @@ impl Model {
         let (first, rows) = match mode {
             LogitsMode::All => (0, t),
             LogitsMode::Last => (t - 1, 1),
+            LogitsMode::None if sample.is_some() => (t - 1, 1),
             LogitsMode::None => (0, 0),
         };
         if rows > 0 {
@@ -180,10 +205,19 @@ impl Model {
             rmsnorm::dispatch(&mut rec, k, &fin, &self.norm, &a.x, &a.xb);
             matmul::dispatch(&mut rec, k, &self.lm_head, &Args::dense(&a.xb, &a.logits, &self.lm_head, rows));
         }
+        if let Some(s) = sample {
+            if !s.penalty_ids.is_empty() {
+                gpu.queue.write_buffer(&a.penalty, 0, bytemuck::cast_slice(s.penalty_ids));
+            }
+            // The last row of the logits buffer is the last position.
+            let io = sample::Io { logits: &a.logits, l_off: (rows - 1) * c.vocab, pen: &a.penalty, n_pen: s.penalty_ids.len(), out: &a.sample_out, out_off: 0 };
+            sample::dispatch(&mut rec, k, c.vocab, &s.params, s.u, &io);
+        }
         rec.submit("forward")?;
 
         let top = self.top_k();
-        let mut ranges: Vec<(&wgpu::Buffer, u64, u64)> = vec![(&a.logits, 0, (rows * c.vocab * 4) as u64)];
+        let logit_rows = if mode == LogitsMode::None { 0 } else { rows };
+        let mut ranges: Vec<(&wgpu::Buffer, u64, u64)> = vec![(&a.sample_out, 0, if sample.is_some() { 4 } else { 0 }), (&a.logits, 0, (logit_rows * c.vocab * 4) as u64)];
         for b in &a.route_ids {
             ranges.push((b, 0, (t * top * 4) as u64));
         }
@@ -191,15 +225,15 @@ impl Model {
             ranges.push((b, 0, (t * top * 4) as u64));
         }
         let n_moe = a.route_ids.len();
-        gpu.read_many(&ranges, |i, bytes| {
-            if i == 0 {
-                out.logits.extend_from_slice(bytemuck::cast_slice::<u8, f32>(bytes));
-            } else if i <= n_moe {
-                out.routing[i - 1].extend_from_slice(bytemuck::cast_slice::<u8, u32>(bytes));
-            } else {
-                out.gate_weights[i - 1 - n_moe].extend_from_slice(bytemuck::cast_slice::<u8, f32>(bytes));
-            }
+        gpu.read_many(&ranges, |i, bytes| match i {
+            0 => out.token = bytemuck::pod_read_unaligned::<u32>(bytes.get(..4).unwrap_or(&[0; 4])).into(),
+            1 => out.logits.extend_from_slice(&bytemuck::pod_collect_to_vec::<u8, f32>(bytes)),
+            i if i < 2 + n_moe => out.routing[i - 2].extend_from_slice(&bytemuck::pod_collect_to_vec::<u8, u32>(bytes)),
+            i => out.gate_weights[i - 2 - n_moe].extend_from_slice(&bytemuck::pod_collect_to_vec::<u8, f32>(bytes)),
         })?;
+        if sample.is_none() {
+            out.token = None;
+        }
         cache.len += t;
         Ok(())
     }

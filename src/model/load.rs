@@ -195,7 +195,7 @@ impl Model {
         let max_ctx = opts.max_ctx.max(1);
         let table = rope::table(&cfg, max_ctx);
         let rope_table = gpu.storage_init("rope cos/sin", bytemuck::cast_slice(&table));
-        let act = Activations::new(&gpu, &cfg, max_chunk);
+        let act = Activations::new(&gpu, &cfg, max_chunk, max_ctx);
         let weight_bytes = l.done;
         Ok(Model { gpu, cfg, kernels, embed, layers, norm, lm_head, rope_table, act, max_chunk, max_ctx, weight_bytes })
     }
@@ -240,7 +240,7 @@ fn total_bytes(ck: &Checkpoint, cfg: &ModelConfig) -> u64 {
 }
 
 impl Activations {
-    fn new(gpu: &Gpu, cfg: &ModelConfig, t: usize) -> Self {
+    fn new(gpu: &Gpu, cfg: &ModelConfig, t: usize, max_ctx: usize) -> Self {
         let f = |label: &str, n: usize| gpu.storage(label, (n * 4) as u64);
         let k = cfg.moe.as_ref().map_or(1, |m| m.top_k);
         let e = cfg.moe.as_ref().map_or(1, |m| m.n_routed);
@@ -264,6 +264,8 @@ impl Activations {
             route_ids: moe_layers.iter().map(|i| f(&format!("route ids layer {i}"), t * k)).collect(),
             route_wts: moe_layers.iter().map(|i| f(&format!("gate weights layer {i}"), t * k)).collect(),
             logits: f("logits", t * cfg.vocab),
+            penalty: f("penalty ids", max_ctx),
+            sample_out: f("sample out", 4),
         }
     }
 }

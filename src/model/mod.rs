@@ -6,7 +6,7 @@ mod load;
 
 use std::sync::Arc;
 
-pub use forward::{ForwardOut, LogitsMode};
+pub use forward::{ForwardOut, LogitsMode, Sample};
 pub use load::{LoadError, LoadOptions, Progress};
 
 use crate::config::ModelConfig;
@@ -76,6 +76,8 @@ struct Activations {
     route_ids: Vec<wgpu::Buffer>, // per MoE layer [T][K] u32
     route_wts: Vec<wgpu::Buffer>, // per MoE layer [T][K] f32
     logits: wgpu::Buffer, // [T][vocab]
+    penalty: wgpu::Buffer, // [max_ctx] u32 unique ids for the repetition penalty
+    sample_out: wgpu::Buffer, // [4] u32: sampled id, threshold key, survivors, 0
 }
 
 pub struct Model {

@@ -59,25 +59,38 @@ struct Params {
     min_p: f32,
     penalty: f32,
     u: f32,
-    _pad: [u32; 3],
+    l_off: u32,
+    _pad: [u32; 2],
 }
 
-/// Sample from `logits[..vocab]`; writes (id, threshold key, survivors, 0) at `out[out_off..]`.
-#[allow(clippy::too_many_arguments)]
-pub fn dispatch(rec: &mut Recorder, k: &Kernels, vocab: usize, s: &SampleParams, u: f32, logits: &wgpu::Buffer, pen: &wgpu::Buffer, n_pen: usize, out: &wgpu::Buffer, out_off: usize) {
+/// Where the sampler reads and writes.
+pub struct Io<'a> {
+    /// logits row at `logits[l_off .. l_off + vocab]`
+    pub logits: &'a wgpu::Buffer,
+    pub l_off: usize,
+    /// unique ids for the repetition penalty, `pen[..n_pen]`
+    pub pen: &'a wgpu::Buffer,
+    pub n_pen: usize,
+    /// (id, threshold key, survivors, 0) written at `out[out_off..]`
+    pub out: &'a wgpu::Buffer,
+    pub out_off: usize,
+}
+
+pub fn dispatch(rec: &mut Recorder, k: &Kernels, vocab: usize, s: &SampleParams, u: f32, io: &Io) {
     let p = Params {
         vocab: vocab as u32,
-        n_pen: n_pen as u32,
+        n_pen: io.n_pen as u32,
         top_k: s.top_k.min(u32::MAX as usize) as u32,
-        out_off: out_off as u32,
+        out_off: io.out_off as u32,
         temperature: s.temperature,
         top_p: s.top_p,
         min_p: s.min_p,
         penalty: s.repeat_penalty,
         u,
-        _pad: [0; 3],
+        l_off: io.l_off as u32,
+        _pad: [0; 2],
     };
-    rec.dispatch(&k.sample, &p, &[logits, pen, out], [1, 1, 1]);
+    rec.dispatch(&k.sample, &p, &[io.logits, io.pen, io.out], [1, 1, 1]);
 }
 
 /// The order-preserving u32 key of an f32 (as the shader computes it).

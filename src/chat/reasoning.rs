@@ -1,0 +1,102 @@
+//! Splits a stream of generated text into reasoning (inside `<think>…</think>`) and answer,
+//! holding back any suffix that might be the start of a tag so that a tag split across
+//! tokens is still recognised.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextKind {
+    Reasoning,
+    Answer,
+}
+
+const OPEN: &str = "<think>";
+const CLOSE: &str = "</think>";
+
+pub struct ReasoningSplitter {
+    kind: TextKind,
+    pending: String,
+    /// strip whitespace at the start of the current section
+    at_start: bool,
+}
+
+impl ReasoningSplitter {
+    /// `in_reasoning`: the prompt already opened `<think>` for the model.
+    pub fn new(in_reasoning: bool) -> Self {
+        ReasoningSplitter { kind: if in_reasoning { TextKind::Reasoning } else { TextKind::Answer }, pending: String::new(), at_start: true }
+    }
+
+    pub fn kind(&self) -> TextKind {
+        self.kind
+    }
+
+    /// Feed a delta; returns the pieces that are certain, in order.
+    pub fn push(&mut self, delta: &str) -> Vec<(TextKind, String)> {
+        self.pending.push_str(delta);
+        let mut out = Vec::new();
+        loop {
+            let tag = if self.kind == TextKind::Reasoning { CLOSE } else { OPEN };
+            if let Some(i) = self.pending.find(tag) {
+                let before: String = self.pending[..i].to_string();
+                self.emit(&before, &mut out);
+                self.pending.drain(..i + tag.len());
+                self.kind = if self.kind == TextKind::Reasoning { TextKind::Answer } else { TextKind::Reasoning };
+                self.at_start = true;
+                continue;
+            }
+            // Keep back the longest suffix that is a prefix of the tag.
+            let keep = (1..tag.len()).rev().find(|&n| self.pending.is_char_boundary(self.pending.len().saturating_sub(n)) && self.pending.ends_with(&tag[..n])).unwrap_or(0);
+            let cut = self.pending.len() - keep;
+            let ready: String = self.pending[..cut].to_string();
+            self.pending.drain(..cut);
+            self.emit(&ready, &mut out);
+            return out;
+        }
+    }
+
+    /// End of stream: whatever is held back is text.
+    pub fn finish(&mut self) -> Vec<(TextKind, String)> {
+        let rest = std::mem::take(&mut self.pending);
+        let mut out = Vec::new();
+        self.emit(&rest, &mut out);
+        out
+    }
+
+    fn emit(&mut self, text: &str, out: &mut Vec<(TextKind, String)>) {
+        let text = if self.at_start { text.trim_start() } else { text };
+        if text.is_empty() {
+            return;
+        }
+        self.at_start = false;
+        match out.last_mut() {
+            Some((k, s)) if *k == self.kind => s.push_str(text),
+            _ => out.push((self.kind, text.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(prompt_opened: bool, pieces: &[&str]) -> (String, String) {
+        let mut s = ReasoningSplitter::new(prompt_opened);
+        let mut r = (String::new(), String::new());
+        let mut all: Vec<(TextKind, String)> = pieces.iter().flat_map(|p| s.push(p)).collect();
+        all.extend(s.finish());
+        for (k, t) in all {
+            match k {
+                TextKind::Reasoning => r.0.push_str(&t),
+                TextKind::Answer => r.1.push_str(&t),
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn splits_tags_across_pieces() {
+        assert_eq!(run(false, &["<th", "ink>\nadd 3", " and 4</", "think>\n\n7"]), ("add 3 and 4".into(), "7".into()));
+        assert_eq!(run(true, &["3+4", "=7\n</think>", "\n\n", "7"]), ("3+4=7\n".into(), "7".into()));
+        assert_eq!(run(false, &["no reasoning < here"]), (String::new(), "no reasoning < here".into()));
+        assert_eq!(run(true, &["unfinished <"]), ("unfinished <".into(), String::new()));
+    }
+}

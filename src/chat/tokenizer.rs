@@ -1,0 +1,193 @@
+//! The model's tokenizer (`tokenizer.json` through the `tokenizers` crate) with what
+//! `tokenizer_config.json` and `generation_config.json` add: special tokens, the chat
+//! template, end-of-sequence ids and sampling defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tokenizers::Tokenizer;
+
+use crate::ops::sample::SampleParams;
+
+/// DeepSeek-V3/R1's tokenizer, used when a model folder has none and the vocabulary fits.
+const FALLBACK_TOKENIZER: &[u8] = include_bytes!("../../assets/deepseek-v3-tokenizer/tokenizer.json");
+const FALLBACK_CONFIG: &str = include_str!("../../assets/deepseek-v3-tokenizer/tokenizer_config.json");
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    #[error("{path}: cannot load the tokenizer: {msg}")]
+    Load { path: PathBuf, msg: String },
+    #[error("{path}: invalid JSON: {msg}")]
+    Json { path: PathBuf, msg: String },
+    #[error("tokenizer has {tok} tokens but the model's vocabulary is {model}; {hint}")]
+    Vocab { tok: usize, model: usize, hint: String },
+    #[error("tokenizer: {0}")]
+    Encode(String),
+    #[error("{path} has no chat_template; use a raw prompt (without --chat) or add the model's template")]
+    NoTemplate { path: PathBuf },
+}
+
+pub struct ChatTokenizer {
+    tok: Tokenizer,
+    pub source: PathBuf,
+    pub bos_token: Option<String>,
+    pub eos_token: Option<String>,
+    pub add_bos_token: bool,
+    pub chat_template: Option<String>,
+}
+
+/// `generation_config.json`: end-of-sequence ids and sampling defaults.
+#[derive(Clone, Debug, Default)]
+pub struct GenerationConfig {
+    pub eos_token_ids: Vec<u32>,
+    pub bos_token_id: Option<u32>,
+    pub sample: Option<SampleParams>,
+}
+
+fn token_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("content").and_then(|c| c.as_str()).map(String::from),
+        _ => None,
+    }
+}
+
+fn ids(v: Option<&Value>) -> Vec<u32> {
+    match v {
+        Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
+        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
+        _ => vec![],
+    }
+}
+
+impl GenerationConfig {
+    pub fn load(dir: &Path) -> Result<Self, TokenizerError> {
+        let path = dir.join("generation_config.json");
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Self::default()) };
+        Self::parse(&text, &path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, TokenizerError> {
+        let v: Value = serde_json::from_str(text).map_err(|e| TokenizerError::Json { path: path.into(), msg: e.to_string() })?;
+        let f = |k: &str| v.get(k).and_then(|x| x.as_f64());
+        let sample = (v.get("temperature").is_some() || v.get("top_p").is_some() || v.get("top_k").is_some()).then(|| {
+            let do_sample = v.get("do_sample").and_then(|x| x.as_bool()).unwrap_or(true);
+            SampleParams {
+                temperature: if do_sample { f("temperature").unwrap_or(1.0) as f32 } else { 0.0 },
+                top_k: f("top_k").unwrap_or(0.0) as usize,
+                top_p: f("top_p").unwrap_or(1.0) as f32,
+                min_p: f("min_p").unwrap_or(0.0) as f32,
+                repeat_penalty: f("repetition_penalty").unwrap_or(1.0) as f32,
+            }
+        });
+        Ok(GenerationConfig { eos_token_ids: ids(v.get("eos_token_id")), bos_token_id: v.get("bos_token_id").and_then(|x| x.as_u64()).map(|x| x as u32), sample })
+    }
+}
+
+impl ChatTokenizer {
+    /// The folder's `tokenizer.json`, else DeepSeek-V3's when `vocab` can hold it.
+    pub fn load(dir: &Path, vocab: usize) -> Result<Self, TokenizerError> {
+        let tj = dir.join("tokenizer.json");
+        let (tok, cfg_text, source) = if tj.exists() {
+            let tok = Tokenizer::from_file(&tj).map_err(|e| TokenizerError::Load { path: tj.clone(), msg: e.to_string() })?;
+            let cp = dir.join("tokenizer_config.json");
+            (tok, std::fs::read_to_string(&cp).ok(), tj.clone())
+        } else {
+            let tok = Tokenizer::from_bytes(FALLBACK_TOKENIZER).map_err(|e| TokenizerError::Load { path: "embedded DeepSeek-V3 tokenizer".into(), msg: e.to_string() })?;
+            (tok, Some(FALLBACK_CONFIG.to_string()), PathBuf::from("embedded DeepSeek-V3 tokenizer"))
+        };
+        let n = tok.get_vocab_size(true);
+        if n > vocab {
+            return Err(TokenizerError::Vocab {
+                tok: n,
+                model: vocab,
+                hint: if tj.exists() {
+                    format!("{} does not belong to this model", tj.display())
+                } else {
+                    format!("{} has no tokenizer.json; copy the model's tokenizer files into it", dir.display())
+                },
+            });
+        }
+        let cfg: Value = match &cfg_text {
+            Some(t) => serde_json::from_str(t).map_err(|e| TokenizerError::Json { path: dir.join("tokenizer_config.json"), msg: e.to_string() })?,
+            None => Value::Null,
+        };
+        Ok(ChatTokenizer {
+            tok,
+            source,
+            bos_token: cfg.get("bos_token").and_then(token_text),
+            eos_token: cfg.get("eos_token").and_then(token_text),
+            add_bos_token: cfg.get("add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false),
+            chat_template: cfg.get("chat_template").and_then(|v| v.as_str()).map(String::from),
+        })
+    }
+
+    /// Ids exactly as Hugging Face's tokenizer gives them (`add_special_tokens` as there).
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {
+        Ok(self.tok.encode(text, add_special_tokens).map_err(|e| TokenizerError::Encode(e.to_string()))?.get_ids().to_vec())
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
+        self.tok.decode(ids, false).map_err(|e| TokenizerError::Encode(e.to_string()))
+    }
+
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.tok.token_to_id(text)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tok.get_vocab_size(true)
+    }
+
+    /// A raw prompt as the model expects it: BOS first when the tokenizer config asks for it.
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        let mut ids = self.encode(text, false)?;
+        if self.add_bos_token {
+            if let Some(b) = self.bos_token.as_deref().and_then(|t| self.token_id(t)) {
+                if ids.first() != Some(&b) {
+                    ids.insert(0, b);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    pub fn render_chat(&self, messages: &[super::Message], add_generation_prompt: bool) -> Result<String, super::TemplateError> {
+        let t = self.chat_template.as_deref().ok_or_else(|| super::TemplateError(format!("{} has no chat_template", self.source.display())))?;
+        super::render(t, messages, add_generation_prompt, self.bos_token.as_deref().unwrap_or(""), self.eos_token.as_deref().unwrap_or(""), None)
+    }
+}
+
+/// Incremental detokenisation that only emits complete UTF-8: a character split across
+/// byte-level tokens appears once all its bytes have arrived.
+#[derive(Default)]
+pub struct StreamDecoder {
+    ids: Vec<u32>,
+    prefix: usize,
+    read: usize,
+}
+
+impl StreamDecoder {
+    pub fn push(&mut self, tok: &ChatTokenizer, id: u32) -> Result<Option<String>, TokenizerError> {
+        self.ids.push(id);
+        let before = tok.decode(&self.ids[self.prefix..self.read])?;
+        let now = tok.decode(&self.ids[self.prefix..])?;
+        if now.len() > before.len() && !now.ends_with('\u{FFFD}') && now.is_char_boundary(before.len()) {
+            let delta = now[before.len()..].to_string();
+            self.prefix = self.read;
+            self.read = self.ids.len();
+            Ok(Some(delta))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Whatever is left at the end (possibly with replacement characters).
+    pub fn finish(&mut self, tok: &ChatTokenizer) -> Result<Option<String>, TokenizerError> {
+        let before = tok.decode(&self.ids[self.prefix..self.read])?;
+        let now = tok.decode(&self.ids[self.prefix..])?;
+        self.prefix = self.ids.len();
+        self.read = self.ids.len();
+        Ok(now.get(before.len()..).filter(|s| !s.is_empty()).map(String::from))
+    }
+}

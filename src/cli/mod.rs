@@ -1,0 +1,125 @@
+//! Shared pieces of the commands: model arguments, loading with a progress bar, sampling flags.
+
+pub mod chat;
+pub mod generate;
+pub mod info;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use deepseek_wgpu::chat::{ChatTokenizer, GenerationConfig};
+use deepseek_wgpu::gpu::{Gpu, GpuOptions};
+use deepseek_wgpu::model::{LoadOptions, LogitsMode, Model};
+use deepseek_wgpu::npy;
+use deepseek_wgpu::session::{Session, Settings};
+
+#[derive(clap::Args, Clone)]
+pub struct ModelArgs {
+    /// Hugging Face checkpoint folder (config.json + safetensors); default: the embedded model
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// context length to allocate the latent KV cache for
+    #[arg(long, default_value_t = 4096)]
+    pub ctx: usize,
+    /// cap the storage binding size (KiB) below the adapter's, to exercise tensor splitting
+    #[arg(long, hide = true)]
+    pub max_binding_kib: Option<u64>,
+    /// hide the upload progress bar
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Sampling flags; unset ones fall back to the checkpoint's generation_config.json.
+#[derive(clap::Args, Clone, Default)]
+pub struct SamplingArgs {
+    /// 0 = greedy
+    #[arg(long, allow_negative_numbers = true)]
+    pub temperature: Option<f32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub top_p: Option<f32>,
+    /// 0 = off
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub min_p: Option<f32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub repeat_penalty: Option<f32>,
+    /// same seed, same text
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// stop before this text (repeatable)
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
+
+impl SamplingArgs {
+    pub fn settings(&self, base: Settings, max_tokens: usize) -> Result<Settings> {
+        let mut s = base;
+        s.sample.temperature = self.temperature.unwrap_or(s.sample.temperature);
+        s.sample.top_p = self.top_p.unwrap_or(s.sample.top_p);
+        s.sample.top_k = self.top_k.unwrap_or(s.sample.top_k);
+        s.sample.min_p = self.min_p.unwrap_or(s.sample.min_p);
+        s.sample.repeat_penalty = self.repeat_penalty.unwrap_or(s.sample.repeat_penalty);
+        s.seed = self.seed.or(s.seed);
+        s.stop = self.stop.clone();
+        s.max_tokens = max_tokens;
+        if let Err(e) = s.sample.validate() {
+            bail!("{e}");
+        }
+        Ok(s)
+    }
+}
+
+/// The folder to load: `--model`, else the embedded default model.
+pub fn model_dir(model: Option<&Path>) -> Result<PathBuf> {
+    match model {
+        Some(p) => Ok(p.to_path_buf()),
+        None => deepseek_wgpu::default_model_dir().map_err(anyhow::Error::msg),
+    }
+}
+
+pub fn load(m: &ModelArgs) -> Result<Arc<Model>> {
+    let dir = model_dir(m.model.as_deref())?;
+    let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: m.max_binding_kib.map(|k| k * 1024) })?);
+    let bar = if m.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("uploading weights");
+    let opts = LoadOptions { max_ctx: m.ctx.max(1), ..LoadOptions::default() };
+    let model = Model::load(gpu, &dir, &opts, &mut |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    })
+    .with_context(|| format!("loading {}", dir.display()))?;
+    bar.finish_and_clear();
+    Ok(Arc::new(model))
+}
+
+/// Model, tokenizer and a session over them.
+pub fn session(m: &ModelArgs) -> Result<Session> {
+    let dir = model_dir(m.model.as_deref())?;
+    let model = load(m)?;
+    let tok = ChatTokenizer::load(&dir, model.cfg.vocab).with_context(|| format!("loading the tokenizer of {}", dir.display()))?;
+    let gen = GenerationConfig::load(&dir)?;
+    let ctx = m.ctx.min(model.max_ctx);
+    Ok(Session::new(model, Arc::new(tok), gen, ctx)?)
+}
+
+pub fn logits(m: &ModelArgs, ids: &[u32], step: Option<usize>, out: &Path) -> Result<()> {
+    let model = load(m)?;
+    let mut cache = model.new_cache(m.ctx.min(model.max_ctx))?;
+    if ids.len() > cache.ctx {
+        bail!("{} ids exceed the context of {} tokens; pass --ctx {}", ids.len(), cache.ctx, ids.len());
+    }
+    let step = step.unwrap_or(ids.len()).max(1);
+    let mut logits = Vec::with_capacity(ids.len() * model.cfg.vocab);
+    for chunk in ids.chunks(step) {
+        logits.extend(model.forward(&mut cache, chunk, LogitsMode::All)?.logits);
+    }
+    npy::write_f32(out, &[ids.len(), model.cfg.vocab], &logits).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("wrote {} ([{}, {}] float32)", out.display(), ids.len(), model.cfg.vocab);
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! A conversation with the model: messages, the latent cache and the ids it holds, and a
+//! token loop that streams [`Event`]s (text split into reasoning and answer, the routing of
+//! every position fed, stats, why it stopped). A follow-up turn re-feeds only what differs
+//! from the ids already in the cache.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::chat::{ChatTokenizer, GenerationConfig, Message, ReasoningSplitter, StreamDecoder, TemplateError, TextKind, TokenizerError};
+use crate::model::{KvCache, LoadError, LogitsMode, Model, Sample};
+use crate::ops::sample::SampleParams;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Model(#[from] LoadError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{0}")]
+    Input(String),
+}
+
+/// How to generate one reply.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Settings {
+    pub sample: SampleParams,
+    /// same seed, same text; `None` continues the session's generator
+    pub seed: Option<u64>,
+    pub max_tokens: usize,
+    pub stop: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { sample: SampleParams::default(), seed: None, max_tokens: 512, stop: Vec::new() }
+    }
+}
+
+/// The experts one MoE layer chose for one position, in the gate's choice order.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerRoute {
+    pub layer: usize,
+    pub experts: Vec<u32>,
+    pub weights: Vec<f32>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    pub prompt_tokens: usize,
+    /// prompt tokens whose latent cache rows were reused from the previous turn
+    pub reused_tokens: usize,
+    pub prefill_tokens_per_s: f64,
+    pub generated_tokens: usize,
+    pub decode_tokens_per_s: f64,
+    pub context_used: usize,
+    pub context_max: usize,
+    /// latent cache bytes holding the context used / allocated
+    pub cache_bytes_used: u64,
+    pub cache_bytes_allocated: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Eos,
+    MaxTokens,
+    StopString(String),
+    ContextFull,
+    Cancelled,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            StopReason::Eos => write!(f, "end of sequence"),
+            StopReason::MaxTokens => write!(f, "max tokens reached"),
+            StopReason::StopString(s) => write!(f, "stop string {s:?}"),
+            StopReason::ContextFull => write!(f, "context full: start a new chat or use a larger context"),
+            StopReason::Cancelled => write!(f, "cancelled"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// a piece of generated text, reasoning or answer
+    Text { kind: TextKind, text: String },
+    /// a sampled token (before it is fed back)
+    Token { id: u32, position: usize },
+    /// the experts chosen for the token at `position` as it went through the model
+    Routing { position: usize, token: u32, layers: Vec<LayerRoute> },
+    Stats(Stats),
+    Done(StopReason),
+}
+
+/// What one reply produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reply {
+    pub prompt_ids: Vec<u32>,
+    pub ids: Vec<u32>,
+    pub text: String,
+    pub reasoning: String,
+    pub answer: String,
+    pub stop: StopReason,
+    pub stats: Stats,
+    /// per position fed this turn: (position, token, routes)
+    #[serde(skip)]
+    pub routing: Vec<(usize, u32, Vec<LayerRoute>)>,
+}
+
+pub struct Session {
+    pub model: Arc<Model>,
+    pub tokenizer: Arc<ChatTokenizer>,
+    pub generation: GenerationConfig,
+    cache: KvCache,
+    /// ids whose latent rows are in the cache, in order
+    cached: Vec<u32>,
+    pub messages: Vec<Message>,
+    rng: ChaCha8Rng,
+    eos: Vec<u32>,
+}
+
+impl Session {
+    pub fn new(model: Arc<Model>, tokenizer: Arc<ChatTokenizer>, generation: GenerationConfig, ctx: usize) -> Result<Self, SessionError> {
+        let cache = model.new_cache(ctx)?;
+        // As transformers' generate: generation_config.json, else config.json, and only
+        // without either the tokenizer's eos token.
+        let mut eos = generation.eos_token_ids.clone();
+        if eos.is_empty() {
+            eos = model.cfg.eos_token_ids.clone();
+        }
+        if eos.is_empty() {
+            eos.extend(tokenizer.eos_token.as_deref().and_then(|t| tokenizer.token_id(t)));
+        }
+        Ok(Session { model, tokenizer, generation, cache, cached: Vec::new(), messages: Vec::new(), rng: ChaCha8Rng::seed_from_u64(0x5eed), eos })
+    }
+
+    /// Defaults from `generation_config.json` when the checkpoint has one.
+    pub fn default_settings(&self) -> Settings {
+        Settings { sample: self.generation.sample.unwrap_or_default(), ..Settings::default() }
+    }
+
+    pub fn context(&self) -> usize {
+        self.cache.ctx
+    }
+
+    pub fn context_used(&self) -> usize {
+        self.cached.len()
+    }
+
+    pub fn reset(&mut self) {
+        let system: Vec<Message> = self.messages.iter().filter(|m| m.role == "system").cloned().collect();
+        self.messages = system;
+    }
+
+    pub fn set_system(&mut self, text: &str) {
+        self.messages.retain(|m| m.role != "system");
+        if !text.is_empty() {
+            self.messages.insert(0, Message::new("system", text));
+        }
+    }
+
+    /// Add a user turn and generate the assistant's reply through the chat template.
+    pub fn chat(&mut self, user: &str, s: &Settings, cancel: &AtomicBool, on: &mut dyn FnMut(&Event)) -> Result<Reply, SessionError> {
+        if user.trim().is_empty() {
+            return Err(SessionError::Input("empty prompt: type a message".into()));
+        }
+        self.messages.push(Message::new("user", user));
+        let r = self.reply(s, cancel, on);
+        if r.is_err() {
+            self.messages.pop();
+        }
+        r
+    }
+
+    /// Generate the assistant's reply to the conversation as it stands.
+    pub fn reply(&mut self, s: &Settings, cancel: &AtomicBool, on: &mut dyn FnMut(&Event)) -> Result<Reply, SessionError> {
+        let text = self.tokenizer.render_chat(&self.messages, true)?;
+        let ids = self.tokenizer.encode(&text, false)?;
+        let opened = text.trim_end().ends_with("<think>");
+        let reply = self.generate(&ids, opened, s, cancel, on)?;
+        if s.max_tokens > 0 {
+            let content = if reply.reasoning.is_empty() { reply.answer.clone() } else { format!("<think>\n{}\n</think>\n\n{}", reply.reasoning.trim_end(), reply.answer) };
+            self.messages.push(Message::new("assistant", &content));
+        }
+        Ok(reply)
+    }
+
+    /// Continue raw ids (no template). `opened`: the prompt already opened `<think>`.
+    pub fn generate(&mut self, prompt: &[u32], opened: bool, s: &Settings, cancel: &AtomicBool, on: &mut dyn FnMut(&Event)) -> Result<Reply, SessionError> {
+        s.sample.validate().map_err(SessionError::Input)?;
+        if prompt.is_empty() {
+            return Err(SessionError::Input("empty prompt: nothing to feed the model".into()));
+        }
+        let vocab = self.model.cfg.vocab;
+        if let Some(bad) = prompt.iter().find(|&&i| i as usize >= vocab) {
+            return Err(SessionError::Input(format!("token id {bad} is outside the vocabulary (0..{vocab})")));
+        }
+        let ctx = self.cache.ctx;
+        if prompt.len() >= ctx {
+            return Err(SessionError::Input(format!(
+                "the prompt is {} tokens but the context holds {ctx} (and needs room for the reply); shorten it, start a new chat, or use a larger context",
+                prompt.len()
+            )));
+        }
+        if let Some(seed) = s.seed {
+            self.rng = ChaCha8Rng::seed_from_u64(seed);
+        }
+        let mut reuse = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        if reuse == prompt.len() {
+            reuse -= 1; // at least one token must go through to produce logits
+        }
+        self.cache.len = reuse;
+        self.cached.truncate(reuse);
+        let mut stats = Stats { prompt_tokens: prompt.len(), reused_tokens: reuse, context_max: ctx, ..Stats::default() };
+        let mut reply = Reply {
+            prompt_ids: prompt.to_vec(),
+            ids: Vec::new(),
+            text: String::new(),
+            reasoning: String::new(),
+            answer: String::new(),
+            stop: StopReason::MaxTokens,
+            stats: Stats::default(),
+            routing: Vec::new(),
+        };
+        if s.max_tokens == 0 {
+            reply.stats = self.finish_stats(stats);
+            on(&Event::Stats(reply.stats.clone()));
+            on(&Event::Done(StopReason::MaxTokens));
+            return Ok(reply);
+        }
+        let mut penalty: BTreeSet<u32> = prompt.iter().copied().collect();
+        let t0 = Instant::now();
+        let mut token = self.feed(&prompt[reuse..], &penalty, s, &mut reply, on)?;
+        stats.prefill_tokens_per_s = (prompt.len() - reuse) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        let t1 = Instant::now();
+        let mut dec = StreamDecoder::default();
+        let mut split = ReasoningSplitter::new(opened);
+        let mut stop = StopMatcher::new(&s.stop);
+        let tok = self.tokenizer.clone();
+        let reason = loop {
+            if self.eos.contains(&token) {
+                break StopReason::Eos;
+            }
+            reply.ids.push(token);
+            penalty.insert(token);
+            on(&Event::Token { id: token, position: self.cached.len() });
+            if let Some(delta) = dec.push(&tok, token)? {
+                let (text, hit) = stop.push(&delta);
+                reply.text.push_str(&text);
+                let pieces = split.push(&text);
+                emit(pieces, &mut reply, on);
+                if let Some(hit) = hit {
+                    break StopReason::StopString(hit);
+                }
+            }
+            if reply.ids.len() >= s.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                break StopReason::Cancelled;
+            }
+            if self.cached.len() + 1 > ctx {
+                break StopReason::ContextFull;
+            }
+            token = self.feed(&[token], &penalty, s, &mut reply, on)?;
+        };
+        if !matches!(reason, StopReason::StopString(_)) {
+            if let Some(rest) = dec.finish(&tok)? {
+                let (text, _) = stop.push(&rest);
+                reply.text.push_str(&text);
+                let pieces = split.push(&text);
+                emit(pieces, &mut reply, on);
+            }
+            let rest = stop.finish();
+            reply.text.push_str(&rest);
+            let pieces = split.push(&rest);
+            emit(pieces, &mut reply, on);
+        }
+        let pieces = split.finish();
+        emit(pieces, &mut reply, on);
+        stats.generated_tokens = reply.ids.len();
+        stats.decode_tokens_per_s = reply.ids.len().saturating_sub(1) as f64 / t1.elapsed().as_secs_f64().max(1e-9);
+        reply.stats = self.finish_stats(stats);
+        reply.stop = reason.clone();
+        on(&Event::Stats(reply.stats.clone()));
+        on(&Event::Done(reason));
+        Ok(reply)
+    }
+
+    fn finish_stats(&self, mut stats: Stats) -> Stats {
+        stats.context_used = self.cached.len();
+        let per_token = (self.model.cfg.n_layers * self.model.cfg.cache_dim() * 4) as u64;
+        stats.cache_bytes_used = per_token * self.cached.len() as u64;
+        stats.cache_bytes_allocated = self.cache.bytes(&self.model.cfg);
+        stats
+    }
+
+    /// Feed ids through the model and sample the next token; record routing per position.
+    fn feed(&mut self, ids: &[u32], penalty: &BTreeSet<u32>, s: &Settings, reply: &mut Reply, on: &mut dyn FnMut(&Event)) -> Result<u32, SessionError> {
+        let pen: Vec<u32> = if s.sample.repeat_penalty != 1.0 { penalty.iter().copied().collect() } else { Vec::new() };
+        let sample = Sample { params: s.sample, u: self.rng.random::<f32>(), penalty_ids: &pen };
+        let pos0 = self.cached.len();
+        let out = self.model.forward_sampled(&mut self.cache, ids, LogitsMode::None, Some(&sample))?;
+        self.cached.extend_from_slice(ids);
+        let k = self.model.top_k();
+        let layers = self.model.moe_layers();
+        for (i, &id) in ids.iter().enumerate() {
+            let routes: Vec<LayerRoute> = layers
+                .iter()
+                .enumerate()
+                .map(|(l, &layer)| LayerRoute { layer, experts: out.routing[l][i * k..(i + 1) * k].to_vec(), weights: out.gate_weights[l][i * k..(i + 1) * k].to_vec() })
+                .collect();
+            on(&Event::Routing { position: pos0 + i, token: id, layers: routes.clone() });
+            reply.routing.push((pos0 + i, id, routes));
+        }
+        out.token.ok_or_else(|| SessionError::Input("the sampler returned no token".into()))
+    }
+}
+
+fn emit(pieces: Vec<(TextKind, String)>, reply: &mut Reply, on: &mut dyn FnMut(&Event)) {
+    for (kind, text) in pieces {
+        match kind {
+            TextKind::Reasoning => reply.reasoning.push_str(&text),
+            TextKind::Answer => reply.answer.push_str(&text),
+        }
+        on(&Event::Text { kind, text });
+    }
+}
+
+/// Finds stop strings in streamed text, holding back a tail that could start one.
+struct StopMatcher {
+    stops: Vec<String>,
+    pending: String,
+}
+
+impl StopMatcher {
+    fn new(stops: &[String]) -> Self {
+        StopMatcher { stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(), pending: String::new() }
+    }
+
+    /// Returns the text that is certain, and the stop string if one completed (text before it only).
+    fn push(&mut self, delta: &str) -> (String, Option<String>) {
+        self.pending.push_str(delta);
+        let hit = self.stops.iter().filter_map(|s| self.pending.find(s.as_str()).map(|i| (i, s.clone()))).min_by_key(|(i, _)| *i);
+        if let Some((i, s)) = hit {
+            let text = self.pending[..i].to_string();
+            self.pending.clear();
+            return (text, Some(s));
+        }
+        let keep = self
+            .stops
+            .iter()
+            .flat_map(|s| (1..s.len()).filter(move |&n| s.is_char_boundary(n)).map(move |n| &s[..n]))
+            .filter(|p| self.pending.ends_with(p))
+            .map(|p| p.len())
+            .max()
+            .unwrap_or(0);
+        let cut = self.pending.len() - keep;
+        let text = self.pending[..cut].to_string();
+        self.pending.drain(..cut);
+        (text, None)
+    }
+
+    fn finish(&mut self) -> String {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopMatcher;
+
+    #[test]
+    fn stop_strings_across_pieces() {
+        let mut m = StopMatcher::new(&["\n\nUser".to_string()]);
+        let (a, h) = m.push("hello\n");
+        assert_eq!((a.as_str(), h), ("hello", None));
+        let (b, h) = m.push("\nUs");
+        assert_eq!((b.as_str(), h), ("", None));
+        let (c, h) = m.push("er: hi");
+        assert_eq!((c.as_str(), h.as_deref()), ("", Some("\n\nUser")));
+        let mut m = StopMatcher::new(&["END".to_string()]);
+        assert_eq!(m.push("the E").0, "the ");
+        assert_eq!(m.push("nd").0, "End");
+    }
+}
