@@ -76,6 +76,15 @@ impl Gpu {
         Ok(Self { device, queue, info, limits, max_binding })
     }
 
+    /// Share a device created elsewhere (e.g. the desktop app's renderer), so the engine and
+    /// the UI run on one GPU device.
+    pub fn from_device(adapter: &wgpu::Adapter, device: wgpu::Device, queue: wgpu::Queue, opts: &GpuOptions) -> Self {
+        let limits = device.limits();
+        let dev_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let max_binding = opts.max_binding_bytes.map_or(dev_max, |m| m.min(dev_max)) & !3;
+        Self { device, queue, info: adapter.get_info(), limits, max_binding }
+    }
+
     pub fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
