@@ -77,9 +77,28 @@ impl TensorInfo {
     }
 }
 
+/// Bytes of one safetensors file: memory-mapped from disk, or held in memory (an embedded
+/// model, a synthetic one built for benchmarks).
+pub enum Storage {
+    Mmap(Mmap),
+    Static(&'static [u8]),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Storage {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Storage::Mmap(m) => m,
+            Storage::Static(s) => s,
+            Storage::Owned(v) => v,
+        }
+    }
+}
+
 pub struct Checkpoint {
     pub dir: PathBuf,
-    files: Vec<(PathBuf, Mmap)>,
+    files: Vec<(PathBuf, Storage)>,
     tensors: BTreeMap<String, TensorInfo>,
 }
 
@@ -124,12 +143,25 @@ impl Checkpoint {
         Ok(ck)
     }
 
+    /// A checkpoint held in memory as safetensors files' bytes; `name` labels errors.
+    pub fn from_memory(name: &str, files: Vec<Storage>) -> Result<Self, CheckpointError> {
+        let mut ck = Checkpoint { dir: PathBuf::from(name), files: Vec::new(), tensors: BTreeMap::new() };
+        for (i, f) in files.into_iter().enumerate() {
+            ck.add_storage(&PathBuf::from(format!("{name}#{i}")), f)?;
+        }
+        Ok(ck)
+    }
+
     fn add_file(&mut self, path: &Path) -> Result<(), CheckpointError> {
         let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(io)?;
         // SAFETY: the file is opened read-only; a concurrent truncation by another process
         // could fault, which is the documented risk of every mmap-based loader.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        self.add_storage(path, Storage::Mmap(map))
+    }
+
+    fn add_storage(&mut self, path: &Path, map: Storage) -> Result<(), CheckpointError> {
         let tensors = parse_header(&map, path)?;
         let idx = self.files.len();
         for (name, mut t) in tensors {

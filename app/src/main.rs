@@ -1,48 +1,63 @@
-//! deepseek-wgpu desktop app. For now: a window that reads a checkpoint folder's config and
-//! shows its shape; chat and the live routing views are the app's own issue.
+//! `deepseek-wgpu-app [MODEL_DIR] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N]
+//! [--temperature T] [--colour-layer ROW]`
 
-use deepseek_wgpu::config::ModelConfig;
+use std::path::PathBuf;
+
+use deepseek_wgpu_app::{App, Startup};
 use eframe::egui;
 
-#[derive(Default)]
-struct App {
-    model_dir: String,
-    summary: Option<Result<String, String>>,
+const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW]
+
+  MODEL_DIR        checkpoint folder (config.json, *.safetensors, tokenizer); default: the embedded model
+  --prompt TEXT    send TEXT as soon as the model is loaded (demos, screenshots)
+  --ctx N          latent cache size in tokens (default 4096, capped by the model)
+  --max-tokens N   most tokens per answer
+  --seed N         fixed sampling seed
+  --temperature T  0 = greedy
+  --colour-layer R colour the transcript by the top-1 expert of MoE row R (0 = first MoE layer)";
+
+fn parse(args: &[String]) -> Result<Startup, String> {
+    let mut s = Startup::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            "--prompt" => s.prompt = Some(value(a)?),
+            "--ctx" => s.ctx = num(a, &value(a)?)?,
+            "--max-tokens" => s.max_tokens = Some(num(a, &value(a)?)?),
+            "--seed" => s.seed = Some(num(a, &value(a)?)?),
+            "--temperature" => s.temperature = Some(num(a, &value(a)?)?),
+            "--colour-layer" | "--color-layer" => s.colour_row = Some(num(a, &value(a)?)?),
+            x if x.starts_with("--") => return Err(format!("unknown option {x}")),
+            x if s.model_dir.is_none() => s.model_dir = Some(PathBuf::from(x)),
+            x => return Err(format!("unexpected argument {x}")),
+        }
+    }
+    Ok(s)
 }
 
-impl eframe::App for App {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        egui::Frame::central_panel(ui.style()).show(ui, |ui| {
-            ui.heading("deepseek-wgpu");
-            ui.horizontal(|ui| {
-                ui.label("Model folder:");
-                ui.text_edit_singleline(&mut self.model_dir);
-                if ui.button("Open").clicked() {
-                    self.summary = Some(
-                        ModelConfig::load(std::path::Path::new(&self.model_dir))
-                            .map(|c| format!("{:?}: hidden {}, {} layers, {} heads, vocab {}", c.family, c.hidden, c.n_layers, c.n_heads, c.vocab))
-                            .map_err(|e| e.to_string()),
-                    );
-                }
-            });
-            match &self.summary {
-                Some(Ok(s)) => {
-                    ui.label(s);
-                }
-                Some(Err(e)) => {
-                    ui.colored_label(egui::Color32::RED, e);
-                }
-                None => {}
-            }
-        });
-    }
+fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
+    v.parse().map_err(|_| format!("{name}: {v:?} is not a valid number"))
 }
 
 fn main() -> eframe::Result {
-    let model_dir = std::env::args().nth(1).unwrap_or_default();
-    eframe::run_native(
-        "deepseek-wgpu",
-        eframe::NativeOptions::default(),
-        Box::new(move |_cc| Ok(Box::new(App { model_dir, summary: None }))),
-    )
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let startup = match parse(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}\n");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(if e.is_empty() { 0 } else { 2 });
+        }
+    };
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default().with_inner_size([1400.0, 900.0]).with_title("deepseek-wgpu"),
+        // The engine shares this device, so ask for the adapter's full limits.
+        wgpu_options: deepseek_wgpu_app::gpu::wgpu_configuration(),
+        ..Default::default()
+    };
+    eframe::run_native("deepseek-wgpu", options, Box::new(move |cc| Ok(Box::new(App::new(cc, startup)))))
 }

@@ -129,9 +129,14 @@ impl Model {
     pub fn load(gpu: Arc<Gpu>, dir: &Path, opts: &LoadOptions, progress: &mut dyn FnMut(Progress)) -> Result<Model, LoadError> {
         let cfg = ModelConfig::load(dir)?;
         let ck = Checkpoint::open(dir)?;
+        Self::from_checkpoint(gpu, cfg, &ck, opts, progress)
+    }
+
+    /// Load from an already opened checkpoint (on disk, embedded or synthetic).
+    pub fn from_checkpoint(gpu: Arc<Gpu>, cfg: ModelConfig, ck: &Checkpoint, opts: &LoadOptions, progress: &mut dyn FnMut(Progress)) -> Result<Model, LoadError> {
         let kernels = Kernels::new(&gpu)?;
-        let total = total_bytes(&ck, &cfg);
-        let mut l = Loader { gpu: &gpu, ck: &ck, cfg: &cfg, done: 0, total, progress };
+        let total = total_bytes(ck, &cfg);
+        let mut l = Loader { gpu: &gpu, ck, cfg: &cfg, done: 0, total, progress };
         let (h, nh) = (cfg.hidden, cfg.n_heads);
         let qk = cfg.qk_head_dim();
 
