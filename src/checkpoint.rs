@@ -10,8 +10,8 @@ use memmap2::Mmap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{path}: {msg}")]
     Header { path: PathBuf, msg: String },
     #[error("{path}: tensor {tensor}: {msg}")]
@@ -118,7 +118,7 @@ impl Checkpoint {
     pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
         let index = dir.join("model.safetensors.index.json");
         let mut shards: Vec<String> = if index.exists() {
-            let text = std::fs::read_to_string(&index).map_err(|source| CheckpointError::Io { path: index.clone(), source })?;
+            let text = std::fs::read_to_string(&index).map_err(|err| CheckpointError::Io { path: index.clone(), err })?;
             let raw: RawIndex = serde_json::from_str(&text)
                 .map_err(|e| CheckpointError::Header { path: index.clone(), msg: format!("invalid index JSON: {e}") })?;
             let mut s: Vec<String> = raw.weight_map.into_values().collect();
@@ -153,7 +153,7 @@ impl Checkpoint {
     }
 
     fn add_file(&mut self, path: &Path) -> Result<(), CheckpointError> {
-        let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+        let io = |err| CheckpointError::Io { path: path.to_path_buf(), err };
         let file = File::open(path).map_err(io)?;
         // SAFETY: the file is opened read-only; a concurrent truncation by another process
         // could fault, which is the documented risk of every mmap-based loader.

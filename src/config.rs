@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read config.json: {source}. Point --model at a Hugging Face checkpoint folder that contains config.json")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: invalid JSON: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: cannot read config.json: {err}. Point --model at a Hugging Face checkpoint folder that contains config.json")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("{path}: invalid JSON: {err}")]
+    Json { path: PathBuf, err: serde_json::Error },
     #[error("{path}: unsupported model_type {found:?}; supported: \"deepseek_v3\", \"deepseek_v2\"")]
     ModelType { path: PathBuf, found: String },
     #[error("{path}: field `{field}` is missing (required for {model_type})")]
@@ -160,12 +160,12 @@ pub struct ModelConfig {
 impl ModelConfig {
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|err| ConfigError::Read { path: path.clone(), err })?;
         Self::parse(&text, &path)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let raw: RawConfig = serde_json::from_str(text).map_err(|source| ConfigError::Json { path: path.to_path_buf(), source })?;
+        let raw: RawConfig = serde_json::from_str(text).map_err(|err| ConfigError::Json { path: path.to_path_buf(), err })?;
         raw.validate(path)
     }
 

@@ -15,7 +15,7 @@ fn split_tensors_match_golden() {
     for (name, limit) in [("v3_qlora_yarn", 16 * 1024), ("v3_fp8", 48 * 1024)] {
         let g = golden(name);
         let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: Some(limit) }).expect("GPU adapter"));
-        let model = Model::load(gpu, &fixture(name), &LoadOptions { max_chunk: 256, max_ctx: 64 }, &mut |_| {}).unwrap();
+        let model = Model::load(gpu, &fixture(name), &LoadOptions { max_chunk: 256, max_ctx: 64, ..Default::default() }, &mut |_| {}).unwrap();
         assert!(model.embed.bytes() > limit && model.embed.chunks.len() > 1, "{name}: embedding must be split");
         assert!(model.lm_head.chunks.len() > 1, "{name}: head must be split");
         let pool_split = model.layers.iter().any(|l| matches!(&l.ffn, Ffn::Moe(m) if m.experts.gate.chunks.len() > 1));

@@ -15,7 +15,7 @@ use deepseek_wgpu::session::{Event, Session, Settings, StopReason};
 fn session() -> Session {
     let dir = common::fixture("chat_tiny");
     let gpu = Arc::new(Gpu::new(&GpuOptions::default()).expect("GPU adapter"));
-    let model = Arc::new(Model::load(gpu, &dir, &LoadOptions { max_chunk: 64, max_ctx: 512 }, &mut |_| {}).unwrap());
+    let model = Arc::new(Model::load(gpu, &dir, &LoadOptions { max_chunk: 64, max_ctx: 512, ..Default::default() }, &mut |_| {}).unwrap());
     let tok = Arc::new(ChatTokenizer::load(&dir, model.cfg.vocab).unwrap());
     Session::new(model, tok, GenerationConfig::load(&dir).unwrap(), 512).unwrap()
 }

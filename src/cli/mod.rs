@@ -25,6 +25,9 @@ pub struct ModelArgs {
     /// cap the storage binding size (KiB) below the adapter's, to exercise tensor splitting
     #[arg(long, hide = true)]
     pub max_binding_kib: Option<u64>,
+    /// GPU memory the model may use (MiB); default: what the adapter reports, where it does
+    #[arg(long)]
+    pub gpu_memory_mib: Option<u64>,
     /// hide the upload progress bar
     #[arg(long)]
     pub quiet: bool,
@@ -88,7 +91,7 @@ pub fn load(m: &ModelArgs) -> Result<Arc<Model>> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message("uploading weights");
-    let opts = LoadOptions { max_ctx: m.ctx.max(1), ..LoadOptions::default() };
+    let opts = LoadOptions { max_ctx: m.ctx.max(1), memory_budget: m.gpu_memory_mib.map(|x| x << 20), ..LoadOptions::default() };
     let model = Model::load(gpu, &dir, &opts, &mut |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);

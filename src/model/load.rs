@@ -28,6 +28,10 @@ pub enum LoadError {
     Context { requested: usize, max: usize },
     #[error("a KV cache of {ctx} tokens needs {per_layer} bytes per layer, over the adapter's binding limit of {limit} bytes; pass a smaller --ctx")]
     CacheTooLarge { ctx: usize, per_layer: u64, limit: u64 },
+    #[error("{tensor}: one {unit} is {need} bytes but this adapter binds at most {limit} bytes per storage buffer, so it cannot be split to fit; use a GPU whose max_storage_buffer_binding_size is at least {need} bytes")]
+    Binding { tensor: String, unit: &'static str, need: u64, limit: u64 },
+    #[error("the model needs about {need_mib} MiB of GPU memory (weights {weights_mib} MiB, latent KV cache for {ctx} tokens {cache_mib} MiB, activations {act_mib} MiB) but about {avail_mib} MiB are available; try a smaller --ctx, a smaller model, or an FP8 checkpoint")]
+    Memory { need_mib: u64, weights_mib: u64, cache_mib: u64, act_mib: u64, ctx: usize, avail_mib: u64 },
     #[error("{0}")]
     Other(String),
 }
@@ -44,12 +48,63 @@ pub struct LoadOptions {
     pub max_chunk: usize,
     /// largest context a cache may be created with
     pub max_ctx: usize,
+    /// GPU memory the model may use (bytes); `None`: what the adapter reports, where it does
+    pub memory_budget: Option<u64>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_chunk: 256, max_ctx: 4096 }
+        LoadOptions { max_chunk: 256, max_ctx: 4096, memory_budget: None }
     }
+}
+
+/// Memory a CPU adapter (lavapipe, SwiftShader) can use: the host's available memory.
+/// Discrete GPUs do not report free memory through wgpu; there the upload itself reports
+/// an out-of-memory error.
+fn detect_budget(gpu: &Gpu) -> Option<u64> {
+    if gpu.info.device_type != wgpu::DeviceType::Cpu {
+        return None;
+    }
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Checks that need no upload: every tensor can be split to fit one binding, and the whole
+/// model fits the memory budget. Fails with the numbers before a single byte moves.
+fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, weights: u64) -> Result<(), LoadError> {
+    let limit = gpu.max_binding;
+    for name in ck.names() {
+        let Some(t) = ck.get(name) else { continue };
+        if t.shape.len() < 2 || name.ends_with("_scale_inv") || is_mtp(cfg, name) {
+            continue;
+        }
+        let row = (t.shape[t.shape.len() - 1] * t.dtype.size()) as u64;
+        let (unit, need) = if name.contains(".mlp.experts.") || name.contains("kv_b_proj") {
+            ("matrix", (t.numel() * t.dtype.size()) as u64 / if t.shape.len() == 3 { t.shape[0] as u64 } else { 1 })
+        } else {
+            ("row", row)
+        };
+        if need > limit {
+            return Err(LoadError::Binding { tensor: format!("{} in {}", name, ck.file_of(name).display()), unit, need, limit });
+        }
+    }
+    let budget = opts.memory_budget.or_else(|| detect_budget(gpu));
+    if let Some(avail) = budget {
+        let cache = (cfg.n_layers * opts.max_ctx * cfg.cache_dim() * 4) as u64;
+        let chunk = chunk_cap(cfg, limit).min(opts.max_chunk).max(1);
+        let act = Activations::bytes(cfg, chunk, opts.max_ctx);
+        let need = weights + cache + act;
+        if need > avail {
+            let mib = |b: u64| b.div_ceil(1 << 20);
+            return Err(LoadError::Memory { need_mib: mib(need), weights_mib: mib(weights), cache_mib: mib(cache), act_mib: mib(act), ctx: opts.max_ctx, avail_mib: mib(avail) });
+        }
+    }
+    Ok(())
+}
+
+fn is_mtp(cfg: &ModelConfig, name: &str) -> bool {
+    (cfg.n_layers..cfg.n_layers + cfg.num_nextn_predict_layers.max(1)).any(|i| name.starts_with(&format!("model.layers.{i}.")))
 }
 
 struct Loader<'a> {
@@ -134,8 +189,9 @@ impl Model {
 
     /// Load from an already opened checkpoint (on disk, embedded or synthetic).
     pub fn from_checkpoint(gpu: Arc<Gpu>, cfg: ModelConfig, ck: &Checkpoint, opts: &LoadOptions, progress: &mut dyn FnMut(Progress)) -> Result<Model, LoadError> {
-        let kernels = Kernels::new(&gpu)?;
         let total = total_bytes(ck, &cfg);
+        preflight(ck, &cfg, &gpu, opts, total)?;
+        let kernels = Kernels::new(&gpu)?;
         let mut l = Loader { gpu: &gpu, ck, cfg: &cfg, done: 0, total, progress };
         let (h, nh) = (cfg.hidden, cfg.n_heads);
         let qk = cfg.qk_head_dim();
@@ -233,9 +289,8 @@ fn widest_mlp(cfg: &ModelConfig) -> usize {
 
 /// Bytes the loader will upload (for the progress bar).
 fn total_bytes(ck: &Checkpoint, cfg: &ModelConfig) -> u64 {
-    let mtp = (cfg.n_layers..cfg.n_layers + cfg.num_nextn_predict_layers.max(1)).map(|i| format!("model.layers.{i}.")).collect::<Vec<_>>();
     ck.names()
-        .filter(|n| !n.ends_with("_scale_inv") && !mtp.iter().any(|p| n.starts_with(p)))
+        .filter(|n| !n.ends_with("_scale_inv") && !is_mtp(cfg, n))
         .filter_map(|n| ck.get(n))
         .map(|t| {
             let per = if t.shape.len() == 1 { 4 } else { t.dtype.size() };
@@ -245,8 +300,20 @@ fn total_bytes(ck: &Checkpoint, cfg: &ModelConfig) -> u64 {
 }
 
 impl Activations {
+    /// Bytes [`Activations::new`] allocates.
+    fn bytes(cfg: &ModelConfig, t: usize, max_ctx: usize) -> u64 {
+        let total = std::cell::Cell::new(0u64);
+        Self::build(cfg, t, max_ctx, &|_, n| {
+            total.set(total.get() + (n.max(1) * 4) as u64);
+        });
+        total.get()
+    }
+
     fn new(gpu: &Gpu, cfg: &ModelConfig, t: usize, max_ctx: usize) -> Self {
-        let f = |label: &str, n: usize| gpu.storage(label, (n * 4) as u64);
+        Self::build(cfg, t, max_ctx, &|label, n| gpu.storage(label, (n * 4) as u64))
+    }
+
+    fn build<B>(cfg: &ModelConfig, t: usize, max_ctx: usize, f: &dyn Fn(&str, usize) -> B) -> Activations<B> {
         let k = cfg.moe.as_ref().map_or(1, |m| m.top_k);
         let e = cfg.moe.as_ref().map_or(1, |m| m.n_routed);
         let moe_layers: Vec<usize> = (0..cfg.n_layers).filter(|&i| cfg.is_moe_layer(i)).collect();

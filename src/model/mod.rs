@@ -58,26 +58,26 @@ pub struct Layer {
 }
 
 /// Activation buffers, sized for `max_chunk` tokens per forward.
-struct Activations {
-    ids: wgpu::Buffer,    // [T] u32
-    x: wgpu::Buffer,      // [T][hidden] residual stream
-    xb: wgpu::Buffer,     // [T][hidden] normed
-    qa: wgpu::Buffer,     // [T][q_lora]
-    qa_n: wgpu::Buffer,   // [T][q_lora]
-    q: wgpu::Buffer,      // [T][H·qk]
-    kv: wgpu::Buffer,     // [T][kvl + rope]
-    q_lat: wgpu::Buffer,  // [T][H][kvl]
-    o_lat: wgpu::Buffer,  // [T][H][kvl]
-    o: wgpu::Buffer,      // [T][H·v]
-    hb: wgpu::Buffer,     // [T·K][width]
-    hb2: wgpu::Buffer,    // [T·K][width]
-    eo: wgpu::Buffer,     // [T·K][hidden]
-    router: wgpu::Buffer, // [T][E]
-    route_ids: Vec<wgpu::Buffer>, // per MoE layer [T][K] u32
-    route_wts: Vec<wgpu::Buffer>, // per MoE layer [T][K] f32
-    logits: wgpu::Buffer, // [T][vocab]
-    penalty: wgpu::Buffer, // [max_ctx] u32 unique ids for the repetition penalty
-    sample_out: wgpu::Buffer, // [4] u32: sampled id, threshold key, survivors, 0
+struct Activations<B = wgpu::Buffer> {
+    ids: B,    // [T] u32
+    x: B,      // [T][hidden] residual stream
+    xb: B,     // [T][hidden] normed
+    qa: B,     // [T][q_lora]
+    qa_n: B,   // [T][q_lora]
+    q: B,      // [T][H·qk]
+    kv: B,     // [T][kvl + rope]
+    q_lat: B,  // [T][H][kvl]
+    o_lat: B,  // [T][H][kvl]
+    o: B,      // [T][H·v]
+    hb: B,     // [T·K][width]
+    hb2: B,    // [T·K][width]
+    eo: B,     // [T·K][hidden]
+    router: B, // [T][E]
+    route_ids: Vec<B>, // per MoE layer [T][K] u32
+    route_wts: Vec<B>, // per MoE layer [T][K] f32
+    logits: B, // [T][vocab]
+    penalty: B, // [max_ctx] u32 unique ids for the repetition penalty
+    sample_out: B, // [4] u32: sampled id, threshold key, survivors, 0
 }
 
 pub struct Model {
