@@ -46,6 +46,8 @@ enum Cmd {
     Generate(cli::generate::Args),
     /// Interactive chat: streaming answers, Ctrl-C cancels an answer, /help lists commands
     Chat(cli::chat::Args),
+    /// Exact-answer accuracy of the arithmetic model on fresh problems (greedy)
+    Eval(cli::eval::Args),
 }
 
 fn main() {
@@ -63,5 +65,6 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Logits { m, ids, step, out } => cli::logits(&m, &ids, step, &out),
         Cmd::Generate(a) => cli::generate::run(a),
         Cmd::Chat(a) => cli::chat::run(a),
+        Cmd::Eval(a) => cli::eval::run(a),
     }
 }

@@ -1,6 +1,7 @@
 //! Shared pieces of the commands: model arguments, loading with a progress bar, sampling flags.
 
 pub mod chat;
+pub mod eval;
 pub mod generate;
 pub mod info;
 
