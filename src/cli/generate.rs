@@ -113,30 +113,28 @@ pub fn run(a: Args) -> Result<()> {
     if a.prompt.as_deref().is_some_and(|p| p.is_empty() || (a.chat && p.trim().is_empty())) {
         bail!("empty prompt: give some text with --prompt");
     }
-    let mut sess = super::session(&a.m)?;
-    let settings = a.sampling.settings(sess.default_settings(), a.max_tokens)?;
-
-    // The --ids greedy form with --step keeps the plain loop (tests compare it with goldens).
-    if let (Some(ids), Some(step)) = (&a.ids, a.step) {
-        if settings.sample.temperature != 0.0 {
-            bail!("--step applies to greedy decoding only (--temperature 0)");
+    let model = super::load(&a.m)?;
+    // Token ids need no tokenizer: a checkpoint without one still generates greedily, and
+    // `--step N` keeps the plain loop the golden tests compare against.
+    let session = super::session_on(&a.m, model.clone());
+    let plain = match (&a.ids, &session) {
+        (Some(_), Err(_)) => true,
+        (Some(_), Ok(_)) => a.step.is_some(),
+        (None, _) => false,
+    };
+    if plain {
+        let ids = a.ids.as_deref().unwrap_or_default();
+        let t = a.sampling.temperature.unwrap_or(0.0);
+        if t != 0.0 {
+            match session {
+                Err(e) => return Err(e.context("sampling needs the tokenizer's generation settings; use --temperature 0 for greedy ids")),
+                Ok(_) => bail!("--step applies to greedy decoding only (--temperature 0)"),
+            }
         }
-        let model = sess.model.clone();
-        let mut cache = model.new_cache(a.m.ctx.min(model.max_ctx))?;
-        if ids.len() + a.max_tokens > cache.ctx {
-            bail!("{} prompt ids + {} new tokens exceed the context of {} tokens; pass a larger --ctx", ids.len(), a.max_tokens, cache.ctx);
-        }
-        let g = generate::greedy(&model, &mut cache, ids, a.max_tokens, step)?;
-        let routing: BTreeMap<String, Vec<Vec<u32>>> = model
-            .moe_layers()
-            .iter()
-            .zip(&g.routing)
-            .map(|(l, per)| (l.to_string(), per.iter().map(|r| sorted(r)).collect()))
-            .collect();
-        let o = serde_json::json!({ "prompt_ids": ids, "ids": g.ids, "routing": routing });
-        println!("{o}");
-        return Ok(());
+        return greedy_ids(&a, &model, ids);
     }
+    let mut sess = session?;
+    let settings = a.sampling.settings(sess.default_settings(), a.max_tokens)?;
 
     let (prompt_ids, opened) = match (&a.prompt, &a.ids) {
         (Some(p), _) if a.chat => {
@@ -168,6 +166,28 @@ pub fn run(a: Args) -> Result<()> {
             println!("{}", reply.prompt_ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","));
         }
         eprintln!("{}", stats_line(&reply));
+    }
+    Ok(())
+}
+
+/// The plain greedy loop over ids (CPU argmax over read-back logits).
+fn greedy_ids(a: &Args, model: &deepseek_wgpu::model::Model, ids: &[u32]) -> Result<()> {
+    let mut cache = model.new_cache(a.m.ctx.min(model.max_ctx))?;
+    if ids.len() + a.max_tokens > cache.ctx {
+        bail!("{} prompt ids + {} new tokens exceed the context of {} tokens; pass a larger --ctx", ids.len(), a.max_tokens, cache.ctx);
+    }
+    let g = generate::greedy(model, &mut cache, ids, a.max_tokens, a.step.unwrap_or(0))?;
+    let routing: BTreeMap<String, Vec<Vec<u32>>> = model
+        .moe_layers()
+        .iter()
+        .zip(&g.routing)
+        .map(|(l, per)| (l.to_string(), per.iter().map(|r| sorted(r)).collect()))
+        .collect();
+    let o = serde_json::json!({ "prompt_ids": ids, "ids": g.ids, "routing": routing });
+    if a.json {
+        println!("{o}");
+    } else {
+        println!("{}", g.ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","));
     }
     Ok(())
 }

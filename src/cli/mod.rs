@@ -104,8 +104,12 @@ pub fn load(m: &ModelArgs) -> Result<Arc<Model>> {
 
 /// Model, tokenizer and a session over them.
 pub fn session(m: &ModelArgs) -> Result<Session> {
+    session_on(m, load(m)?)
+}
+
+/// A session over an already loaded model (needs the folder's tokenizer).
+pub fn session_on(m: &ModelArgs, model: Arc<Model>) -> Result<Session> {
     let dir = model_dir(m.model.as_deref())?;
-    let model = load(m)?;
     let tok = ChatTokenizer::load(&dir, model.cfg.vocab).with_context(|| format!("loading the tokenizer of {}", dir.display()))?;
     let gen = GenerationConfig::load(&dir)?;
     let ctx = m.ctx.min(model.max_ctx);
