@@ -1,12 +1,12 @@
 //! `deepseek-wgpu-app [MODEL_DIR] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N]
-//! [--temperature T] [--colour-layer ROW]`
+//! [--temperature T] [--colour-layer ROW] [--expand-thinking]`
 
 use std::path::PathBuf;
 
 use deepseek_wgpu_app::{App, Startup};
 use eframe::egui;
 
-const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW]
+const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW] [--expand-thinking]
 
   MODEL_DIR        checkpoint folder (config.json, *.safetensors, tokenizer); default: the embedded model
   --prompt TEXT    send TEXT as soon as the model is loaded (demos, screenshots)
@@ -14,7 +14,8 @@ const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR] [--prompt TEXT] [--ctx
   --max-tokens N   most tokens per answer
   --seed N         fixed sampling seed
   --temperature T  0 = greedy
-  --colour-layer R colour the transcript by the top-1 expert of MoE row R (0 = first MoE layer)";
+  --colour-layer R colour the transcript by the top-1 expert of MoE row R (0 = first MoE layer)
+  --expand-thinking show the reasoning of replies expanded";
 
 fn parse(args: &[String]) -> Result<Startup, String> {
     let mut s = Startup::default();
@@ -29,6 +30,7 @@ fn parse(args: &[String]) -> Result<Startup, String> {
             "--seed" => s.seed = Some(num(a, &value(a)?)?),
             "--temperature" => s.temperature = Some(num(a, &value(a)?)?),
             "--colour-layer" | "--color-layer" => s.colour_row = Some(num(a, &value(a)?)?),
+            "--expand-thinking" => s.expand_thinking = true,
             x if x.starts_with("--") => return Err(format!("unknown option {x}")),
             x if s.model_dir.is_none() => s.model_dir = Some(PathBuf::from(x)),
             x => return Err(format!("unexpected argument {x}")),

@@ -1,0 +1,270 @@
+//! The engine side of the app: one thread owns the model and the `Session`. The UI sends
+//! [`Command`]s in and drains [`WorkerEvent`]s out, so neither loading weights nor generating
+//! ever blocks a frame. Every event is followed by `request_repaint` so the UI wakes up.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+
+use deepseek_wgpu::chat::{ChatTokenizer, GenerationConfig, Message, TextKind};
+use deepseek_wgpu::config::ModelConfig;
+use deepseek_wgpu::gpu::{Gpu, GpuOptions};
+use deepseek_wgpu::model::{LoadOptions, Model};
+use deepseek_wgpu::session::{Event, Session, Settings, Stats, StopReason};
+use eframe::egui;
+
+use crate::routing::{PositionRoute, RoutingShape};
+
+pub enum Command {
+    /// Load a checkpoint folder with a latent cache of (at most) `ctx` tokens.
+    Load { dir: PathBuf, ctx: usize },
+    /// Make the conversation `system` + `history` and generate the reply to `user`.
+    /// The UI owns the conversation; the session reuses whatever prefix of its cache still
+    /// matches, so regenerate and edit-and-resend only re-feed what changed.
+    Send { system: String, history: Vec<Message>, user: String, settings: Settings },
+}
+
+/// What the UI needs to know about a loaded model.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    pub dir: PathBuf,
+    pub shape: RoutingShape,
+    pub n_layers: usize,
+    pub vocab: usize,
+    pub hidden: usize,
+    pub ctx: usize,
+    pub weight_bytes: u64,
+    pub cache_bytes_per_token: u64,
+    pub cache_bytes_allocated: u64,
+    pub adapter: String,
+    /// the engine runs on the UI's own wgpu device
+    pub shared_device: bool,
+    pub defaults: Settings,
+}
+
+#[derive(Clone, Debug)]
+pub enum WorkerEvent {
+    Loading { dir: PathBuf, done: u64, total: u64, tensor: String },
+    Loaded(Box<ModelInfo>),
+    LoadFailed { dir: PathBuf, error: String },
+    /// a generated token; `kind` says whether it is part of the reasoning
+    Token { id: u32, position: usize, text: String, kind: TextKind },
+    Text { kind: TextKind, text: String },
+    Routing(PositionRoute),
+    Stats(Stats),
+    /// the turn ended; `assistant` is the message the session keeps for it
+    Done { stop: StopReason, assistant: Option<Message> },
+    TurnFailed(String),
+}
+
+/// The UI's end of the worker.
+pub struct Worker {
+    tx: Sender<Command>,
+    pub rx: Receiver<WorkerEvent>,
+    /// set by Stop; checked by the session between tokens
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Worker {
+    /// `gpu`: the UI's device wrapped for the engine; `None` opens a separate device on first load.
+    pub fn spawn(gpu: Option<Arc<Gpu>>, ctx: egui::Context) -> Worker {
+        let (tx, cmd_rx) = channel();
+        let (ev_tx, rx) = channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let c = cancel.clone();
+        let spawned = std::thread::Builder::new().name("engine".into()).spawn(move || run(gpu, cmd_rx, ev_tx, ctx, c));
+        if let Err(e) = spawned {
+            // Without a thread there is no engine; say so through the usual channel.
+            let (ev_tx, rx) = channel();
+            let _ = ev_tx.send(WorkerEvent::LoadFailed { dir: PathBuf::new(), error: format!("cannot start the engine thread: {e}") });
+            return Worker { tx, rx, cancel };
+        }
+        Worker { tx, rx, cancel }
+    }
+
+    pub fn send(&self, cmd: Command) -> Result<(), String> {
+        self.tx.send(cmd).map_err(|_| "the engine thread has stopped; restart the app".to_string())
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Let a running answer end at the next token; the thread exits when the channel closes.
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+struct Engine {
+    gpu: Option<Arc<Gpu>>,
+    shared: bool,
+    session: Option<Session>,
+    out: Sender<WorkerEvent>,
+    ctx: egui::Context,
+    cancel: Arc<AtomicBool>,
+}
+
+fn run(gpu: Option<Arc<Gpu>>, rx: Receiver<Command>, out: Sender<WorkerEvent>, ctx: egui::Context, cancel: Arc<AtomicBool>) {
+    let shared = gpu.is_some();
+    let mut e = Engine { gpu, shared, session: None, out, ctx, cancel };
+    for cmd in rx {
+        // A panic inside the engine must not take the window down: report it and drop the
+        // session, whose state is unknown after it.
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| match cmd {
+            Command::Load { dir, ctx } => e.load(dir, ctx),
+            Command::Send { system, history, user, settings } => e.send(&system, history, &user, &settings),
+        }));
+        if let Err(p) = r {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "unknown panic".into());
+            e.session = None;
+            e.emit(WorkerEvent::TurnFailed(format!("internal engine error: {msg}; reload the model")));
+        }
+    }
+}
+
+impl Engine {
+    fn emit(&self, ev: WorkerEvent) {
+        let _ = self.out.send(ev);
+        self.ctx.request_repaint();
+    }
+
+    fn load(&mut self, dir: PathBuf, ctx: usize) {
+        // Free the old model's buffers before uploading the new one.
+        self.session = None;
+        match self.try_load(&dir, ctx) {
+            Ok((session, info)) => {
+                self.session = Some(session);
+                self.emit(WorkerEvent::Loaded(Box::new(info)));
+            }
+            Err(error) => self.emit(WorkerEvent::LoadFailed { dir, error }),
+        }
+    }
+
+    fn try_load(&mut self, dir: &std::path::Path, ctx: usize) -> Result<(Session, ModelInfo), String> {
+        if !dir.is_dir() {
+            return Err(format!("{} is not a folder", dir.display()));
+        }
+        // The config first: a cheap, clear error before any GPU work.
+        let cfg = ModelConfig::load(dir).map_err(|e| e.to_string())?;
+        let ctx = ctx.min(cfg.max_position_embeddings).max(1);
+        let gpu = match self.gpu.clone() {
+            Some(g) => g,
+            None => {
+                let g = Arc::new(Gpu::new(&GpuOptions::default()).map_err(|e| e.to_string())?);
+                self.gpu = Some(g.clone());
+                g
+            }
+        };
+        let mut last_pct = u64::MAX;
+        let model = Model::load(gpu.clone(), dir, &LoadOptions { max_chunk: 256, max_ctx: ctx, ..LoadOptions::default() }, &mut |p| {
+            // Per-mille steps: R1 has tens of thousands of tensors; the bar needs ~1000 updates.
+            let pct = (p.done * 1000).checked_div(p.total).unwrap_or(0);
+            if pct != last_pct {
+                last_pct = pct;
+                self.emit(WorkerEvent::Loading { dir: dir.to_path_buf(), done: p.done, total: p.total, tensor: p.tensor.to_string() });
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        let model = Arc::new(model);
+        let tok = ChatTokenizer::load(dir, model.cfg.vocab).map_err(|e| e.to_string())?;
+        if tok.chat_template.is_none() {
+            return Err(format!("{} has no chat template (tokenizer_config.json chat_template); the app needs a chat model", dir.display()));
+        }
+        let generation = GenerationConfig::load(dir).map_err(|e| e.to_string())?;
+        let session = Session::new(model.clone(), Arc::new(tok), generation, ctx).map_err(|e| e.to_string())?;
+        let cfg = &model.cfg;
+        let shape = match &cfg.moe {
+            Some(m) => RoutingShape { layers: model.moe_layers(), n_experts: m.n_routed, n_group: m.n_group.max(1), topk_group: m.topk_group, top_k: m.top_k },
+            None => RoutingShape { layers: Vec::new(), n_experts: 0, n_group: 1, topk_group: 1, top_k: 0 },
+        };
+        let per_token = (cfg.n_layers * cfg.cache_dim() * 4) as u64;
+        let mut defaults = session.default_settings();
+        defaults.max_tokens = 256;
+        let info = ModelInfo {
+            dir: dir.to_path_buf(),
+            shape,
+            n_layers: cfg.n_layers,
+            vocab: cfg.vocab,
+            hidden: cfg.hidden,
+            ctx: session.context(),
+            weight_bytes: model.weight_bytes,
+            cache_bytes_per_token: per_token,
+            cache_bytes_allocated: per_token * session.context() as u64,
+            adapter: format!("{} ({:?})", gpu.info.name, gpu.info.backend),
+            shared_device: self.shared,
+            defaults,
+        };
+        Ok((session, info))
+    }
+
+    fn send(&mut self, system: &str, history: Vec<Message>, user: &str, settings: &Settings) {
+        let Some(s) = self.session.as_mut() else {
+            self.emit(WorkerEvent::TurnFailed("no model is loaded: open a model folder first".into()));
+            return;
+        };
+        s.messages = history;
+        s.set_system(system);
+        let tok = s.tokenizer.clone();
+        // Whether the template already opened <think> for the model (R1 style), so the
+        // first generated tokens are reasoning.
+        let mut probe = s.messages.clone();
+        probe.push(Message::new("user", user));
+        let opened = tok.render_chat(&probe, true).map(|t| t.trim_end().ends_with("<think>")).unwrap_or(false);
+        let (out, ctx) = (self.out.clone(), self.ctx.clone());
+        let emit = |ev: WorkerEvent| {
+            let _ = out.send(ev);
+            ctx.request_repaint();
+        };
+        let mut ids: Vec<u32> = Vec::new();
+        let mut text_before = String::new();
+        let decode = |ids: &[u32]| tok.decode(ids).unwrap_or_default();
+        let mut stop = None;
+        let r = s.chat(user, settings, &self.cancel, &mut |ev| match ev {
+            Event::Token { id, position } => {
+                // A token is reasoning when the text before it is inside <think>…</think>.
+                let kind = if inside_think(opened, &text_before) { TextKind::Reasoning } else { TextKind::Answer };
+                ids.push(*id);
+                text_before = decode(&ids);
+                emit(WorkerEvent::Token { id: *id, position: *position, text: decode(&[*id]), kind });
+            }
+            Event::Routing { position, token, layers } => {
+                emit(WorkerEvent::Routing(PositionRoute { position: *position, token: *token, text: decode(&[*token]), layers: layers.clone() }))
+            }
+            Event::Text { kind, text } => emit(WorkerEvent::Text { kind: *kind, text: text.clone() }),
+            Event::Stats(st) => emit(WorkerEvent::Stats(st.clone())),
+            Event::Done(reason) => stop = Some(reason.clone()),
+        });
+        match r {
+            Ok(reply) => {
+                let assistant = s.messages.last().filter(|m| m.role == "assistant").cloned();
+                self.emit(WorkerEvent::Done { stop: stop.unwrap_or(reply.stop), assistant });
+            }
+            Err(e) => self.emit(WorkerEvent::TurnFailed(e.to_string())),
+        }
+    }
+}
+
+/// Whether generated text `text` (after the prompt) ends inside a reasoning block.
+pub fn inside_think(opened: bool, text: &str) -> bool {
+    let open = text.rfind("<think>").map(|i| i as i64);
+    let close = text.rfind("</think>").map(|i| i as i64);
+    match (open, close) {
+        (None, None) => opened,
+        (o, c) => o.unwrap_or(-1) > c.unwrap_or(-1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inside_think;
+
+    #[test]
+    fn think_state() {
+        assert!(inside_think(true, "let me see"));
+        assert!(!inside_think(true, "ok </think>\n\n"));
+        assert!(!inside_think(false, "hello"));
+        assert!(inside_think(false, "<think> hmm"));
+        assert!(!inside_think(false, "<think> hmm </think> 7"));
+    }
+}
