@@ -50,6 +50,10 @@ import sys
 import tempfile
 import time
 
+# libgomp's default busy-wait makes 2 threads ~8x slower when the cores are shared (e.g. with a compiler);
+# passive waiting costs little when they are not. Must be set before torch loads libgomp.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -434,32 +438,42 @@ class RouterStats:
         return out
 
 
-def load_entropy_on_eval(model, tok, rng_seed=4242, n=400):
-    """Expert-load entropy of each MoE layer on fresh prompts+answers (teacher-forced), plus load shares."""
+def routing_stats(model, tok, rng_seed=4242, n=400):
+    """Routing of each MoE layer on n fresh teacher-forced conversations: expert-load entropy (normalised by
+    log E; 1 = even load), load shares, and the mutual information between the input token and the chosen
+    experts in bits (0 = routing ignores the token; top-4 of 16 allows at most log2(16/4) = 2 bits)."""
     rng = random.Random(rng_seed)
-    stats = RouterStats.__new__(RouterStats)
-    stats.E = model.config.n_routed_experts
-    stats.layers = [i for i, l in enumerate(model.model.layers) if hasattr(l.mlp, "gate")]
-    loads = {i: torch.zeros(stats.E) for i in stats.layers}
+    E = model.config.n_routed_experts
+    layers = [i for i, l in enumerate(model.model.layers) if hasattr(l.mlp, "gate")]
+    V = model.config.vocab_size
+    joint = {i: torch.zeros(V, E) for i in layers}
+    cur = {}
     hooks = []
-    for i in stats.layers:
+    for i in layers:
         def hook(module, inputs, output, i=i):
-            loads[i] += torch.bincount(output[2].reshape(-1), minlength=stats.E).float()
+            idx = output[2]  # [T, k]
+            tid = cur["ids"].reshape(-1, 1).expand_as(idx)
+            joint[i].index_put_((tid.reshape(-1), idx.reshape(-1)), torch.ones(idx.numel()), accumulate=True)
         hooks.append(model.model.layers[i].mlp.gate.register_forward_hook(hook))
     b = Batcher(tok, rng, 1, [1, 1, 1, 1])
     with torch.no_grad():
         for _ in range(n):
-            t = rng.choice(TASKS)
-            _, full = b.render(*make_problem(rng, t))
+            _, full = b.render(*make_problem(rng, rng.choice(TASKS)))
             ids = tok(full, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            cur["ids"] = ids[0]
             model(ids)
     for h in hooks:
         h.remove()
-    ent = {}
-    for i in stats.layers:
-        p = loads[i] / loads[i].sum()
-        ent[i] = round(float(-(p * torch.log(p.clamp(min=1e-12))).sum() / math.log(stats.E)), 4)
-    return ent, {i: [round(float(x), 4) for x in (loads[i] / loads[i].sum())] for i in stats.layers}
+    ent, share, mi = {}, {}, {}
+    for i in layers:
+        pj = joint[i] / joint[i].sum()
+        pe = pj.sum(0)
+        pt = pj.sum(1, keepdim=True)
+        ent[i] = round(float(-(pe * torch.log(pe.clamp(min=1e-12))).sum() / math.log(E)), 4)
+        share[i] = [round(float(x), 4) for x in pe]
+        nz = pj > 0
+        mi[i] = round(float((pj[nz] * torch.log2(pj[nz] / (pt.expand_as(pj)[nz] * pe.expand_as(pj)[nz]))).sum()), 3)
+    return {"load_entropy": ent, "load_share": share, "token_expert_mi_bits": mi}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -635,14 +649,19 @@ def train(args):
     with torch.no_grad():
         diff = (model(ids).logits - model_d(ids).logits).abs().max().item()
     print(f"reload check: max |logits(in-memory) - logits(saved)| = {diff:.3g}", flush=True)
-    res = evaluate(model_d, tok, args.eval_seed, args.eval_n, verbose=True)
-    ent, shares = load_entropy_on_eval(model_d, tok)
-    log.update({"reload_max_abs_diff": diff, "eval": res, "eval_load_entropy": ent, "eval_load_share": shares,
-                "total_minutes": round((time.time() - t_start) / 60, 2)})
+    log.update({"reload_max_abs_diff": diff, "total_minutes": round((time.time() - t_start) / 60, 2)})
+    report(out, model_d, tok, log, args.eval_seed, args.eval_n)
+
+
+def report(out, model, tok, log, eval_seed, eval_n):
+    """Evaluate the saved model, store the numbers in training_log.json and rewrite README.md."""
+    res = evaluate(model, tok, eval_seed, eval_n, verbose=True)
+    rs = routing_stats(model, tok)
+    log.update({"eval": res, "eval_seed": eval_seed, "routing": rs})
     atomic_write_json(os.path.join(out, "training_log.json"), log)
     print("eval " + json.dumps(res), flush=True)
-    print("eval load entropy " + json.dumps(ent), flush=True)
-    write_readme(out, model_d.config, log)
+    print("routing " + json.dumps({k: v for k, v in rs.items() if k != "load_share"}), flush=True)
+    write_readme(out, model.config, log)
 
 
 def write_readme(out, config, log):
@@ -652,12 +671,15 @@ def write_readme(out, config, log):
              "mul": "multiplication (2-3 digit x 1 digit)", "cmp": "comparison (2-3 digit, larger/smaller)"}
     rows = "\n".join(f"| {names[t]} | {r['correct']}/{r['n']} | {100 * r['accuracy']:.1f}% | "
                      f"{100 * r['exact_trace']:.1f}% |" for t, r in log["eval"].items())
-    last_ck = log["checkpoints"][-1]
-    ent_rows = "\n".join(f"| {i} | {last_ck['load_entropy'].get(i, last_ck['load_entropy'].get(str(i)))} | {e} |"
-                         for i, e in log["eval_load_entropy"].items())
+    last_ck = log["checkpoints"][-1]["load_entropy"]
+    rs = log["routing"]
+    ent_rows = "\n".join(f"| {i} | {last_ck.get(i, last_ck.get(str(i)))} | {e} | {rs['token_expert_mi_bits'][i]} |"
+                         for i, e in rs["load_entropy"].items())
     cmd = "nice -n 10 python3 tools/train_tiny.py train --out assets/tiny-r1"
-    defaults = {"steps", "batch", "lr", "hidden", "layers", "moe_inter", "dense_inter", "q_lora", "kv_lora",
-                "heads", "seed"}
+    eng = log.get("engine_check")
+    eng_text = ("not run yet (`python3 tools/train_tiny.py engine`)." if eng is None else
+                f"{eng['matched']}/{eng['prompts']} prompts give exactly PyTorch's greedy ids and expert choices at "
+                f"every position (`python3 tools/train_tiny.py engine`, up to {eng['max_tokens']} new tokens).")
     text = f"""# tiny-r1
 
 A tiny model with exactly the DeepSeek-V3 architecture (`DeepseekV3ForCausalLM`, `model_type: deepseek_v3`),
@@ -715,7 +737,8 @@ auxiliary-loss-free balancing: after every optimizer step each MoE layer's `e_sc
 `{a['gamma']} * sign(mean_load - load_e)` (loads counted with forward hooks on the routers); there is no
 auxiliary balancing loss, so the experts are free to specialise.
 
-Training took {log['train_minutes']:.0f} minutes; final loss (EMA over steps, assistant tokens) {log['final_ema_loss']}.
+Training took {log['train_minutes']:.0f} minutes of wall-clock time on a shared 2-core machine; final training loss
+(EMA over steps, mean per assistant token) {log['final_ema_loss']}.
 
 ## Evaluation (PyTorch, from the saved files, greedy, fresh problems with seed {a['eval_seed']})
 
@@ -723,11 +746,19 @@ Training took {log['train_minutes']:.0f} minutes; final loss (EMA over steps, as
 |---|---|---|---|
 {rows}
 
-Expert-load entropy per MoE layer, normalised by log(16) (1.0 = perfectly even load):
+Accuracy = the number after `</think>` is exactly right; the last column counts answers whose whole trace is
+also exactly the trained one.
 
-| layer | during the last training interval | on 400 fresh problems |
-|---|---|---|
+Routing per MoE layer: expert-load entropy normalised by log(16) (1.0 = perfectly even load), during the last
+{a['save_every']} training steps and on 400 fresh teacher-forced conversations, and the mutual information
+between the input token and its chosen experts (bits; at most 2 for top-4 of 16). The bias keeps the overall
+load even while the experts still specialise by token.
+
+| layer | load entropy (training) | load entropy (fresh problems) | token-expert MI (bits) |
+|---|---|---|---|
 {ent_rows}
+
+Engine check (deepseek-wgpu, greedy, from these files): {eng_text}
 """
     atomic_write_bytes(os.path.join(out, "README.md"), text.encode())
 
@@ -736,6 +767,21 @@ Expert-load entropy per MoE layer, normalised by log(16) (1.0 = perfectly even l
 # engine check / sampling
 # ----------------------------------------------------------------------------------------------------------
 
+@torch.no_grad()
+def torch_routing(model, ids):
+    """{moe layer: [sorted expert ids per position]} for one sequence."""
+    out, hooks = {}, []
+    for i, layer in enumerate(model.model.layers):
+        if hasattr(layer.mlp, "gate"):
+            def hook(module, inputs, output, i=i):
+                out[i] = [sorted(r) for r in output[2].tolist()]
+            hooks.append(layer.mlp.gate.register_forward_hook(hook))
+    model(torch.tensor([ids]))
+    for h in hooks:
+        h.remove()
+    return out
+
+
 def engine_check(args):
     tok = load_tokenizer(args.model)
     model = load_model(args.model)
@@ -743,6 +789,7 @@ def engine_check(args):
     qs = [make_problem(rng, TASKS[i % 4])[0] for i in range(args.n)]
     binary = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "deepseek-wgpu")
     all_ok = True
+    n_match = n_route = 0
     env = dict(os.environ)
     env.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     for q in qs:
@@ -762,15 +809,35 @@ def engine_check(args):
             print(f"engine failed: {r.stderr[-2000:]}")
             all_ok = False
             continue
-        eng = json.loads(r.stdout)["ids"]
-        n = len(pt)
-        match = eng[:n] == pt
-        all_ok &= match and full == pt
-        print(f"{'MATCH' if match else 'DIFF '} {q!r}: torch {len(pt)} ids, engine {len(eng)} ids, "
-              f"no-cache loop {'same' if full == pt else 'DIFFERENT'}; text {tok.decode(pt)!r}")
+        res = json.loads(r.stdout)
+        eng = res["ids"]
+        eos = tok.convert_tokens_to_ids(EOS)
+        if pt and pt[-1] == eos:  # the engine stops at eos without listing it (and reports "stop": "eos")
+            match = eng == pt[:-1] and res.get("stop", "eos") == "eos"
+        else:
+            match = eng[:len(pt)] == pt
+        # routing: the engine lists the sorted experts of every position it processed (prompt + fed tokens)
+        seq = (ids + eng)[:len(next(iter(res["routing"].values())))]
+        route_pt = torch_routing(model, seq)
+        same_route = all(route_pt[int(k)] == v for k, v in res["routing"].items())
+        n_match += bool(match and full == pt and same_route)
+        n_route += same_route
+        all_ok &= match and full == pt and same_route
+        print(f"{'MATCH' if match else 'DIFF '} {q!r}: torch {len(pt)} ids, engine {len(eng)} ids "
+              f"(stop {res.get('stop')}), no-cache loop {'same' if full == pt else 'DIFFERENT'}, "
+              f"routing of {len(seq)} positions {'same' if same_route else 'DIFFERENT'}; text {tok.decode(pt)!r}")
         if not match:
             print(f"   torch  {pt}\n   engine {eng}")
     print("ALL MATCH" if all_ok else "SOME DIFFER")
+    log_path = os.path.join(args.model, "training_log.json")
+    if args.update_readme and os.path.exists(log_path):
+        with open(log_path) as f:
+            log = json.load(f)
+        log["engine_check"] = {"prompts": len(qs), "matched": n_match, "routing_matched": n_route,
+                               "max_tokens": args.max_tokens}
+        atomic_write_json(log_path, log)
+        if "routing" in log:
+            write_readme(args.model, model.config, log)
     return 0 if all_ok else 1
 
 
@@ -818,11 +885,13 @@ def main():
     ev.add_argument("--model", default="assets/tiny-r1")
     ev.add_argument("--n", type=int, default=200)
     ev.add_argument("--eval-seed", type=int, default=987654)
+    ev.add_argument("--update-readme", action="store_true", help="store the numbers in training_log.json/README.md")
     en = sub.add_parser("engine")
     en.add_argument("--model", default="assets/tiny-r1")
-    en.add_argument("--n", type=int, default=8)
-    en.add_argument("--max-tokens", type=int, default=60)
+    en.add_argument("--n", type=int, default=12)
+    en.add_argument("--max-tokens", type=int, default=80)
     en.add_argument("--eval-seed", type=int, default=987654)
+    en.add_argument("--update-readme", action="store_true", help="store the result in training_log.json/README.md")
     sa = sub.add_parser("sample")
     sa.add_argument("--model", default="assets/tiny-r1")
     sa.add_argument("questions", nargs="+")
@@ -831,9 +900,15 @@ def main():
         train(args)
     elif args.cmd == "eval":
         tok = load_tokenizer(args.model)
-        res = evaluate(load_model(args.model), tok, args.eval_seed, args.n, verbose=True)
-        print(json.dumps(res, indent=1))
-        print("load entropy", json.dumps(load_entropy_on_eval(load_model(args.model), tok)[0]))
+        model = load_model(args.model)
+        if args.update_readme:
+            with open(os.path.join(args.model, "training_log.json")) as f:
+                log = json.load(f)
+            report(args.model, model, tok, log, args.eval_seed, args.n)
+        else:
+            print(json.dumps(evaluate(model, tok, args.eval_seed, args.n, verbose=True), indent=1))
+            rs = routing_stats(model, tok)
+            print(json.dumps({k: v for k, v in rs.items() if k != "load_share"}))
     elif args.cmd == "engine":
         sys.exit(engine_check(args))
     elif args.cmd == "sample":
