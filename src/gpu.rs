@@ -263,11 +263,19 @@ impl<'g> Recorder<'g> {
     pub fn submit(self, label: &str) -> Result<(), GpuError> {
         let gpu = self.gpu;
         gpu.checked(label, || {
-            let arena = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            // Not create_buffer_init: it panics when the device is lost; this reports it.
+            let contents: &[u8] = if self.params.is_empty() { &[0u8; 16] } else { &self.params };
+            let arena = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("params arena"),
-                contents: if self.params.is_empty() { &[0u8; 16] } else { &self.params },
+                size: (contents.len() as u64).next_multiple_of(4),
                 usage: wgpu::BufferUsages::UNIFORM,
+                mapped_at_creation: true,
             });
+            match arena.slice(..).get_mapped_range_mut() {
+                Ok(mut view) => view.slice(..contents.len()).copy_from_slice(contents),
+                Err(e) => return Err(GpuError::Validation { what: label.to_string(), msg: format!("the GPU device is lost or out of memory ({e}); reload the model") }),
+            }
+            arena.unmap();
             let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
             let mut i = 0;
             while i < self.cmds.len() {
@@ -301,7 +309,8 @@ impl<'g> Recorder<'g> {
                 }
             }
             gpu.queue.submit([enc.finish()]);
-        })
+            Ok(())
+        })?
     }
 }
 

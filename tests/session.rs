@@ -71,3 +71,14 @@ fn cancel_flag_stops_between_tokens() {
     assert_eq!(r.stop, StopReason::Cancelled);
     assert_eq!(r.ids.len(), 1, "cancel is checked after each token");
 }
+
+#[test]
+fn a_lost_device_is_an_error_not_a_crash() {
+    let no = AtomicBool::new(false);
+    let mut s = session();
+    s.chat("hello", &greedy(3), &no, &mut |_| {}).unwrap();
+    s.model.gpu.device.destroy();
+    let err = s.chat("again", &greedy(3), &no, &mut |_| {}).err().expect("generation on a destroyed device must fail");
+    let msg = err.to_string();
+    assert!(msg.contains("GPU"), "{msg}");
+}
