@@ -35,7 +35,12 @@ struct Params {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// Params are read from a storage buffer into a private copy, not bound as a uniform:
+// lavapipe (Mesa 22.3) inlines uniforms that steer loops into a fresh compile of the shader,
+// and when the first dispatch's values shrink it enough (e.g. 16 columns) it recompiles on
+// every later dispatch and keeps every copy.
+@group(0) @binding(0) var<storage, read> params: Params;
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> wscale: array<f32>;
 @group(0) @binding(3) var<storage, read> x: array<f32>;
@@ -50,6 +55,7 @@ var<workgroup> sh_e: u32;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    p = params;
     let item = wg.y;
     let lr = wg.x * 4u + li / LANES;
     let lane = li % LANES;

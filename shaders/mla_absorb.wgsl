@@ -7,6 +7,10 @@
 //   [s_rows][s_cols]; x = input (q [n_tok][q_stride] or o_lat [n_tok][H][kv_lora]);
 //   out = q_lat [n_tok][H][kv_lora] or o [n_tok][H·v].
 // Grid: x = ceil(per-head outputs / 64), y = H, z = n_tok.
+// These are the portable kernels; where the shapes allow, mla_absorb.rs runs both products
+// with matmul's matvec/gemm instead, q_absorb on a copy of W_UK transposed once by
+// transpose_uk: wt[h][c][d] = W_UK_h[d][c], packed like w (2-byte types: one u32, two d, per
+// thread). Grid: x = ceil(kvl · nope / (elements per u32) / 64), y = H.
 
 struct Params {
     heads: u32,
@@ -23,11 +27,14 @@ struct Params {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// Params from a storage buffer (see common/mm_words.wgsl for why, on lavapipe).
+@group(0) @binding(0) var<storage, read> params: Params;
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> wscale: array<f32>;
 @group(0) @binding(3) var<storage, read> x: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> wt: array<u32>;
 
 override WDT: u32 = 0u;
 
@@ -41,6 +48,7 @@ fn wk(r: u32, c: u32) -> f32 {
 
 @compute @workgroup_size(64)
 fn q_absorb(@builtin(global_invocation_id) gid: vec3<u32>) {
+    p = params;
     let c = gid.x;
     let h = gid.y;
     let t = gid.z;
@@ -58,6 +66,7 @@ fn q_absorb(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 @compute @workgroup_size(64)
 fn v_up(@builtin(global_invocation_id) gid: vec3<u32>) {
+    p = params;
     let j = gid.x;
     let h = gid.y;
     let t = gid.z;
@@ -71,4 +80,27 @@ fn v_up(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc += wk(row, c) * x[ob + c];
     }
     out[(t * p.heads + h) * p.v + j] = acc;
+}
+
+@compute @workgroup_size(64)
+fn transpose_uk(@builtin(global_invocation_id) gid: vec3<u32>) {
+    p = params;
+    let h = gid.y;
+    let two = WDT == 1u || WDT == 2u;
+    let per = select(1u, 2u, two);
+    let i = gid.x * per; // element index in head h's [kvl][nope] output
+    if i >= p.kvl * p.nope {
+        return;
+    }
+    let c = i / p.nope;
+    let d = i % p.nope;
+    let src = (h * (p.nope + p.v) + d) * p.kvl + c;
+    let a = w_raw(src);
+    var word = bitcast<u32>(a);
+    if WDT == 1u {
+        word = (bitcast<u32>(a) >> 16u) | (bitcast<u32>(w_raw(src + p.kvl)) & 0xffff0000u);
+    } else if WDT == 2u {
+        word = pack2x16float(vec2<f32>(a, w_raw(src + p.kvl)));
+    }
+    wt[(h * p.kvl * p.nope + i) / per] = word;
 }

@@ -3,7 +3,8 @@
 //!
 //! Knows nothing about DeepSeek.
 
-use std::sync::mpsc;
+use std::collections::HashMap;
+use std::sync::{mpsc, Mutex};
 
 use wgpu::util::DeviceExt;
 
@@ -35,6 +36,48 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     /// Largest storage buffer the engine will bind (bytes, multiple of 4).
     pub max_binding: u64,
+    /// Optional features the kernels may use (a subset of the device's): `SUBGROUP` selects
+    /// the subgroup variants of the reductions, `TIMESTAMP_QUERY` allows [`Gpu::start_profile`].
+    /// Clear a flag before building `ops::Kernels` to force the portable fallback.
+    pub features: wgpu::Features,
+    /// pipeline → label, for per-kernel timings
+    labels: Mutex<HashMap<wgpu::ComputePipeline, String>>,
+    profile: Mutex<Option<Profile>>,
+}
+
+/// Features the engine uses when the adapter offers them; none is required. A program that
+/// creates the device itself (the desktop app) should request `adapter.features() & OPTIONAL_FEATURES`.
+pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::SUBGROUP);
+
+/// GPU time of every dispatch recorded while profiling (see [`Gpu::start_profile`]).
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    /// (pipeline label, workgroups, GPU nanoseconds) per dispatch, in order
+    pub dispatches: Vec<(String, u32, f64)>,
+    /// host time spent recording and submitting command buffers (nanoseconds)
+    pub record_ns: f64,
+    pub submits: usize,
+}
+
+impl Profile {
+    /// GPU nanoseconds and dispatch count per kernel family (the label up to the first `/`),
+    /// largest first.
+    pub fn by_family(&self) -> Vec<(String, f64, usize)> {
+        let mut m: HashMap<&str, (f64, usize)> = HashMap::new();
+        for (label, _, ns) in &self.dispatches {
+            let fam = label.split('/').next().unwrap_or(label);
+            let e = m.entry(fam).or_default();
+            e.0 += ns;
+            e.1 += 1;
+        }
+        let mut v: Vec<(String, f64, usize)> = m.into_iter().map(|(k, (ns, n))| (k.to_string(), ns, n)).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    }
+
+    pub fn gpu_ns(&self) -> f64 {
+        self.dispatches.iter().map(|d| d.2).sum()
+    }
 }
 
 /// Describe every adapter wgpu can see (for `deepseek-wgpu devices`).
@@ -62,9 +105,10 @@ impl Gpu {
     pub fn from_adapter(adapter: &wgpu::Adapter, opts: &GpuOptions) -> Result<Self, GpuError> {
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let features = adapter.features() & OPTIONAL_FEATURES;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("deepseek-wgpu"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -73,7 +117,7 @@ impl Gpu {
         .map_err(|source| GpuError::Device { adapter: info.name.clone(), source })?;
         let adapter_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         let max_binding = opts.max_binding_bytes.map_or(adapter_max, |m| m.min(adapter_max)) & !3;
-        Ok(Self { device, queue, info, limits, max_binding })
+        Ok(Self { device, queue, info, limits, max_binding, features, labels: Mutex::default(), profile: Mutex::default() })
     }
 
     /// Share a device created elsewhere (e.g. the desktop app's renderer), so the engine and
@@ -82,7 +126,35 @@ impl Gpu {
         let limits = device.limits();
         let dev_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         let max_binding = opts.max_binding_bytes.map_or(dev_max, |m| m.min(dev_max)) & !3;
-        Self { device, queue, info: adapter.get_info(), limits, max_binding }
+        let features = device.features() & OPTIONAL_FEATURES;
+        Self { device, queue, info: adapter.get_info(), limits, max_binding, features, labels: Mutex::default(), profile: Mutex::default() }
+    }
+
+    /// Whether kernels may use subgroup operations.
+    pub fn subgroups(&self) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP)
+    }
+
+    /// Time every dispatch of the following submissions on the GPU (timestamp queries, one
+    /// compute pass per dispatch; each submission then waits for its timings). Returns false,
+    /// and profiles nothing, when the device has no timestamp queries.
+    pub fn start_profile(&self) -> bool {
+        let ok = self.features.contains(wgpu::Features::TIMESTAMP_QUERY);
+        *self.profile.lock().unwrap_or_else(|e| e.into_inner()) = ok.then(Profile::default);
+        ok
+    }
+
+    /// Stop profiling and return what was measured since [`Gpu::start_profile`].
+    pub fn take_profile(&self) -> Option<Profile> {
+        self.profile.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn profiling(&self) -> bool {
+        self.profile.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    fn label_of(&self, p: &wgpu::ComputePipeline) -> String {
+        self.labels.lock().unwrap_or_else(|e| e.into_inner()).get(p).cloned().unwrap_or_else(|| "unlabelled".into())
     }
 
     pub fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
@@ -132,14 +204,16 @@ impl Gpu {
             label: Some(label),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         });
-        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        let p = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(label),
             layout: None,
             module: &module,
             entry_point: Some(entry),
             compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: true },
             cache: None,
-        })
+        });
+        self.labels.lock().unwrap_or_else(|e| e.into_inner()).insert(p.clone(), label.to_string());
+        p
     }
 
     /// Read `len` bytes at `offset` of a buffer back to the host (blocks).
@@ -217,7 +291,7 @@ impl Gpu {
 }
 
 enum Cmd {
-    Dispatch { pipeline: wgpu::ComputePipeline, params: (u64, u64), bufs: Vec<wgpu::Buffer>, groups: [u32; 3] },
+    Dispatch { pipeline: wgpu::ComputePipeline, params: (u64, u64), bufs: Vec<(u32, wgpu::Buffer)>, groups: [u32; 3] },
     Copy { src: wgpu::Buffer, src_off: u64, dst: wgpu::Buffer, dst_off: u64, size: u64 },
 }
 
@@ -234,12 +308,26 @@ impl<'g> Recorder<'g> {
         Self { gpu, params: Vec::new(), cmds: Vec::new() }
     }
 
+    pub fn gpu(&self) -> &'g Gpu {
+        self.gpu
+    }
+
     /// Queue one dispatch. `bufs` bind to bindings 1.. in order; binding 0 is `params`.
     pub fn dispatch<P: bytemuck::Pod>(&mut self, pipeline: &wgpu::ComputePipeline, params: &P, bufs: &[&wgpu::Buffer], groups: [u32; 3]) {
+        let bound: Vec<(u32, &wgpu::Buffer)> = bufs.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)).collect();
+        self.dispatch_bound(pipeline, params, &bound, groups);
+    }
+
+    /// Queue one dispatch with explicit binding numbers (for entry points of one shader
+    /// module that use different subsets of its bindings); binding 0 is `params`.
+    pub fn dispatch_bound<P: bytemuck::Pod>(&mut self, pipeline: &wgpu::ComputePipeline, params: &P, bufs: &[(u32, &wgpu::Buffer)], groups: [u32; 3]) {
         if groups.contains(&0) {
             return;
         }
-        let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
+        // Kernels may read their params as a uniform or as a storage buffer (see
+        // shaders/common/mm_words.wgsl), so offsets satisfy both alignments.
+        let l = &self.gpu.limits;
+        let align = l.min_uniform_buffer_offset_alignment.max(l.min_storage_buffer_offset_alignment).max(16) as usize;
         let off = self.params.len().next_multiple_of(align);
         self.params.resize(off, 0);
         self.params.extend_from_slice(bytemuck::bytes_of(params));
@@ -248,7 +336,7 @@ impl<'g> Recorder<'g> {
         self.cmds.push(Cmd::Dispatch {
             pipeline: pipeline.clone(),
             params: (off as u64, size),
-            bufs: bufs.iter().map(|b| (*b).clone()).collect(),
+            bufs: bufs.iter().map(|(i, b)| (*i, (*b).clone())).collect(),
             groups,
         });
     }
@@ -259,16 +347,21 @@ impl<'g> Recorder<'g> {
         }
     }
 
-    /// Record everything into one command buffer and submit it (no wait).
+    /// Record everything into one command buffer and submit it (no wait; while profiling,
+    /// wait for the timings).
     pub fn submit(self, label: &str) -> Result<(), GpuError> {
         let gpu = self.gpu;
+        let t0 = std::time::Instant::now();
+        let profiling = gpu.profiling();
+        let n_disp = self.cmds.iter().filter(|c| matches!(c, Cmd::Dispatch { .. })).count() as u32;
+        let queries = if profiling && n_disp > 0 { Some(Queries::new(gpu, n_disp)) } else { None };
         gpu.checked(label, || {
             // Not create_buffer_init: it panics when the device is lost; this reports it.
             let contents: &[u8] = if self.params.is_empty() { &[0u8; 16] } else { &self.params };
             let arena = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("params arena"),
                 size: (contents.len() as u64).next_multiple_of(4),
-                usage: wgpu::BufferUsages::UNIFORM,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE,
                 mapped_at_creation: true,
             });
             match arena.slice(..).get_mapped_range_mut() {
@@ -278,6 +371,7 @@ impl<'g> Recorder<'g> {
             arena.unmap();
             let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
             let mut i = 0;
+            let mut d = 0u32;
             while i < self.cmds.len() {
                 match &self.cmds[i] {
                     Cmd::Copy { src, src_off, dst, dst_off, size } => {
@@ -285,7 +379,9 @@ impl<'g> Recorder<'g> {
                         i += 1;
                     }
                     Cmd::Dispatch { .. } => {
-                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+                        // While profiling, every dispatch gets its own pass with timestamps.
+                        let timestamp_writes = queries.as_ref().map(|q| q.writes(d));
+                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes });
                         while let Some(Cmd::Dispatch { pipeline, params, bufs, groups }) = self.cmds.get(i) {
                             let layout = pipeline.get_bind_group_layout(0);
                             let mut entries = vec![wgpu::BindGroupEntry {
@@ -296,21 +392,118 @@ impl<'g> Recorder<'g> {
                                     size: wgpu::BufferSize::new(params.1),
                                 }),
                             }];
-                            for (j, b) in bufs.iter().enumerate() {
-                                entries.push(wgpu::BindGroupEntry { binding: j as u32 + 1, resource: b.as_entire_binding() });
+                            for (j, b) in bufs {
+                                entries.push(wgpu::BindGroupEntry { binding: *j, resource: b.as_entire_binding() });
                             }
                             let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
                             pass.set_pipeline(pipeline);
                             pass.set_bind_group(0, &bg, &[]);
                             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
                             i += 1;
+                            d += 1;
+                            if queries.is_some() {
+                                break;
+                            }
                         }
                     }
                 }
             }
+            if let Some(q) = &queries {
+                q.resolve(&mut enc);
+            }
             gpu.queue.submit([enc.finish()]);
             Ok(())
-        })?
+        })??;
+        let record_ns = t0.elapsed().as_nanos() as f64;
+        if let Some(q) = queries {
+            let ns = q.read(gpu)?;
+            let mut dispatches = Vec::with_capacity(ns.len());
+            let mut k = 0;
+            for c in &self.cmds {
+                if let Cmd::Dispatch { pipeline, groups, .. } = c {
+                    dispatches.push((gpu.label_of(pipeline), groups[0] * groups[1] * groups[2], ns[k]));
+                    k += 1;
+                }
+            }
+            if let Some(p) = gpu.profile.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                p.dispatches.extend(dispatches);
+                p.record_ns += record_ns;
+                p.submits += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Timestamp queries for profiling: a begin and an end per dispatch, in query sets of at most
+/// 4096 queries (wgpu's limit).
+struct Queries {
+    sets: Vec<wgpu::QuerySet>,
+    resolve: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    n: u32,
+}
+
+const QUERIES_PER_SET: u32 = 4096;
+
+impl Queries {
+    fn new(gpu: &Gpu, n_disp: u32) -> Self {
+        let n = 2 * n_disp;
+        let sets = (0..n.div_ceil(QUERIES_PER_SET))
+            .map(|s| {
+                gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("dispatch timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: (n - s * QUERIES_PER_SET).min(QUERIES_PER_SET),
+                })
+            })
+            .collect();
+        let bytes = n as u64 * 8;
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamp resolve"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamp readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Queries { sets, resolve, staging, n }
+    }
+
+    fn writes(&self, d: u32) -> wgpu::ComputePassTimestampWrites<'_> {
+        let q = 2 * d;
+        wgpu::ComputePassTimestampWrites {
+            query_set: &self.sets[(q / QUERIES_PER_SET) as usize],
+            beginning_of_pass_write_index: Some(q % QUERIES_PER_SET),
+            end_of_pass_write_index: Some(q % QUERIES_PER_SET + 1),
+        }
+    }
+
+    fn resolve(&self, enc: &mut wgpu::CommandEncoder) {
+        for (s, set) in self.sets.iter().enumerate() {
+            let first = s as u32 * QUERIES_PER_SET;
+            let count = (self.n - first).min(QUERIES_PER_SET);
+            enc.resolve_query_set(set, 0..count, &self.resolve, first as u64 * 8);
+        }
+        enc.copy_buffer_to_buffer(&self.resolve, 0, &self.staging, 0, self.n as u64 * 8);
+    }
+
+    /// Nanoseconds per dispatch (blocks until the submission finished).
+    fn read(&self, gpu: &Gpu) -> Result<Vec<f64>, GpuError> {
+        let (tx, rx) = mpsc::channel();
+        self.staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Map(e.to_string()))?;
+        rx.recv().map_err(|e| GpuError::Map(e.to_string()))?.map_err(|e| GpuError::Map(e.to_string()))?;
+        let period = gpu.queue.get_timestamp_period() as f64;
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&self.staging.slice(..).get_mapped_range().map_err(|e| GpuError::Map(e.to_string()))?);
+        self.staging.unmap();
+        Ok(ticks.chunks_exact(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period).collect())
     }
 }
 

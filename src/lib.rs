@@ -15,6 +15,7 @@ pub mod model;
 pub mod npy;
 pub mod ops;
 pub mod session;
+pub mod synthetic;
 pub mod tensor;
 
 /// The model every command and the app load when no folder is given: the tiny trained

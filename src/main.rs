@@ -48,6 +48,8 @@ enum Cmd {
     Chat(cli::chat::Args),
     /// Exact-answer accuracy of the arithmetic model on fresh problems (greedy)
     Eval(cli::eval::Args),
+    /// Prefill and decode speed, GPU time per kernel, fraction of the memory roofline
+    Bench(cli::bench::Args),
 }
 
 fn main() {
@@ -66,5 +68,6 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Generate(a) => cli::generate::run(a),
         Cmd::Chat(a) => cli::chat::run(a),
         Cmd::Eval(a) => cli::eval::run(a),
+        Cmd::Bench(a) => cli::bench::run(a),
     }
 }

@@ -312,3 +312,227 @@ fn swiglu_combine_copy() {
         assert_eq!(&got[2 + r * 40..][..6], &src[7 + r * 13..][..6], "copy_rows row {r}");
     }
 }
+
+/// Like [`matrix`] with FP8 block scales of `blk` (columns a multiple of 16 keep the
+/// matvec/gemm fast path: one scale per 16-byte word).
+fn matrix_blk(g: &Gpu, rng: &mut StdRng, dt: DType, e: usize, rows: usize, cols: usize, blk: [usize; 2]) -> (Matrix, Vec<f32>) {
+    let (bytes, mut f) = weights(rng, dt, e * rows * cols);
+    let mb = rows * cols * dt.size();
+    let scale = (dt == DType::F8E4M3).then(|| {
+        let (sr, sc) = (rows.div_ceil(blk[0]), cols.div_ceil(blk[1]));
+        let s: Vec<f32> = (0..e * sr * sc).map(|_| 0.01 + rng.random::<f32>()).collect();
+        for m in 0..e {
+            for r in 0..rows {
+                for c in 0..cols {
+                    f[(m * rows + r) * cols + c] *= s[(m * sr + r / blk[0]) * sc + c / blk[1]];
+                }
+            }
+        }
+        (s, blk)
+    });
+    (Matrix::build(g, "w", dt, e, rows, cols, |i| &bytes[i * mb..][..mb], scale).unwrap(), f)
+}
+
+/// Run `f` with per-dispatch profiling and return the kernel labels it dispatched.
+fn kernels_used(g: &Gpu, f: impl FnOnce()) -> Vec<String> {
+    assert!(g.start_profile(), "lavapipe and GPUs report timestamps");
+    f();
+    g.take_profile().unwrap().dispatches.into_iter().map(|d| d.0).collect()
+}
+
+fn silu(v: f32) -> f32 {
+    v / (1.0 + (-v).exp())
+}
+
+/// Fast matvec (1–2 tokens) and gemm (more) against the reference, every dtype, with
+/// residual accumulation, a partial last tile and, under a lowered binding limit, chunks.
+fn fast_dense(g: &Gpu, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let k = Kernels::new(g).unwrap();
+    for dt in DTYPES {
+        let (rows, cols) = (173, 384);
+        let (m, wf) = matrix_blk(g, &mut rng, dt, 1, rows, cols, [7, 128]);
+        for t in [1, 2, 5, 19] {
+            let x = rnd(&mut rng, t * cols, 1.0);
+            let y0 = rnd(&mut rng, t * rows, 1.0);
+            let (xb, yb) = (upload(g, &x), upload(g, &y0));
+            let used = kernels_used(g, || {
+                let mut rec = Recorder::new(g);
+                matmul::dispatch(&mut rec, &k, &m, &matmul::Args { accum: true, ..matmul::Args::dense(&xb, &yb, &m, t) });
+                rec.submit("test").unwrap();
+            });
+            let want_kernel = if t <= matmul::MATVEC_MAX_TOKENS { "matvec/" } else { "gemm/" };
+            // Lanes of 8 (lavapipe): every dtype's rows are a whole number of lane words.
+            if k.fast.tune.lanes == 8 {
+                assert!(used.iter().all(|l| l.starts_with(want_kernel)), "{dt:?} t {t}: dispatched {used:?}");
+            }
+            let got = g.read_f32(&yb, 0, (t * rows) as u64).unwrap();
+            let want: Vec<f32> = matmul::reference(&wf, rows, cols, &x, cols, 0, t, 1, None).iter().zip(&y0).map(|(a, b)| a + b).collect();
+            assert_close(&format!("fast matmul {dt:?} t {t}"), &got, &want, 1e-4, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn matvec_gemm_all_dtypes() {
+    fast_dense(&gpu_with(None), 11);
+    // 8 KiB bindings: the matrices are split into row chunks.
+    fast_dense(&gpu_with(Some(8192)), 12);
+}
+
+#[test]
+fn matvec_gemm_without_subgroups() {
+    let mut g = gpu_with(None);
+    g.features.remove(wgpu::Features::SUBGROUP);
+    fast_dense(&g, 13);
+    glu_and_grouped(&g, 14);
+}
+
+#[test]
+fn glu_and_grouped_experts() {
+    glu_and_grouped(&gpu_with(None), 15);
+    glu_and_grouped(&gpu_with(Some(200_000)), 16);
+}
+
+/// Fused SwiGLU (dense, routed per item, and grouped by expert) and the grouped down
+/// projection, against silu(gate x) · (up x) and the routed reference.
+fn glu_and_grouped(g: &Gpu, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let k = Kernels::new(g).unwrap();
+    for dt in [DType::BF16, DType::F8E4M3, DType::F32] {
+        let (e, width, hidden, slots) = (9, 128, 256, 3);
+        let (gate, gf) = matrix_blk(g, &mut rng, dt, e, width, hidden, [16, 16]);
+        let (up, uf) = matrix_blk(g, &mut rng, dt, e, width, hidden, [16, 16]);
+        let (down, df) = matrix_blk(g, &mut rng, dt, e, hidden, width, [16, 16]);
+        for t in [1, 2, 37] {
+            let n = t * slots;
+            let ids: Vec<u32> = (0..n).map(|_| rng.random_range(0..e as u32)).collect();
+            let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
+            let x = rnd(&mut rng, t * hidden, 1.0);
+            let xb = upload(g, &x);
+            let hb = g.storage("hb", (n * width * 4) as u64);
+            let scratch = g.storage("scratch", (n * width * 4) as u64);
+            let eo = g.storage("eo", (n * hidden * 4) as u64);
+            let groups = g.storage("groups", (moe_group::out_len(n, e) * 4) as u64);
+            let routed = |x, x_stride, x_slot_stride, y, y_stride| matmul::Args {
+                x,
+                x_off: 0,
+                x_stride,
+                x_slot_stride,
+                y,
+                y_off: 0,
+                y_stride,
+                n_tok: t,
+                slots,
+                ids: Some(&idb),
+                accum: false,
+            };
+            let grouped = t > 2;
+            let used = kernels_used(g, || {
+                let mut rec = Recorder::new(g);
+                let gr = grouped.then_some(&groups);
+                if grouped {
+                    moe_group::dispatch(&mut rec, &k, n, e, &idb, &groups);
+                }
+                matmul::glu(&mut rec, &k, &gate, &up, &routed(&xb, hidden, 0, &hb, width), &scratch, gr);
+                let down_args = routed(&hb, slots * width, width, &eo, hidden);
+                match gr {
+                    Some(gr) => matmul::dispatch_grouped(&mut rec, &k, &down, &down_args, gr),
+                    None => matmul::dispatch(&mut rec, &k, &down, &down_args),
+                }
+                rec.submit("test").unwrap();
+            });
+            if k.fast.tune.lanes == 8 {
+                let fused = if grouped { "gemm/gemm_glu" } else { "matvec/matvec_glu" };
+                assert!(used.iter().any(|l| l.starts_with(fused)), "{dt:?} t {t}: dispatched {used:?}");
+                assert!(!used.iter().any(|l| l.starts_with("swiglu") || l.starts_with("matmul")), "{dt:?} t {t}: dispatched {used:?}");
+            }
+            let g_ref = matmul::reference(&gf, width, hidden, &x, hidden, 0, t, slots, Some(&ids));
+            let u_ref = matmul::reference(&uf, width, hidden, &x, hidden, 0, t, slots, Some(&ids));
+            let h_ref: Vec<f32> = g_ref.iter().zip(&u_ref).map(|(a, b)| silu(*a) * b).collect();
+            let h_got = g.read_f32(&hb, 0, (n * width) as u64).unwrap();
+            // silu(g)·u multiplies two long sums: compare relative to the largest value, the
+            // scale of their rounding error (an indexing or scale bug is off by O(that)).
+            let scaled = |v: &[f32]| 1e-5 * v.iter().fold(0f32, |m, x| m.max(x.abs()));
+            assert_close(&format!("glu {dt:?} t {t}"), &h_got, &h_ref, scaled(&h_ref), 1e-4);
+            // Down projection from the GPU's own hb, so the comparison isolates this kernel.
+            let d_ref = matmul::reference(&df, hidden, width, &h_got, slots * width, width, t, slots, Some(&ids));
+            assert_close(&format!("down {dt:?} t {t}"), &g.read_f32(&eo, 0, (n * hidden) as u64).unwrap(), &d_ref, scaled(&d_ref), 1e-4);
+            if grouped {
+                let out = g.read_u32(&groups, 0, (e + 1 + n) as u64).unwrap();
+                let (off, lists) = moe_group::reference(&ids, e);
+                assert_eq!(&out[..=e], &off[..], "moe_group offsets");
+                for (ei, l) in lists.iter().enumerate() {
+                    let mut got = out[e + 1 + off[ei] as usize..e + 1 + off[ei + 1] as usize].to_vec();
+                    got.sort_unstable();
+                    assert_eq!(&got, l, "moe_group list of expert {ei}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn flash_decoding_attention_splits_and_heads() {
+    let mut rng = StdRng::seed_from_u64(17);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    // 11 heads: two head groups, the second partial; kvl a multiple of 4 lanes' words.
+    let h = Heads { heads: 11, nope: 8, rope: 12, v: 4, kvl: 64 };
+    for (pos0, t, amp) in [(0, 1, 1.0), (150, 1, 1.0), (700, 2, 1.0), (0, 70, 1.0), (40, 3, 40.0), (33, 5, 1.0)] {
+        let cd = h.kvl + h.rope;
+        let cache = rnd(&mut rng, (pos0 + t) * cd, 1.0);
+        let ql = rnd(&mut rng, t * h.heads * h.kvl, amp);
+        let q = rnd(&mut rng, t * h.heads * (h.nope + h.rope), amp);
+        let out = g.storage("o_lat", (t * h.heads * h.kvl * 4) as u64);
+        let (qlb, qb, cb) = (upload(&g, &ql), upload(&g, &q), upload(&g, &cache));
+        let used = kernels_used(&g, || {
+            let mut rec = Recorder::new(&g);
+            mla_attn::dispatch(&mut rec, &k, h, 0.3, pos0, t, &qlb, &qb, &cb, &out);
+            rec.submit("test").unwrap();
+        });
+        if g.subgroups() && g.info.subgroup_min_size == g.info.subgroup_max_size {
+            assert!(used.iter().any(|l| l.starts_with("mla_attn/split")), "pos0 {pos0} t {t}: {used:?}");
+            let splits = used.iter().any(|l| l.starts_with("mla_attn/combine"));
+            assert_eq!(splits, pos0 + t > 64 && t < 4, "pos0 {pos0} t {t}: {used:?}");
+        }
+        let got = g.read_f32(&out, 0, (t * h.heads * h.kvl) as u64).unwrap();
+        let want = mla_attn::reference(h, 0.3, pos0, t, &ql, &q, &cache);
+        assert_close(&format!("flash attention pos0 {pos0} t {t} amp {amp}"), &got, &want, 1e-4, 1e-3);
+    }
+}
+
+#[test]
+fn mla_absorb_fast_paths() {
+    let mut rng = StdRng::seed_from_u64(18);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    // Word-aligned head sizes: both products run on matvec (1–2 tokens) or gemm (more),
+    // q_absorb on the transposed W_UK; FP8 keeps the portable kernels.
+    let h = Heads { heads: 5, nope: 64, rope: 8, v: 32, kvl: 128 };
+    for dt in DTYPES {
+        let (m, wf) = matrix_blk(&g, &mut rng, dt, 1, h.heads * (h.nope + h.v), h.kvl, [16, 128]);
+        for t in [1, 2, 9] {
+            let q = rnd(&mut rng, t * h.heads * (h.nope + h.rope), 1.0);
+            let ol = rnd(&mut rng, t * h.heads * h.kvl, 1.0);
+            let (qb, olb) = (upload(&g, &q), upload(&g, &ol));
+            let ql = g.storage("q_lat", (t * h.heads * h.kvl * 4) as u64);
+            let o = g.storage("o", (t * h.heads * h.v * 4) as u64);
+            let used = kernels_used(&g, || {
+                let mut rec = Recorder::new(&g);
+                mla_absorb::q_absorb(&mut rec, &k, &m, h, &qb, &ql, t);
+                mla_absorb::v_up(&mut rec, &k, &m, h, &olb, &o, t);
+                rec.submit("test").unwrap();
+            });
+            if dt != DType::F8E4M3 && k.fast.tune.lanes == 8 {
+                let kernel = if t <= matmul::MATVEC_MAX_TOKENS { "matvec/" } else { "gemm/" };
+                assert_eq!(used.iter().filter(|l| l.starts_with(kernel)).count(), 2, "{dt:?} t {t}: {used:?}");
+            }
+            let scaled = |v: &[f32]| 1e-5 * v.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let want = mla_absorb::q_absorb_ref(&wf, h, &q, t);
+            assert_close(&format!("q_absorb {dt:?} t {t}"), &g.read_f32(&ql, 0, (t * h.heads * h.kvl) as u64).unwrap(), &want, scaled(&want), 1e-4);
+            let want = mla_absorb::v_up_ref(&wf, h, &ol, t);
+            assert_close(&format!("v_up {dt:?} t {t}"), &g.read_f32(&o, 0, (t * h.heads * h.v) as u64).unwrap(), &want, scaled(&want), 1e-4);
+        }
+    }
+}

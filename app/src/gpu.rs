@@ -7,12 +7,13 @@ use std::sync::Arc;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions};
 use eframe::egui_wgpu::{self, wgpu};
 
-/// The device eframe should ask for: everything the adapter offers.
+/// The device eframe should ask for: the adapter's full limits and the optional features the
+/// engine's fast kernels use (subgroups, timestamps) where the adapter has them.
 pub fn device_descriptor(adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'static> {
     let limits = adapter.limits();
     wgpu::DeviceDescriptor {
         label: Some("deepseek-wgpu (UI + engine)"),
-        required_features: wgpu::Features::empty(),
+        required_features: adapter.features() & deepseek_wgpu::gpu::OPTIONAL_FEATURES,
         required_limits: limits,
         memory_hints: wgpu::MemoryHints::Performance,
         ..Default::default()

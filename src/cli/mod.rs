@@ -1,5 +1,6 @@
 //! Shared pieces of the commands: model arguments, loading with a progress bar, sampling flags.
 
+pub mod bench;
 pub mod chat;
 pub mod eval;
 pub mod generate;

@@ -7,7 +7,7 @@ use crate::gpu::Recorder;
 use crate::ops::matmul::Args;
 use crate::ops::mla_absorb::Heads;
 use crate::ops::sample::SampleParams;
-use crate::ops::{copy_rows, embed, matmul, mla_absorb, mla_attn, moe_combine, moe_gate, rmsnorm, rope, sample, swiglu};
+use crate::ops::{copy_rows, embed, matmul, mla_absorb, mla_attn, moe_combine, moe_gate, moe_group, rmsnorm, rope, sample};
 
 /// Choose the next token on the GPU after the last position (only its id is read back).
 pub struct Sample<'a> {
@@ -181,10 +181,20 @@ impl Model {
                         ids: Some(ids_l),
                         accum: false,
                     };
-                    matmul::dispatch(&mut rec, k, &moe.experts.gate, &routed(&a.xb, h, 0, &a.hb, w));
-                    matmul::dispatch(&mut rec, k, &moe.experts.up, &routed(&a.xb, h, 0, &a.hb2, w));
-                    swiglu::dispatch(&mut rec, k, t * top * w, &a.hb2, &a.hb);
-                    matmul::dispatch(&mut rec, k, &moe.experts.down, &routed(&a.hb, top * w, w, &a.eo, h));
+                    // Few items: each runs its expert alone (matvec). Many: the items are listed
+                    // per expert on the GPU and each expert's batch runs as one gemm.
+                    let n_exp = moe.experts.gate.n_mats;
+                    let groups = (t * top > matmul::MATVEC_MAX_ROUTED && n_exp <= moe_group::MAX_EXPERTS).then(|| {
+                        let buf = k.groups_buffer(gpu, (moe_group::out_len(self.max_chunk * top, n_exp) * 4) as u64);
+                        moe_group::dispatch(&mut rec, k, t * top, n_exp, ids_l, &buf);
+                        buf
+                    });
+                    matmul::glu(&mut rec, k, &moe.experts.gate, &moe.experts.up, &routed(&a.xb, h, 0, &a.hb, w), &a.hb2, groups.as_ref());
+                    let down = routed(&a.hb, top * w, w, &a.eo, h);
+                    match &groups {
+                        Some(g) => matmul::dispatch_grouped(&mut rec, k, &moe.experts.down, &down, g),
+                        None => matmul::dispatch(&mut rec, k, &moe.experts.down, &down),
+                    }
                     moe_combine::dispatch(&mut rec, k, h, t, top, wts_l, &a.eo, &a.x);
                     if let Some(sh) = &moe.shared {
                         self.mlp(&mut rec, sh, t);
@@ -241,9 +251,7 @@ impl Model {
     /// Dense SwiGLU MLP on `xb`, added into the residual `x`.
     fn mlp(&self, rec: &mut Recorder, mlp: &Mlp, t: usize) {
         let (k, a) = (&self.kernels, &self.act);
-        matmul::dispatch(rec, k, &mlp.gate, &Args::dense(&a.xb, &a.hb, &mlp.gate, t));
-        matmul::dispatch(rec, k, &mlp.up, &Args::dense(&a.xb, &a.hb2, &mlp.up, t));
-        swiglu::dispatch(rec, k, t * mlp.gate.rows, &a.hb2, &a.hb);
+        matmul::glu(rec, k, &mlp.gate, &mlp.up, &Args::dense(&a.xb, &a.hb, &mlp.gate, t), &a.hb2, None);
         matmul::dispatch(rec, k, &mlp.down, &Args { accum: true, ..Args::dense(&a.hb, &a.x, &mlp.down, t) });
     }
 }

@@ -1,7 +1,15 @@
-//! `shaders/matmul.wgsl`: dense projections and routed-expert matmuls over chunked weights.
+//! Projections and routed-expert matmuls over chunked weights, in three kernel families:
+//! `shaders/matmul.wgsl` (generic: any dtype, shape and stride), `shaders/matvec.wgsl` (few
+//! items: decode) and `shaders/gemm.wgsl` (many items: prefill, routed experts batched per
+//! expert from `moe_group`'s lists). [`dispatch`], [`dispatch_grouped`] and [`glu`] pick the
+//! kernel per call from the item count and the shape; the fast kernels need 16-byte aligned
+//! rows and x, and fall back to the generic one otherwise.
 
-use crate::gpu::Recorder;
-use crate::ops::Kernels;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::gpu::{Gpu, Recorder};
+use crate::ops::{swiglu, Kernels, WDType};
 use crate::tensor::Matrix;
 
 #[repr(C)]
@@ -28,7 +36,38 @@ struct Params {
     _pad: [u32; 2],
 }
 
+/// Params of matvec and gemm (`shaders/common/mm_words.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FastParams {
+    rows: u32,
+    words: u32,
+    r0: u32,
+    e0: u32,
+    e1: u32,
+    n_items: u32,
+    slots: u32,
+    use_ids: u32,
+    x_off: u32,
+    x_stride: u32,
+    x_slot_stride: u32,
+    y_off: u32,
+    y_stride: u32,
+    accum: u32,
+    s_rows: u32,
+    s_cols: u32,
+    blk_r: u32,
+    blk_c: u32,
+    rpw: u32,
+    grouped: u32,
+    list_off: u32,
+    e_rows: u32,
+    row_base: u32,
+    _pad: u32,
+}
+
 /// Where the inputs come from and the outputs go, in f32 elements.
+#[derive(Clone, Copy)]
 pub struct Args<'a> {
     pub x: &'a wgpu::Buffer,
     pub x_off: usize,
@@ -55,7 +94,318 @@ impl<'a> Args<'a> {
     }
 }
 
+/// Items up to which a dense projection uses matvec (each item re-reads the weights).
+pub const MATVEC_MAX_TOKENS: usize = 2;
+/// Routed items up to which experts run per item with matvec instead of grouped gemm.
+pub const MATVEC_MAX_ROUTED: usize = 16;
+
+/// How the fast kernels are shaped for this adapter (pipeline overrides).
+#[derive(Clone, Copy, Debug)]
+pub struct Tune {
+    /// threads sharing a row (matvec) / owning a row (gemm)
+    pub lanes: u32,
+    /// lane exchange through subgroup operations (else workgroup memory)
+    pub subgroups: bool,
+    /// keep x in registers per segment (CPU adapters: every load costs per lane)
+    pub xreg: bool,
+    /// row groups per matvec workgroup
+    pub nsg: u32,
+    /// gemm items per tile
+    pub nt: u32,
+}
+
+impl Tune {
+    pub fn for_gpu(gpu: &Gpu) -> Self {
+        let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+        let (lo, hi) = (gpu.info.subgroup_min_size, gpu.info.subgroup_max_size);
+        // A fixed subgroup size makes a group of lanes exactly one subgroup.
+        let subgroups = gpu.subgroups() && lo == hi && lo.is_power_of_two() && (4..=64).contains(&lo);
+        let lanes = if subgroups {
+            lo
+        } else if cpu {
+            8
+        } else {
+            16
+        };
+        Tune { lanes, subgroups, xreg: cpu, nsg: if cpu { 1 } else { (128 / lanes).max(1) }, nt: 8 }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Kind {
+    Matvec,
+    MatvecGlu,
+    Gemm,
+    GemmGlu,
+}
+
+impl Kind {
+    fn entry(self) -> &'static str {
+        match self {
+            Kind::Matvec => "matvec",
+            Kind::MatvecGlu => "matvec_glu",
+            Kind::Gemm => "gemm",
+            Kind::GemmGlu => "gemm_glu",
+        }
+    }
+
+    fn glu(self) -> bool {
+        matches!(self, Kind::MatvecGlu | Kind::GemmGlu)
+    }
+}
+
+/// Pipelines of matvec and gemm, built on first use per (entry, dtype, words per lane).
+pub struct Fast {
+    pub tune: Tune,
+    matvec_src: String,
+    gemm_src: String,
+    cache: Mutex<HashMap<(Kind, WDType, u32), Option<wgpu::ComputePipeline>>>,
+}
+
+impl Fast {
+    pub fn new(gpu: &Gpu) -> Self {
+        let tune = Tune::for_gpu(gpu);
+        let lanes =
+            if tune.subgroups { include_str!("../../shaders/common/lanes_subgroup.wgsl") } else { include_str!("../../shaders/common/lanes_workgroup.wgsl") };
+        let words = include_str!("../../shaders/common/mm_words.wgsl");
+        Fast {
+            tune,
+            matvec_src: format!("{words}\n{lanes}\n{}", include_str!("../../shaders/matvec.wgsl")),
+            gemm_src: format!("{words}\n{lanes}\n{}", include_str!("../../shaders/gemm.wgsl")),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pipeline, or `None` when it fails to build (the caller then uses the generic kernel).
+    fn pipeline(&self, gpu: &Gpu, kind: Kind, dt: WDType, j: u32) -> Option<wgpu::ComputePipeline> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry((kind, dt, j))
+            .or_insert_with(|| {
+                let t = self.tune;
+                let (family, src) = match kind {
+                    Kind::Matvec | Kind::MatvecGlu => ("matvec", &self.matvec_src),
+                    Kind::Gemm | Kind::GemmGlu => ("gemm", &self.gemm_src),
+                };
+                let label = format!("{family}/{}/wdt{}/j{j}", kind.entry(), dt as u32);
+                let mut consts = vec![("WDT", dt as u32 as f64), ("LANES", t.lanes as f64)];
+                match kind {
+                    Kind::Matvec | Kind::MatvecGlu => {
+                        consts.extend([("NSG", t.nsg as f64), ("XREG", if t.xreg { 1.0 } else { 0.0 }), ("J", j as f64)]);
+                    }
+                    Kind::Gemm | Kind::GemmGlu => consts.push(("NT", t.nt as f64)),
+                }
+                match gpu.checked(&label, || gpu.compute_pipeline(&label, src, kind.entry(), &consts)) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        eprintln!("warning: {label} does not build on this adapter ({e}); using the generic matmul");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
+}
+
+/// Elements per 16-byte word.
+fn epw(dt: WDType) -> usize {
+    match dt {
+        WDType::F32 => 4,
+        WDType::BF16 | WDType::F16 => 8,
+        WDType::F8E4M3 => 16,
+    }
+}
+
+/// Whether `m` with `a` meets the fast kernels' alignment (see `shaders/common/mm_words.wgsl`).
+fn fast_ok(k: &Kernels, m: &Matrix, a: &Args) -> bool {
+    let e = epw(m.dtype);
+    let lanes = k.fast.tune.lanes as usize;
+    let scale_ok = m.scale.as_ref().is_none_or(|s| s.block[1] % e == 0);
+    m.cols % e == 0 && (m.cols / e) % lanes == 0 && a.x_off % 4 == 0 && a.x_stride % 4 == 0 && a.x_slot_stride % 4 == 0 && a.x.size() % 16 == 0 && scale_ok
+}
+
+/// Words per lane per segment for matvec with x in registers: the largest divisor of the
+/// words each lane reads that fits the register budget.
+fn matvec_j(k: &Kernels, m: &Matrix) -> u32 {
+    if !k.fast.tune.xreg {
+        return 1;
+    }
+    let per_lane = (m.cols / epw(m.dtype)) as u32 / k.fast.tune.lanes;
+    let max = if m.dtype == WDType::F8E4M3 { 8 } else { 16 };
+    (1..=max.min(per_lane)).rev().find(|j| per_lane % j == 0).unwrap_or(1)
+}
+
+/// `y (+)= W x` for every item: matvec for few items, gemm for many dense ones, the generic
+/// kernel otherwise (routed items without groups beyond [`MATVEC_MAX_ROUTED`], odd shapes).
 pub fn dispatch(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
+    let items = a.n_tok * a.slots;
+    if items == 0 {
+        return;
+    }
+    if fast_ok(k, m, a) {
+        let few = if a.ids.is_some() { items <= MATVEC_MAX_ROUTED } else { a.n_tok <= MATVEC_MAX_TOKENS };
+        if few && fast(rec, k, Kind::Matvec, m, None, a, None) {
+            return;
+        }
+        if a.ids.is_none() && fast(rec, k, Kind::Gemm, m, None, a, None) {
+            return;
+        }
+    }
+    generic(rec, k, m, a);
+}
+
+/// Routed experts with the items of each expert listed by `moe_group` in `groups`
+/// (`a.ids` must be the ids the lists were built from).
+pub fn dispatch_grouped(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args, groups: &wgpu::Buffer) {
+    if !(fast_ok(k, m, a) && fast(rec, k, Kind::Gemm, m, None, a, Some(groups))) {
+        generic(rec, k, m, a);
+    }
+}
+
+/// `y = silu(gate x) · (up x)` per item (SwiGLU), fused into one kernel where the shapes
+/// allow; otherwise two matmuls (up into `scratch`, laid out like y) and `swiglu`. y must
+/// be contiguous (`y_off` 0, `y_stride` = rows) for the fallback.
+pub fn glu(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, a: &Args, scratch: &wgpu::Buffer, groups: Option<&wgpu::Buffer>) {
+    let items = a.n_tok * a.slots;
+    let same = gate.dtype == up.dtype
+        && gate.rows == up.rows
+        && gate.cols == up.cols
+        && gate.chunks.len() == up.chunks.len()
+        && gate.chunks.iter().zip(&up.chunks).all(|(g, u)| (g.r0, g.rows, g.e0, g.e1) == (u.r0, u.rows, u.e0, u.e1));
+    if same && !a.accum && fast_ok(k, gate, a) {
+        let few = if a.ids.is_some() { items <= MATVEC_MAX_ROUTED } else { a.n_tok <= MATVEC_MAX_TOKENS };
+        let one_segment = !k.fast.tune.xreg || (gate.cols / epw(gate.dtype)) as u32 / k.fast.tune.lanes == matvec_j(k, gate);
+        if groups.is_none() && few && one_segment && fast(rec, k, Kind::MatvecGlu, gate, Some(up), a, None) {
+            return;
+        }
+        if (a.ids.is_none() || groups.is_some()) && fast(rec, k, Kind::GemmGlu, gate, Some(up), a, groups) {
+            return;
+        }
+    }
+    let up_args = Args { y: scratch, accum: false, ..*a };
+    let gate_args = Args { accum: false, ..*a };
+    match groups {
+        Some(g) => {
+            dispatch_grouped(rec, k, gate, &gate_args, g);
+            dispatch_grouped(rec, k, up, &up_args, g);
+        }
+        None => {
+            dispatch(rec, k, gate, &gate_args);
+            dispatch(rec, k, up, &up_args);
+        }
+    }
+    swiglu::dispatch(rec, k, items * gate.rows, scratch, a.y);
+}
+
+/// `y[t·heads + h] = W_h x[t·heads + h]` with per-head blocks of one matrix (see [`Heads`]);
+/// `a.slots` must be `heads`. False, with nothing recorded, when the fast kernels do not
+/// apply (the caller then uses its own kernel).
+pub fn per_head(rec: &mut Recorder, k: &Kernels, m: &Matrix, h: Heads, a: &Args) -> bool {
+    let one_chunk = m.chunks.len() == 1 && m.chunks[0].r0 == 0 && m.chunks[0].e1 - m.chunks[0].e0 == m.n_mats;
+    if !(one_chunk && a.slots == h.heads && fast_ok(k, m, a)) {
+        return false;
+    }
+    let kind = if a.n_tok <= MATVEC_MAX_TOKENS { Kind::Matvec } else { Kind::Gemm };
+    fast_view(rec, k, kind, m, None, a, None, Some(h))
+}
+
+/// Record a fast kernel over every chunk; false (nothing recorded) when its pipeline is
+/// unavailable.
+/// Per-head blocks of one matrix: head h uses rows `row_base .. row_base + rows` of the
+/// block of `e_rows` rows starting at `h · e_rows` (kv_b's W_UV), item t · heads + h.
+#[derive(Clone, Copy)]
+pub struct Heads {
+    pub heads: usize,
+    pub rows: usize,
+    pub e_rows: usize,
+    pub row_base: usize,
+}
+
+fn fast(rec: &mut Recorder, k: &Kernels, kind: Kind, m: &Matrix, m2: Option<&Matrix>, a: &Args, groups: Option<&wgpu::Buffer>) -> bool {
+    fast_view(rec, k, kind, m, m2, a, groups, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fast_view(
+    rec: &mut Recorder,
+    k: &Kernels,
+    kind: Kind,
+    m: &Matrix,
+    m2: Option<&Matrix>,
+    a: &Args,
+    groups: Option<&wgpu::Buffer>,
+    heads: Option<Heads>,
+) -> bool {
+    let gpu = rec.gpu();
+    let j = if matches!(kind, Kind::Matvec | Kind::MatvecGlu) { matvec_j(k, m) } else { 0 };
+    let Some(pipeline) = k.fast.pipeline(gpu, kind, m.dtype, j) else {
+        return false;
+    };
+    let t = k.fast.tune;
+    let items = a.n_tok * a.slots;
+    let (s_rows, s_cols, blk) = m.scale.as_ref().map_or((1, 1, [1, 1]), |s| (s.s_rows, s.s_cols, s.block));
+    fn scale<'b>(x: &'b Matrix, dummy: &'b wgpu::Buffer) -> &'b wgpu::Buffer {
+        x.scale.as_ref().map_or(dummy, |s| &s.buf)
+    }
+    let n_exp = m.n_mats;
+    let words = (m.cols / epw(m.dtype)) as u32;
+    for (ci, c) in m.chunks.iter().enumerate() {
+        // (rows, rows between experts, first row, experts [e0, e1), expert of an item, gemm items)
+        let (rows, e_rows, row_base, e0, e1, use_ids, grouped) = match heads {
+            Some(h) => (h.rows, h.e_rows, h.row_base, 0, h.heads, 2, 2),
+            None => (c.rows, c.rows, 0, c.e0, c.e1, a.ids.is_some() as u32, groups.is_some() as u32),
+        };
+        // Enough workgroups to share out, each with enough rows to reuse its x registers.
+        let rpw = if t.xreg { (rows * items).div_ceil(128).clamp(1, 64).min(rows) } else { t.nsg as usize };
+        let p = FastParams {
+            rows: rows as u32,
+            words,
+            r0: c.r0 as u32,
+            e0: e0 as u32,
+            e1: e1 as u32,
+            n_items: items as u32,
+            slots: a.slots as u32,
+            use_ids,
+            x_off: (a.x_off / 4) as u32,
+            x_stride: (a.x_stride / 4) as u32,
+            x_slot_stride: (a.x_slot_stride / 4) as u32,
+            y_off: a.y_off as u32,
+            y_stride: a.y_stride as u32,
+            accum: a.accum as u32,
+            s_rows: s_rows as u32,
+            s_cols: s_cols as u32,
+            blk_r: blk[0] as u32,
+            blk_c: blk[1] as u32,
+            rpw: rpw as u32,
+            grouped,
+            list_off: crate::ops::moe_group::list_off(n_exp) as u32,
+            e_rows: e_rows as u32,
+            row_base: row_base as u32,
+            _pad: 0,
+        };
+        // The entry points share one body, so the plain ones declare the GLU's second
+        // matrix too; they never read it.
+        let (w2, s2) = m2.map_or((&k.dummy, &k.dummy), |m2| (&m2.chunks[ci].buf, scale(m2, &k.dummy)));
+        let mut b: Vec<(u32, &wgpu::Buffer)> = vec![(1, &c.buf), (2, scale(m, &k.dummy)), (3, a.x), (5, a.y), (6, w2), (7, s2)];
+        let grid = match kind {
+            Kind::Matvec | Kind::MatvecGlu => {
+                b.push((4, a.ids.unwrap_or(&k.dummy)));
+                [(rows as u32).div_ceil(rpw as u32), items as u32, 1]
+            }
+            Kind::Gemm | Kind::GemmGlu => {
+                b.push((8, groups.unwrap_or(&k.dummy)));
+                let rows_per_wg = if kind.glu() { t.lanes } else { 2 * t.lanes };
+                let y = if grouped != 0 { (e1 - e0) as u32 } else { (items as u32).div_ceil(t.nt) };
+                [(rows as u32).div_ceil(rows_per_wg), y, 1]
+            }
+        };
+        rec.dispatch_bound(&pipeline, &p, &b, grid);
+    }
+    true
+}
+
+/// The generic kernel (`shaders/matmul.wgsl`): one dispatch per chunk, 4 rows per workgroup.
+pub fn generic(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
     let n_items = (a.n_tok * a.slots) as u32;
     let (scale_buf, s_rows, s_cols, blk) = match &m.scale {
         Some(s) => (&s.buf, s.s_rows, s.s_cols, s.block),
@@ -90,7 +440,18 @@ pub fn dispatch(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
 
 /// CPU reference: `w` is the dequantised stack `[n_mats][rows][cols]`; returns
 /// `y[item][rows]` for items `t · slots + s` reading `x[t · x_stride + s · x_slot_stride ..]`.
-pub fn reference(w: &[f32], rows: usize, cols: usize, x: &[f32], x_stride: usize, x_slot_stride: usize, n_tok: usize, slots: usize, ids: Option<&[u32]>) -> Vec<f32> {
+#[allow(clippy::too_many_arguments)]
+pub fn reference(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    x_stride: usize,
+    x_slot_stride: usize,
+    n_tok: usize,
+    slots: usize,
+    ids: Option<&[u32]>,
+) -> Vec<f32> {
     let mut y = vec![0.0; n_tok * slots * rows];
     for t in 0..n_tok {
         for s in 0..slots {

@@ -1,6 +1,11 @@
-//! `shaders/mla_attn.wgsl`: causal attention over the latent cache (absorbed MLA).
+//! `shaders/mla_attn.wgsl`: causal attention over the latent cache (absorbed MLA). With
+//! subgroups, the flash-decoding kernel (`split`, then `combine` when a query's keys are cut
+//! into several splits); otherwise the portable one-workgroup-per-head kernel (`main`).
 
-use crate::gpu::Recorder;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::gpu::{Gpu, Recorder};
 use crate::ops::mla_absorb::Heads;
 use crate::ops::Kernels;
 
@@ -15,12 +20,71 @@ struct Params {
     nope: u32,
     pos0: u32,
     scale: f32,
+    n_tok: u32,
+    split_len: u32,
+    n_splits: u32,
+    _pad: u32,
+}
+
+/// Heads per workgroup of `split`, and the most cache-row words per lane it holds (`WMAX`).
+const HG: usize = 4;
+const WMAX: usize = 24;
+/// Query tokens from which every query gets a single split (enough workgroups already).
+const SPLIT_MAX_TOKENS: usize = 4;
+
+/// The split and combine pipelines.
+type SplitPipelines = (wgpu::ComputePipeline, wgpu::ComputePipeline);
+
+/// Pipelines of the split kernel, per (cache words, c_kv words) per lane, built on first use.
+pub struct Split {
+    lanes: u32,
+    enabled: bool,
+    src: &'static str,
+    cache: Mutex<HashMap<(u32, u32), Option<SplitPipelines>>>,
+}
+
+impl Split {
+    pub fn new(gpu: &Gpu) -> Self {
+        let t = crate::ops::matmul::Tune::for_gpu(gpu);
+        Split { lanes: t.lanes, enabled: t.subgroups, src: concat!(include_str!("../../shaders/mla_attn.wgsl"), include_str!("../../shaders/mla_attn_split.wgsl")), cache: Mutex::new(HashMap::new()) }
+    }
+
+    fn pipelines(&self, gpu: &Gpu, wpl: u32, vpl: u32) -> Option<SplitPipelines> {
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        c.entry((wpl, vpl))
+            .or_insert_with(|| {
+                let consts = [("LANES", self.lanes as f64), ("WPL", wpl as f64), ("VPL", vpl as f64)];
+                let label = format!("mla_attn/split/w{wpl}");
+                let r = gpu.checked(&label, || {
+                    (gpu.compute_pipeline(&label, self.src, "split", &consts), gpu.compute_pipeline("mla_attn/combine", include_str!("../../shaders/mla_attn.wgsl"), "combine", &[]))
+                });
+                match r {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        eprintln!("warning: {label} does not build on this adapter ({e}); using the portable attention kernel");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
 }
 
 /// Queries for positions `pos0 .. pos0 + n_tok` attend to cache rows `0 ..= their position`.
 #[allow(clippy::too_many_arguments)]
-pub fn dispatch(rec: &mut Recorder, k: &Kernels, h: Heads, scale: f32, pos0: usize, n_tok: usize, q_lat: &wgpu::Buffer, q: &wgpu::Buffer, cache: &wgpu::Buffer, o_lat: &wgpu::Buffer) {
-    let p = Params {
+pub fn dispatch(
+    rec: &mut Recorder,
+    k: &Kernels,
+    h: Heads,
+    scale: f32,
+    pos0: usize,
+    n_tok: usize,
+    q_lat: &wgpu::Buffer,
+    q: &wgpu::Buffer,
+    cache: &wgpu::Buffer,
+    o_lat: &wgpu::Buffer,
+) {
+    let mut p = Params {
         heads: h.heads as u32,
         kvl: h.kvl as u32,
         rope: h.rope as u32,
@@ -29,8 +93,32 @@ pub fn dispatch(rec: &mut Recorder, k: &Kernels, h: Heads, scale: f32, pos0: usi
         nope: h.nope as u32,
         pos0: pos0 as u32,
         scale,
+        n_tok: n_tok as u32,
+        split_len: 0,
+        n_splits: 1,
+        _pad: 0,
     };
-    rec.dispatch(&k.mla_attn, &p, &[q_lat, q, cache, o_lat], [h.heads as u32, n_tok as u32, 1]);
+    let lanes = k.attn.lanes as usize;
+    let cw = (h.kvl + h.rope) / 4;
+    let (wpl, vpl) = (cw.div_ceil(lanes), h.kvl / 4 / lanes);
+    let aligned = h.kvl % (4 * lanes) == 0 && h.rope % 4 == 0 && h.nope % 4 == 0 && wpl <= WMAX && vpl >= 1;
+    let pipes = if k.attn.enabled && aligned { k.attn.pipelines(rec.gpu(), wpl as u32, vpl as u32) } else { None };
+    let Some((split, combine)) = pipes else {
+        rec.dispatch(&k.mla_attn, &p, &[q_lat, q, cache, o_lat], [h.heads as u32, n_tok as u32, 1]);
+        return;
+    };
+    // A short decode cuts the keys into splits so that several workgroups share them.
+    let keys = pos0 + n_tok;
+    let split_len = if n_tok >= SPLIT_MAX_TOKENS { keys } else { keys.div_ceil(16).max(64) };
+    let n_splits = keys.div_ceil(split_len);
+    p.split_len = split_len as u32;
+    p.n_splits = n_splits as u32;
+    let part = if n_splits > 1 { k.attn_partials(rec.gpu(), (n_tok * n_splits * h.heads * (h.kvl + 2) * 4) as u64) } else { k.dummy.clone() };
+    let groups = [n_splits as u32, h.heads.div_ceil(HG) as u32, n_tok as u32];
+    rec.dispatch_bound(&split, &p, &[(4, o_lat), (5, &part), (6, q_lat), (7, q), (8, cache)], groups);
+    if n_splits > 1 {
+        rec.dispatch_bound(&combine, &p, &[(4, o_lat), (5, &part)], [h.heads as u32, n_tok as u32, 1]);
+    }
 }
 
 pub fn reference(h: Heads, scale: f32, pos0: usize, n_tok: usize, q_lat: &[f32], q: &[f32], cache: &[f32]) -> Vec<f32> {

@@ -9,6 +9,8 @@ pub mod mla_absorb;
 pub mod mla_attn;
 pub mod moe_combine;
 pub mod moe_gate;
+pub mod moe_group;
+pub mod read_bw;
 pub mod rmsnorm;
 pub mod rope;
 pub mod sample;
@@ -20,7 +22,7 @@ use crate::gpu::Gpu;
 const WEIGHTS_WGSL: &str = include_str!("../../shaders/common/weights.wgsl");
 
 /// Storage dtype of a weight on the GPU, the value of the shaders' `WDT` override.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WDType {
     F32 = 0,
     BF16 = 1,
@@ -56,9 +58,19 @@ impl PerDType {
 
 pub struct Kernels {
     pub matmul: PerDType,
+    /// matvec and gemm pipelines (built on first use) and how they are tuned for the adapter
+    pub fast: matmul::Fast,
+    pub moe_group: wgpu::ComputePipeline,
+    /// the flash-decoding attention pipelines (built on first use)
+    pub attn: mla_attn::Split,
+    /// scratch buffers of the kernels (moe_group lists, attention partials), grown on demand
+    scratch: std::sync::Mutex<std::collections::HashMap<&'static str, wgpu::Buffer>>,
+    /// weights rearranged once for a faster kernel, by source buffer (W_UK transposed)
+    pub(crate) derived: std::sync::Mutex<std::collections::HashMap<wgpu::Buffer, wgpu::Buffer>>,
     pub embed: PerDType,
     pub q_absorb: PerDType,
     pub v_up: PerDType,
+    pub transpose_uk: PerDType,
     pub rmsnorm: wgpu::ComputePipeline,
     pub rope: wgpu::ComputePipeline,
     pub mla_attn: wgpu::ComputePipeline,
@@ -78,9 +90,15 @@ impl Kernels {
             let absorb = include_str!("../../shaders/mla_absorb.wgsl");
             Kernels {
                 matmul: PerDType::new(gpu, "matmul", include_str!("../../shaders/matmul.wgsl"), "main"),
+                fast: matmul::Fast::new(gpu),
+                moe_group: plain("moe_group", include_str!("../../shaders/moe_group.wgsl")),
+                attn: mla_attn::Split::new(gpu),
+                scratch: std::sync::Mutex::new(std::collections::HashMap::new()),
+                derived: std::sync::Mutex::new(std::collections::HashMap::new()),
                 embed: PerDType::new(gpu, "embed", include_str!("../../shaders/embed.wgsl"), "main"),
                 q_absorb: PerDType::new(gpu, "mla_absorb", absorb, "q_absorb"),
                 v_up: PerDType::new(gpu, "mla_absorb", absorb, "v_up"),
+                transpose_uk: PerDType::new(gpu, "mla_absorb", absorb, "transpose_uk"),
                 rmsnorm: plain("rmsnorm", include_str!("../../shaders/rmsnorm.wgsl")),
                 rope: plain("rope", include_str!("../../shaders/rope.wgsl")),
                 mla_attn: plain("mla_attn", include_str!("../../shaders/mla_attn.wgsl")),
@@ -89,8 +107,35 @@ impl Kernels {
                 swiglu: plain("swiglu", include_str!("../../shaders/swiglu.wgsl")),
                 copy_rows: plain("copy_rows", include_str!("../../shaders/copy_rows.wgsl")),
                 sample: plain("sample", include_str!("../../shaders/sample.wgsl")),
-                dummy: gpu.storage("dummy", 4),
+                dummy: gpu.storage("dummy", 16),
             }
         })
+    }
+}
+
+impl Kernels {
+    /// A scratch buffer of at least `bytes`, shared by every use of `name`: the commands of
+    /// one submission run in order, so one buffer serves every layer. A grown buffer replaces
+    /// the old one, which lives on while recorded commands still hold it.
+    fn scratch(&self, gpu: &Gpu, name: &'static str, bytes: u64) -> wgpu::Buffer {
+        let mut m = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(name) {
+            Some(b) if b.size() >= bytes => b.clone(),
+            _ => {
+                let b = gpu.storage(name, bytes);
+                m.insert(name, b.clone());
+                b
+            }
+        }
+    }
+
+    /// Output of moe_group (`moe_group::out_len` u32 values).
+    pub fn groups_buffer(&self, gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
+        self.scratch(gpu, "moe groups", bytes)
+    }
+
+    /// Per-split partial sums of the flash-decoding attention.
+    pub fn attn_partials(&self, gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
+        self.scratch(gpu, "attention partials", bytes)
     }
 }

@@ -1,0 +1,409 @@
+//! `bench`: prefill and decode throughput, GPU time per kernel family, bytes read per decode
+//! token and the fraction of the memory roofline they reach, all measured in one run.
+//!
+//! The roofline is measured here too: on a CPU-backed adapter (lavapipe, whose "GPU memory" is
+//! host memory) by a multi-threaded host read of a 1 GiB buffer; on a GPU by the best read
+//! kernel the engine runs (`ops::read_bw`). Times are best-of-N wall times, so a busy shared
+//! machine lowers every figure less than it would a single run; the efficiency divides two
+//! such figures taken minutes apart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use deepseek_wgpu::checkpoint::Checkpoint;
+use deepseek_wgpu::config::ModelConfig;
+use deepseek_wgpu::gpu::{Gpu, GpuOptions, Profile};
+use deepseek_wgpu::model::{Ffn, KvCache, LoadOptions, LogitsMode, Model, QProj, Sample};
+use deepseek_wgpu::ops::sample::SampleParams;
+use deepseek_wgpu::tensor::Matrix;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// checkpoint folder to benchmark (default: --synthetic r1-shape-small)
+    #[arg(long, conflicts_with = "synthetic")]
+    pub model: Option<PathBuf>,
+    /// a synthetic shape with random weights: r1-shape-small, r1-shape-ci, v2-lite-shape
+    #[arg(long)]
+    pub synthetic: Option<String>,
+    /// prompt length of the prefill measurement (0 = skip)
+    #[arg(long, default_value_t = 512)]
+    pub prompt_len: usize,
+    /// decode steps timed at each context length
+    #[arg(long, default_value_t = 16)]
+    pub gen: usize,
+    /// context lengths (tokens already cached) at which decode is timed
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 256, 1024])]
+    pub decode_at: Vec<usize>,
+    /// prefill repetitions (the best counts)
+    #[arg(long, default_value_t = 2)]
+    pub reps: usize,
+    /// skip the per-kernel GPU timings
+    #[arg(long)]
+    pub no_profile: bool,
+    /// seed of the synthetic weights and the token ids
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// one JSON object on stdout instead of tables
+    #[arg(long)]
+    pub json: bool,
+    /// cap the storage binding size (KiB) below the adapter's
+    #[arg(long, hide = true)]
+    pub max_binding_kib: Option<u64>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: a.max_binding_kib.map(|k| k * 1024) })?);
+    let max_point = a.decode_at.iter().copied().max().unwrap_or(0);
+    let max_ctx = (a.prompt_len.max(max_point) + a.gen + 8).max(64);
+    let say = |msg: &str| {
+        if !a.json {
+            eprintln!("{msg}");
+        }
+    };
+    let (name, cfg, ck) = match (&a.model, &a.synthetic) {
+        (Some(dir), _) => (dir.display().to_string(), ModelConfig::load(dir)?, Checkpoint::open(dir)?),
+        (None, s) => {
+            let name = s.clone().unwrap_or_else(|| "r1-shape-small".into());
+            let cfg = deepseek_wgpu::synthetic::config(&name)?;
+            say(&format!("building {name} ({:.2} GB of random BF16 weights)", deepseek_wgpu::synthetic::checkpoint_bytes(&cfg) as f64 / 1e9));
+            let ck = deepseek_wgpu::synthetic::checkpoint(&cfg, a.seed)?;
+            (format!("synthetic:{name}"), cfg, ck)
+        }
+    };
+    say("uploading");
+    let t0 = Instant::now();
+    let model = Model::from_checkpoint(gpu.clone(), cfg, &ck, &LoadOptions { max_ctx, ..LoadOptions::default() }, &mut |_| {})
+        .with_context(|| format!("loading {name}"))?;
+    drop(ck);
+    let load_s = t0.elapsed().as_secs_f64();
+
+    say("measuring the memory roofline");
+    let roof = roofline(&gpu)?;
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ 0x70c3);
+    let vocab = model.cfg.vocab as u32;
+    let ids = |rng: &mut rand_chacha::ChaCha8Rng, n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(0..vocab)).collect() };
+
+    // Prefill: the whole prompt through one forward (internally chunked), last logits only.
+    let mut prefill = Value::Null;
+    let mut prefill_tok_s = 0.0;
+    if a.prompt_len > 0 {
+        say(&format!("prefill of {} tokens", a.prompt_len));
+        let prompt = ids(&mut rng, a.prompt_len);
+        let mut best = f64::INFINITY;
+        for _ in 0..a.reps.max(1) {
+            let mut cache = model.new_cache(max_ctx)?;
+            let t = Instant::now();
+            model.forward(&mut cache, &prompt, LogitsMode::Last)?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let profile = if a.no_profile {
+            None
+        } else {
+            let mut cache = model.new_cache(max_ctx)?;
+            profiled(&gpu, || model.forward(&mut cache, &prompt, LogitsMode::Last).map(|_| ()))?
+        };
+        let flop = prefill_flop(&model, a.prompt_len);
+        prefill_tok_s = a.prompt_len as f64 / best;
+        prefill = json!({
+            "tokens": a.prompt_len, "best_s": best, "tokens_per_s": prefill_tok_s,
+            "flop": flop, "gflop_per_s": flop / best / 1e9,
+            "profile": profile.as_ref().map(profile_json),
+        });
+    }
+
+    // Decode: one token per forward with GPU sampling, as a session does, after `ctx` cached
+    // positions (filled with random latent rows: attention costs depend only on the length).
+    let weights = decode_weight_bytes(&model);
+    let mut decode = Vec::new();
+    let greedy = Sample { params: SampleParams::greedy(), u: 0.5, penalty_ids: &[] };
+    for &ctx in &a.decode_at {
+        if ctx + a.gen + 2 > max_ctx {
+            bail!("--decode-at {ctx} with --gen {} exceeds the context", a.gen);
+        }
+        say(&format!("decode at context {ctx}"));
+        let mut cache = model.new_cache(max_ctx)?;
+        fill_cache(&gpu, &model, &mut cache, ctx, &mut rng);
+        let mut tok = ids(&mut rng, 1)[0];
+        let mut times = Vec::with_capacity(a.gen);
+        let mut cores = Vec::with_capacity(a.gen);
+        for step in 0..a.gen + 2 {
+            let (t, c0) = (Instant::now(), process_cpu_s());
+            let out = model.forward_sampled(&mut cache, &[tok], LogitsMode::None, Some(&greedy))?;
+            let dt = t.elapsed().as_secs_f64();
+            tok = out.token.unwrap_or(0);
+            // The first two steps warm caches and lazily built state.
+            if step >= 2 {
+                times.push(dt);
+                cores.push((process_cpu_s() - c0) / dt);
+            }
+        }
+        cores.sort_by(f64::total_cmp);
+        let profile =
+            if a.no_profile { None } else { profiled(&gpu, || model.forward_sampled(&mut cache, &[tok], LogitsMode::None, Some(&greedy)).map(|_| ()))? };
+        times.sort_by(f64::total_cmp);
+        let (best, median) = (times[0], times[times.len() / 2]);
+        // Rows read: the ctx cached ones plus the new one.
+        let cache_bytes = ((ctx + 1) * model.cfg.n_layers * model.cfg.cache_dim() * 4) as u64;
+        let bytes = weights + cache_bytes;
+        let bw = bytes as f64 / best;
+        decode.push(json!({
+            "ctx": ctx, "steps": times.len(), "best_ms": best * 1e3, "median_ms": median * 1e3,
+            "tokens_per_s": 1.0 / best, "median_tokens_per_s": 1.0 / median,
+            "weight_bytes": weights, "cache_bytes": cache_bytes, "bytes_per_token": bytes,
+            "gb_per_s": bw / 1e9, "roofline_fraction": bw / roof.bytes_per_s,
+            "median_roofline_fraction": bytes as f64 / median / roof.bytes_per_s,
+            "cores_used": cores.get(cores.len() / 2),
+            "profile": profile.as_ref().map(profile_json),
+        }));
+    }
+
+    let first_decode = decode.first().and_then(|d| d["tokens_per_s"].as_f64()).unwrap_or(0.0);
+    let report = json!({
+        "model": name,
+        "machine": machine(&gpu),
+        "load_s": load_s,
+        "weight_bytes_total": model.weight_bytes,
+        "roofline": {"method": roof.method, "gb_per_s": roof.bytes_per_s / 1e9, "read_kernel_gb_per_s": roof.kernel_bytes_per_s.map(|b| b / 1e9)},
+        "prefill": prefill,
+        "decode": decode,
+        "prefill_over_decode": if first_decode > 0.0 { Value::from(prefill_tok_s / first_decode) } else { Value::Null },
+    });
+    if a.json {
+        println!("{report}");
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+struct Roofline {
+    method: &'static str,
+    bytes_per_s: f64,
+    /// what `ops::read_bw` reaches (also reported on CPU adapters, for comparison)
+    kernel_bytes_per_s: Option<f64>,
+}
+
+fn roofline(gpu: &Gpu) -> Result<Roofline> {
+    let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    // On a CPU adapter the kernel figure is only for comparison: a smaller probe will do.
+    let kernel = deepseek_wgpu::ops::read_bw::measure(gpu, if cpu { 256 << 20 } else { 1 << 30 }, 4)?;
+    if cpu {
+        Ok(Roofline { method: "host read, all cores, 1 GiB, best of 5", bytes_per_s: host_read_bandwidth(1 << 30, 5), kernel_bytes_per_s: Some(kernel) })
+    } else {
+        Ok(Roofline { method: "read_bw kernel, 1 GiB, best of 4", bytes_per_s: kernel, kernel_bytes_per_s: Some(kernel) })
+    }
+}
+
+/// CPU seconds used by this process so far, all threads (lavapipe runs the "GPU" work on
+/// its own threads, so on a CPU adapter this says how many cores a step actually got on a
+/// shared machine). 0 where /proc is unavailable.
+fn process_cpu_s() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum::<u64>() as f64
+        / 1e9
+}
+
+/// Sum the u64s of a `bytes`-byte buffer with one thread per core; best of `reps`.
+pub fn host_read_bandwidth(bytes: usize, reps: usize) -> f64 {
+    let n = bytes / 8;
+    let data: Vec<u64> = (0..n as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let per = n.div_ceil(threads);
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        let total: u64 = std::thread::scope(|s| {
+            let hs: Vec<_> = data.chunks(per).map(|c| s.spawn(move || c.iter().fold(0u64, |a, &b| a.wrapping_add(b)))).collect();
+            hs.into_iter().map(|h| h.join().unwrap_or(0)).fold(0u64, |a, b| a.wrapping_add(b))
+        });
+        std::hint::black_box(total);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (n * 8) as f64 / best
+}
+
+fn profiled(gpu: &Gpu, f: impl FnOnce() -> Result<(), deepseek_wgpu::model::LoadError>) -> Result<Option<Profile>> {
+    if !gpu.start_profile() {
+        return Ok(None);
+    }
+    let r = f();
+    let p = gpu.take_profile();
+    r?;
+    Ok(p)
+}
+
+fn profile_json(p: &Profile) -> Value {
+    let total = p.gpu_ns();
+    json!({
+        "gpu_ms": total / 1e6,
+        "record_ms": p.record_ns / 1e6,
+        "dispatches": p.dispatches.len(),
+        "kernels": p.by_family().into_iter().map(|(k, ns, n)| json!({"kernel": k, "ms": ns / 1e6, "share": ns / total.max(1.0), "dispatches": n})).collect::<Vec<_>>(),
+        "top_dispatches": top_dispatches(p, 8),
+    })
+}
+
+/// The slowest single dispatches (label, workgroups, ms).
+fn top_dispatches(p: &Profile, n: usize) -> Vec<Value> {
+    let mut d: Vec<&(String, u32, f64)> = p.dispatches.iter().collect();
+    d.sort_by(|a, b| b.2.total_cmp(&a.2));
+    d.into_iter().take(n).map(|(l, g, ns)| json!({"kernel": l, "workgroups": g, "ms": ns / 1e6})).collect()
+}
+
+/// Weight bytes one decode token reads: every dense matrix and norm, one embedding row, the
+/// head, and `top_k` of each layer's routed experts.
+pub fn decode_weight_bytes(m: &Model) -> u64 {
+    let c = &m.cfg;
+    let f32s = |n: usize| (n * 4) as u64;
+    let mlp = |x: &deepseek_wgpu::model::Mlp| x.gate.bytes() + x.up.bytes() + x.down.bytes();
+    let mut b = m.embed.bytes() / c.vocab as u64 + f32s(c.hidden) + m.lm_head.bytes();
+    for l in &m.layers {
+        b += f32s(2 * c.hidden + c.kv_lora);
+        b += match &l.attn.q {
+            QProj::Direct(w) => w.bytes(),
+            QProj::LowRank { a, b, .. } => a.bytes() + b.bytes() + f32s(a.rows),
+        };
+        b += l.attn.kv_a.bytes() + l.attn.kv_b.bytes() + l.attn.o.bytes();
+        b += match &l.ffn {
+            Ffn::Dense(x) => mlp(x),
+            Ffn::Moe(moe) => {
+                let per_expert = mlp(&moe.experts) / moe.experts.gate.n_mats as u64;
+                moe.router.bytes() + f32s(moe.gate.n_exp) + per_expert * moe.gate.k as u64 + moe.shared.as_ref().map_or(0, mlp)
+            }
+        };
+    }
+    b
+}
+
+fn params(w: &Matrix) -> f64 {
+    (w.n_mats * w.rows * w.cols) as f64
+}
+
+/// Floating-point operations of a prefill of `n` tokens: 2 per multiply-add of every active
+/// weight (head once, for the last token), plus causal attention over the latent cache.
+pub fn prefill_flop(m: &Model, n: usize) -> f64 {
+    let c = &m.cfg;
+    let mut per_tok = 0.0;
+    for l in &m.layers {
+        per_tok += match &l.attn.q {
+            QProj::Direct(w) => params(w),
+            QProj::LowRank { a, b, .. } => params(a) + params(b),
+        };
+        per_tok += params(&l.attn.kv_a) + params(&l.attn.kv_b) + params(&l.attn.o);
+        let mlp = |x: &deepseek_wgpu::model::Mlp| params(&x.gate) + params(&x.up) + params(&x.down);
+        per_tok += match &l.ffn {
+            Ffn::Dense(x) => mlp(x),
+            Ffn::Moe(moe) => params(&moe.router) + mlp(&moe.experts) * moe.gate.k as f64 / moe.gate.n_exp as f64 + moe.shared.as_ref().map_or(0.0, mlp),
+        };
+    }
+    // Query t attends to t + 1 rows: scores over kvl + rope, values over kvl, per head.
+    let pairs = (n * (n + 1) / 2) as f64;
+    let attn = pairs * (c.n_heads * (2 * c.cache_dim() + 2 * c.kv_lora) * c.n_layers) as f64;
+    2.0 * per_tok * n as f64 + 2.0 * params(&m.lm_head) + attn
+}
+
+/// Pretend `ctx` tokens are cached: random latent rows (unit scale, like RMSNorm output).
+fn fill_cache(gpu: &Gpu, m: &Model, cache: &mut KvCache, ctx: usize, rng: &mut impl Rng) {
+    let n = ctx * m.cfg.cache_dim();
+    let rows: Vec<f32> = (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+    for layer in &cache.layers {
+        gpu.queue.write_buffer(layer, 0, bytemuck::cast_slice(&rows));
+    }
+    cache.len = ctx;
+}
+
+fn machine(gpu: &Gpu) -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|p| p.1.trim().to_string()));
+    json!({
+        "adapter": gpu.info.name, "backend": format!("{:?}", gpu.info.backend), "device_type": format!("{:?}", gpu.info.device_type),
+        "driver": format!("{} {}", gpu.info.driver, gpu.info.driver_info), "max_binding": gpu.max_binding,
+        "subgroups": gpu.subgroups(), "timestamps": gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        "cores": std::thread::available_parallelism().map_or(1, |t| t.get()), "cpu": cpu,
+    })
+}
+
+fn print_report(r: &Value) {
+    let m = &r["machine"];
+    println!(
+        "model {}  ({:.2} GB of weights, loaded in {:.1} s)",
+        r["model"].as_str().unwrap_or("?"),
+        r["weight_bytes_total"].as_f64().unwrap_or(0.0) / 1e9,
+        r["load_s"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "adapter {} ({}, {}), {} cores, cpu {}",
+        m["adapter"].as_str().unwrap_or("?"),
+        m["backend"].as_str().unwrap_or("?"),
+        m["device_type"].as_str().unwrap_or("?"),
+        m["cores"],
+        m["cpu"].as_str().unwrap_or("?")
+    );
+    println!(
+        "memory roofline {:.2} GB/s ({}); read_bw kernel {:.2} GB/s",
+        r["roofline"]["gb_per_s"].as_f64().unwrap_or(0.0),
+        r["roofline"]["method"].as_str().unwrap_or("?"),
+        r["roofline"]["read_kernel_gb_per_s"].as_f64().unwrap_or(0.0)
+    );
+    let p = &r["prefill"];
+    if !p.is_null() {
+        println!(
+            "\nprefill {} tokens: {:.2} s  {:.1} tokens/s  {:.2} GFLOP/s",
+            p["tokens"],
+            p["best_s"].as_f64().unwrap_or(0.0),
+            p["tokens_per_s"].as_f64().unwrap_or(0.0),
+            p["gflop_per_s"].as_f64().unwrap_or(0.0)
+        );
+        print_profile(&p["profile"]);
+    }
+    println!("\n{:>6} {:>10} {:>10} {:>9} {:>12} {:>9} {:>9} {:>6}", "ctx", "best ms", "median ms", "tok/s", "MB/token", "GB/s", "roofline", "cores");
+    for d in r["decode"].as_array().into_iter().flatten() {
+        println!(
+            "{:>6} {:>10.2} {:>10.2} {:>9.2} {:>12.1} {:>9.2} {:>8.1}% {:>6.2}",
+            d["ctx"].as_u64().unwrap_or(0),
+            d["best_ms"].as_f64().unwrap_or(0.0),
+            d["median_ms"].as_f64().unwrap_or(0.0),
+            d["tokens_per_s"].as_f64().unwrap_or(0.0),
+            d["bytes_per_token"].as_f64().unwrap_or(0.0) / 1e6,
+            d["gb_per_s"].as_f64().unwrap_or(0.0),
+            d["roofline_fraction"].as_f64().unwrap_or(0.0) * 100.0,
+            d["cores_used"].as_f64().unwrap_or(0.0)
+        );
+    }
+    for d in r["decode"].as_array().into_iter().flatten() {
+        println!("\ndecode at ctx {}:", d["ctx"]);
+        print_profile(&d["profile"]);
+    }
+    if let Some(x) = r["prefill_over_decode"].as_f64() {
+        println!("\nprefill per token is {x:.1}x faster than decode (at the first context length)");
+    }
+}
+
+fn print_profile(p: &Value) {
+    if p.is_null() {
+        return;
+    }
+    println!(
+        "  GPU {:.2} ms in {} dispatches; host recording {:.2} ms",
+        p["gpu_ms"].as_f64().unwrap_or(0.0),
+        p["dispatches"],
+        p["record_ms"].as_f64().unwrap_or(0.0)
+    );
+    for k in p["kernels"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<14} {:>9.3} ms {:>6.1}% {:>5} dispatches",
+            k["kernel"].as_str().unwrap_or("?"),
+            k["ms"].as_f64().unwrap_or(0.0),
+            k["share"].as_f64().unwrap_or(0.0) * 100.0,
+            k["dispatches"]
+        );
+    }
+}
