@@ -65,3 +65,44 @@ fn decode_efficiency_has_not_regressed() {
         MAX_DROP * 100.0
     );
 }
+
+/// `bench --model DIR --json` on a checkpoint folder: every figure the issue asks for is there
+/// and plausible (the fp8 fixture: FP8 weights with block scales, both kernel paths).
+#[test]
+fn bench_reports_every_figure_for_a_checkpoint() {
+    let o = Command::new(common::bin())
+        .args(["bench", "--model"])
+        .arg(common::fixture("v3_fp8"))
+        .args(["--prompt-len", "12", "--gen", "3", "--decode-at", "4,9", "--reps", "1", "--json"])
+        .env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()))
+        .output()
+        .expect("run deepseek-wgpu bench");
+    assert!(o.status.success(), "bench failed: {}", String::from_utf8_lossy(&o.stderr));
+    let r: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let pos = |v: &Value, what: &str| assert!(v.as_f64().is_some_and(|x| x > 0.0 && x.is_finite()), "{what} = {v}");
+    pos(&r["roofline"]["gb_per_s"], "roofline");
+    pos(&r["prefill"]["tokens_per_s"], "prefill tok/s");
+    pos(&r["prefill"]["gflop_per_s"], "prefill GFLOP/s");
+    let d = r["decode"].as_array().expect("decode rows");
+    assert_eq!(d.iter().map(|x| x["ctx"].as_u64().unwrap()).collect::<Vec<_>>(), [4, 9]);
+    for x in d {
+        pos(&x["tokens_per_s"], "decode tok/s");
+        pos(&x["weight_bytes"], "weight bytes");
+        pos(&x["roofline_fraction"], "roofline fraction");
+        assert!(x["cache_bytes"].as_u64().unwrap() > 0);
+    }
+    // more cached rows, more cache bytes read
+    assert!(d[1]["cache_bytes"].as_u64() > d[0]["cache_bytes"].as_u64());
+    if r["machine"]["timestamps"].as_bool() == Some(true) {
+        let k = r["prefill"]["profile"]["kernels"].as_array().expect("per-kernel times");
+        assert!(k.iter().any(|x| x["kernel"] == "moe_gate"), "{k:?}");
+    }
+}
+
+#[test]
+fn bench_names_the_known_shapes_on_a_typo() {
+    let o = Command::new(common::bin()).args(["bench", "--synthetic", "r1-shape-smal"]).output().expect("run deepseek-wgpu bench");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("r1-shape-small") && err.contains("v2-lite-shape") && !err.contains("panicked"), "{err}");
+}
