@@ -106,3 +106,17 @@ fn bench_names_the_known_shapes_on_a_typo() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("r1-shape-small") && err.contains("v2-lite-shape") && !err.contains("panicked"), "{err}");
 }
+
+/// A synthetic shape larger than the host's memory is refused with the numbers before any
+/// allocation (v2-lite-shape is 31 GB: the process would otherwise be killed mid-build).
+#[test]
+fn bench_refuses_a_shape_larger_than_host_memory() {
+    let o = Command::new(common::bin())
+        .args(["bench", "--synthetic", "r1-shape-ci", "--host-memory-mib", "100"])
+        .env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()))
+        .output()
+        .expect("run deepseek-wgpu bench");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("r1-shape-ci needs") && err.contains("0.1 GB is available") && !err.contains("panicked"), "{err}");
+}

@@ -53,6 +53,16 @@ pub struct Args {
     /// cap the storage binding size (KiB) below the adapter's
     #[arg(long, hide = true)]
     pub max_binding_kib: Option<u64>,
+    /// pretend the host has this much available memory (MiB), for tests
+    #[arg(long, hide = true)]
+    pub host_memory_mib: Option<u64>,
+}
+
+/// The host's available memory (MemAvailable), where /proc tells.
+fn host_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -69,6 +79,25 @@ pub fn run(a: Args) -> Result<()> {
         (None, s) => {
             let name = s.clone().unwrap_or_else(|| "r1-shape-small".into());
             let cfg = deepseek_wgpu::synthetic::config(&name)?;
+            // The random weights are built in host memory before the upload; on a CPU adapter
+            // the upload is host memory too. Refuse before allocating rather than be killed.
+            let bytes = deepseek_wgpu::synthetic::checkpoint_bytes(&cfg);
+            let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+            let need = bytes * if cpu { 2 } else { 1 };
+            if let Some(avail) = a.host_memory_mib.map(|m| m << 20).or_else(host_available) {
+                if need > avail {
+                    bail!(
+                        "{name} needs {:.1} GB of host memory ({:.1} GB of random weights built in memory{}), but {:.1} GB is available. \
+                         Use a smaller shape (r1-shape-small: {:.1} GB, r1-shape-ci: {:.1} GB) or a machine with more memory.",
+                        need as f64 / 1e9,
+                        bytes as f64 / 1e9,
+                        if cpu { ", and as much again for the CPU adapter's copy" } else { "" },
+                        avail as f64 / 1e9,
+                        deepseek_wgpu::synthetic::config("r1-shape-small").map_or(0, |c| deepseek_wgpu::synthetic::checkpoint_bytes(&c)) as f64 / 1e9,
+                        deepseek_wgpu::synthetic::config("r1-shape-ci").map_or(0, |c| deepseek_wgpu::synthetic::checkpoint_bytes(&c)) as f64 / 1e9,
+                    );
+                }
+            }
             say(&format!("building {name} ({:.2} GB of random BF16 weights)", deepseek_wgpu::synthetic::checkpoint_bytes(&cfg) as f64 / 1e9));
             let ck = deepseek_wgpu::synthetic::checkpoint(&cfg, a.seed)?;
             (format!("synthetic:{name}"), cfg, ck)
