@@ -96,6 +96,11 @@ fn bench_reports_every_figure_for_a_checkpoint() {
     if r["machine"]["timestamps"].as_bool() == Some(true) {
         let k = r["prefill"]["profile"]["kernels"].as_array().expect("per-kernel times");
         assert!(k.iter().any(|x| x["kernel"] == "moe_gate"), "{k:?}");
+        // A decode step is one submission: every layer, the head and the sampler recorded
+        // into one command buffer, with no host wait inside the step.
+        for x in d {
+            assert_eq!(x["profile"]["submissions"], 1, "decode at ctx {}: {}", x["ctx"], x["profile"]);
+        }
     }
 }
 
