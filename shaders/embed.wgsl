@@ -11,7 +11,11 @@ struct Params {
     rows: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// Params come from a storage binding, copied into `p` first thing: lavapipe 22.3 inlines
+// uniform values that steer loops and can then recompile the kernel on every dispatch,
+// never freeing the copies (see common/mm_words.wgsl).
+@group(0) @binding(0) var<storage, read> params: Params;
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -20,6 +24,7 @@ override WDT: u32 = 0u;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    p = params;
     let c = gid.x;
     let t = gid.y;
     if c >= p.hidden || t >= p.n_tok {

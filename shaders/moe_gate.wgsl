@@ -24,7 +24,11 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// Params come from a storage binding, copied into `p` first thing: lavapipe 22.3 inlines
+// uniform values that steer loops and can then recompile the kernel on every dispatch,
+// never freeing the copies (see common/mm_words.wgsl).
+@group(0) @binding(0) var<storage, read> params: Params;
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ids: array<u32>;
@@ -32,6 +36,7 @@ struct Params {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    p = params;
     let t = gid.x;
     if t >= p.n_tok {
         return;

@@ -13,7 +13,11 @@ struct Params {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// Params come from a storage binding, copied into `p` first thing: lavapipe 22.3 inlines
+// uniform values that steer loops and can then recompile the kernel on every dispatch,
+// never freeing the copies (see common/mm_words.wgsl).
+@group(0) @binding(0) var<storage, read> params: Params;
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 
@@ -22,6 +26,7 @@ var<workgroup> off: array<u32, 1025>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
+    p = params;
     for (var e = li; e < p.n_exp; e += 256u) {
         atomicStore(&cnt[e], 0u);
     }

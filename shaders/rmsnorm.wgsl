@@ -15,7 +15,11 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// Params come from a storage binding, copied into `p` first thing: lavapipe 22.3 inlines
+// uniform values that steer loops and can then recompile the kernel on every dispatch,
+// never freeing the copies (see common/mm_words.wgsl).
+@group(0) @binding(0) var<storage, read> params: Params;
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -24,6 +28,7 @@ var<workgroup> red: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    p = params;
     let r = wg.x;
     let xb = p.x_off + r * p.x_stride;
     var ss = 0.0;

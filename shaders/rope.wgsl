@@ -16,12 +16,17 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// Params come from a storage binding, copied into `p` first thing: lavapipe 22.3 inlines
+// uniform values that steer loops and can then recompile the kernel on every dispatch,
+// never freeing the copies (see common/mm_words.wgsl).
+@group(0) @binding(0) var<storage, read> params: Params;
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> cs: array<vec2<f32>>;
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    p = params;
     let t = gid.y;
     let h = gid.x / p.half_dim;
     let i = gid.x % p.half_dim;

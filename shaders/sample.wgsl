@@ -26,7 +26,11 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// Params come from a storage binding, copied into `p` first thing: lavapipe 22.3 inlines
+// uniform values that steer loops and can then recompile the kernel on every dispatch,
+// never freeing the copies (see common/mm_words.wgsl).
+@group(0) @binding(0) var<storage, read> params: Params;
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> pen: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
@@ -88,6 +92,7 @@ fn sum_u(li: u32, v: u32) -> u32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
+    p = params;
     if p.penalty != 1.0 {
         for (var i = li; i < p.n_pen; i += WG) {
             let id = pen[i];
