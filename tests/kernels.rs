@@ -347,8 +347,21 @@ fn silu(v: f32) -> f32 {
 /// Fast matvec (1–2 tokens) and gemm (more) against the reference, every dtype, with
 /// residual accumulation, a partial last tile and, under a lowered binding limit, chunks.
 fn fast_dense(g: &Gpu, seed: u64) {
+    fast_dense_with(g, seed, None)
+}
+
+/// Kernels whose gemm streams `shape.0` rows per lane over tiles of `shape.1` items.
+fn kernels_shaped(g: &Gpu, shape: Option<(u32, u32)>) -> Kernels {
+    let mut k = Kernels::new(g).unwrap();
+    if let Some((streams, nt)) = shape {
+        k.fast = matmul::Fast::with_tune(matmul::Tune { streams, nt, ..k.fast.tune });
+    }
+    k
+}
+
+fn fast_dense_with(g: &Gpu, seed: u64, shape: Option<(u32, u32)>) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let k = Kernels::new(g).unwrap();
+    let k = kernels_shaped(g, shape);
     for dt in DTYPES {
         let (rows, cols) = (173, 384);
         let (m, wf) = matrix_blk(g, &mut rng, dt, 1, rows, cols, [7, 128]);
@@ -388,6 +401,16 @@ fn matvec_gemm_without_subgroups() {
     glu_and_grouped(&g, 14);
 }
 
+/// The gemm shapes other adapters get (GPUs: 2 rows per lane) and odd ones (a tile wider
+/// than the subgroup exchange's default, many streams), under a lowered binding limit too.
+#[test]
+fn gemm_shapes() {
+    for (i, shape) in [(2, 8), (4, 16), (6, 3), (16, 8)].into_iter().enumerate() {
+        fast_dense_with(&gpu_with(None), 20 + i as u64, Some(shape));
+        glu_and_grouped_with(&gpu_with(Some(200_000)), 30 + i as u64, Some(shape));
+    }
+}
+
 #[test]
 fn glu_and_grouped_experts() {
     glu_and_grouped(&gpu_with(None), 15);
@@ -397,8 +420,12 @@ fn glu_and_grouped_experts() {
 /// Fused SwiGLU (dense, routed per item, and grouped by expert) and the grouped down
 /// projection, against silu(gate x) · (up x) and the routed reference.
 fn glu_and_grouped(g: &Gpu, seed: u64) {
+    glu_and_grouped_with(g, seed, None)
+}
+
+fn glu_and_grouped_with(g: &Gpu, seed: u64, shape: Option<(u32, u32)>) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let k = Kernels::new(g).unwrap();
+    let k = kernels_shaped(g, shape);
     for dt in [DType::BF16, DType::F8E4M3, DType::F32] {
         let (e, width, hidden, slots) = (9, 128, 256, 3);
         let (gate, gf) = matrix_blk(g, &mut rng, dt, e, width, hidden, [16, 16]);

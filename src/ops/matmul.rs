@@ -112,6 +112,8 @@ pub struct Tune {
     pub nsg: u32,
     /// gemm items per tile
     pub nt: u32,
+    /// gemm weight streams per lane (rows; gate and up rows in pairs for gemm_glu), even
+    pub streams: u32,
 }
 
 impl Tune {
@@ -127,7 +129,15 @@ impl Tune {
         } else {
             16
         };
-        Tune { lanes, subgroups, xreg: cpu, nsg: if cpu { 1 } else { (128 / lanes).max(1) }, nt: 8 }
+        // gemm shape: on a CPU adapter every weight and x load costs a loop over the lanes, so
+        // a lane streams 8 rows (each x word then serves 64 rows) over tiles of 8 items; measured
+        // best on lavapipe (BENCHMARKS.md). GPUs keep 2 rows per lane (not measured: no GPU
+        // here). DSW_GEMM_S / DSW_GEMM_NT override both, for tuning.
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+        let nt = env("DSW_GEMM_NT").unwrap_or(8);
+        let nt = if subgroups { nt.clamp(1, 32) } else { nt.clamp(1, 8) };
+        let streams = (env("DSW_GEMM_S").unwrap_or(if cpu { 8 } else { 2 }).clamp(2, 16) / 2) * 2;
+        Tune { lanes, subgroups, xreg: cpu, nsg: if cpu { 1 } else { (128 / lanes).max(1) }, nt, streams }
     }
 }
 
@@ -164,14 +174,25 @@ pub struct Fast {
 
 impl Fast {
     pub fn new(gpu: &Gpu) -> Self {
-        let tune = Tune::for_gpu(gpu);
+        Self::with_tune(Tune::for_gpu(gpu))
+    }
+
+    /// Kernels of a given shape (tests cover the shapes other adapters get).
+    pub fn with_tune(tune: Tune) -> Self {
         let lanes =
             if tune.subgroups { include_str!("../../shaders/common/lanes_subgroup.wgsl") } else { include_str!("../../shaders/common/lanes_workgroup.wgsl") };
+        // The subgroup exchange holds one word per item of a tile (the workgroup one, 8 at most).
+        let lanes = lanes.replace("const NT_MAX: u32 = 8u;", &format!("const NT_MAX: u32 = {}u;", tune.nt.max(8)));
         let words = include_str!("../../shaders/common/mm_words.wgsl");
         Fast {
             tune,
             matvec_src: format!("{words}\n{lanes}\n{}", include_str!("../../shaders/matvec.wgsl")),
-            gemm_src: format!("{words}\n{lanes}\n{}", include_str!("../../shaders/gemm.wgsl")),
+            gemm_src: format!(
+                "{words}\n{lanes}\nconst NT: u32 = {}u;\nconst S: u32 = {}u;\n{}",
+                tune.nt,
+                tune.streams,
+                expand(include_str!("../../shaders/gemm.wgsl"), tune.streams, tune.nt)
+            ),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -193,7 +214,7 @@ impl Fast {
                     Kind::Matvec | Kind::MatvecGlu => {
                         consts.extend([("NSG", t.nsg as f64), ("XREG", if t.xreg { 1.0 } else { 0.0 }), ("J", j as f64)]);
                     }
-                    Kind::Gemm | Kind::GemmGlu => consts.push(("NT", t.nt as f64)),
+                    Kind::Gemm | Kind::GemmGlu => {}
                 }
                 match gpu.checked(&label, || gpu.compute_pipeline(&label, src, kind.entry(), &consts)) {
                     Ok(p) => Some(p),
@@ -205,6 +226,19 @@ impl Fast {
             })
             .clone()
     }
+}
+
+/// Expand gemm.wgsl's per-stream and per-item lines (see the comment there): a line with
+/// `$r` is repeated for r in 0..streams (`$p` = max(r, 1) - 1), then a line with `$q` for q
+/// in 0..items.
+fn expand(src: &str, streams: u32, items: u32) -> String {
+    let each = |lines: Vec<String>, marker: &str, n: u32, f: &dyn Fn(&str, u32) -> String| -> Vec<String> {
+        lines.into_iter().flat_map(|l| if l.contains(marker) { (0..n).map(|i| f(&l, i)).collect() } else { vec![l] }).collect()
+    };
+    let lines: Vec<String> = src.lines().map(str::to_string).collect();
+    let lines = each(lines, "$r", streams, &|l, r| l.replace("$r", &r.to_string()).replace("$p", &(r.max(1) - 1).to_string()));
+    let lines = each(lines, "$q", items, &|l, q| l.replace("$q", &q.to_string()));
+    lines.join("\n")
 }
 
 /// Elements per 16-byte word.
@@ -394,7 +428,7 @@ fn fast_view(
             }
             Kind::Gemm | Kind::GemmGlu => {
                 b.push((8, groups.unwrap_or(&k.dummy)));
-                let rows_per_wg = if kind.glu() { t.lanes } else { 2 * t.lanes };
+                let rows_per_wg = if kind.glu() { t.streams / 2 * t.lanes } else { t.streams * t.lanes };
                 let y = if grouped != 0 { (e1 - e0) as u32 } else { (items as u32).div_ceil(t.nt) };
                 [(rows as u32).div_ceil(rows_per_wg), y, 1]
             }
