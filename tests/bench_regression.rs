@@ -112,6 +112,30 @@ fn bench_names_the_known_shapes_on_a_typo() {
     assert!(err.contains("r1-shape-small") && err.contains("v2-lite-shape") && !err.contains("panicked"), "{err}");
 }
 
+#[test]
+fn bench_refuses_zero_decode_steps() {
+    let o = Command::new(common::bin()).args(["bench", "--gen", "0"]).output().expect("run deepseek-wgpu bench");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--gen 0") && !err.contains("panicked"), "{err}");
+}
+
+/// Without a prefill (--prompt-len 0) there is no prefill/decode ratio to report.
+#[test]
+fn bench_without_prefill_reports_no_ratio() {
+    let o = Command::new(common::bin())
+        .args(["bench", "--model"])
+        .arg(common::fixture("v3_fp8"))
+        .args(["--prompt-len", "0", "--gen", "2", "--decode-at", "4", "--no-profile", "--json"])
+        .env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()))
+        .output()
+        .expect("run deepseek-wgpu bench");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert!(r["prefill"].is_null() && r["prefill_over_decode"].is_null(), "{r}");
+    assert!(r["decode"][0]["tokens_per_s"].as_f64().is_some_and(|x| x > 0.0));
+}
+
 /// A synthetic shape larger than the host's memory is refused with the numbers before any
 /// allocation (v2-lite-shape is 31 GB: the process would otherwise be killed mid-build).
 #[test]

@@ -66,6 +66,9 @@ fn host_available() -> Option<u64> {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.gen == 0 {
+        bail!("--gen 0 times no decode step; give at least 1 (the default is 16)");
+    }
     let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: a.max_binding_kib.map(|k| k * 1024) })?);
     let max_point = a.decode_at.iter().copied().max().unwrap_or(0);
     let max_ctx = (a.prompt_len.max(max_point) + a.gen + 8).max(64);
@@ -200,7 +203,7 @@ pub fn run(a: Args) -> Result<()> {
         "roofline": {"method": roof.method, "gb_per_s": roof.bytes_per_s / 1e9, "read_kernel_gb_per_s": roof.kernel_bytes_per_s.map(|b| b / 1e9)},
         "prefill": prefill,
         "decode": decode,
-        "prefill_over_decode": if first_decode > 0.0 { Value::from(prefill_tok_s / first_decode) } else { Value::Null },
+        "prefill_over_decode": if first_decode > 0.0 && prefill_tok_s > 0.0 { Value::from(prefill_tok_s / first_decode) } else { Value::Null },
     });
     if a.json {
         println!("{report}");
