@@ -89,36 +89,29 @@ fn head_write(h: ptr<function, Head>, t: u32, head: u32, split: u32, lane: u32) 
     }
 }
 
+// A workgroup serves TT query tokens × 4 heads: every cache row it loads is scored by all of
+// them (a prefill's tokens share their keys; token t only takes keys s ≤ pos0 + t). The host
+// expands every line containing `$g` for g = 0 .. 4·TT-1, with `$t` = g / 4 (the token in
+// the tile) and `$h` = g % 4 (the head in the group), so each state is a named variable.
 @compute @workgroup_size(LANES)
 fn split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     p = params;
-    let t = wg.z;
+    let t0 = wg.z * TT;
+    let t_last = min(t0 + TT, p.n_tok) - 1u;
     let h0 = wg.y * 4u;
     let cw_n = (p.kvl + p.rope) / 4u;
-    let n_keys = p.pos0 + t + 1u;
+    let n_keys = p.pos0 + t_last + 1u;
     let s_begin = wg.x * p.split_len;
     let s_end = min(s_begin + p.split_len, n_keys);
-    var a: Head;
-    var b: Head;
-    var c: Head;
-    var d: Head;
-    head_init(&a, t, h0, lane);
-    head_init(&b, t, h0 + 1u, lane);
-    head_init(&c, t, h0 + 2u, lane);
-    head_init(&d, t, h0 + 3u, lane);
+    var st_$g: Head;
+    head_init(&st_$g, min(t0 + $tu, t_last), h0 + $hu, lane);
     for (var s = s_begin; s < s_end; s++) {
         var kw: array<vec4<f32>, WMAX>;
         for (var j = 0u; j < WPL; j++) {
             let wd = lane + LANES * j;
             kw[j] = select(vec4<f32>(0.0), cache4[s * cw_n + min(wd, cw_n - 1u)], wd < cw_n);
         }
-        head_key(&a, &kw);
-        head_key(&b, &kw);
-        head_key(&c, &kw);
-        head_key(&d, &kw);
+        if s <= p.pos0 + t0 + $tu { head_key(&st_$g, &kw); }
     }
-    head_write(&a, t, h0, wg.x, lane);
-    head_write(&b, t, h0 + 1u, wg.x, lane);
-    head_write(&c, t, h0 + 2u, wg.x, lane);
-    head_write(&d, t, h0 + 3u, wg.x, lane);
+    if t0 + $tu <= t_last { head_write(&st_$g, t0 + $tu, h0 + $hu, wg.x, lane); }
 }

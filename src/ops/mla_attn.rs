@@ -35,28 +35,53 @@ const SPLIT_MAX_TOKENS: usize = 4;
 /// The split and combine pipelines.
 type SplitPipelines = (wgpu::ComputePipeline, wgpu::ComputePipeline);
 
-/// Pipelines of the split kernel, per (cache words, c_kv words) per lane, built on first use.
+/// Query tokens per `split` workgroup in a prefill (a decode step has one).
+const PREFILL_TT: u32 = 2;
+
+/// Pipelines of the split kernel, per (cache words, c_kv words) per lane and tokens per
+/// workgroup, built on first use.
 pub struct Split {
     lanes: u32,
     enabled: bool,
+    /// tokens per workgroup in a prefill (PREFILL_TT; DSW_ATTN_TT overrides it, for tuning)
+    prefill_tt: u32,
     src: &'static str,
-    cache: Mutex<HashMap<(u32, u32), Option<SplitPipelines>>>,
+    cache: Mutex<HashMap<(u32, u32, u32), Option<SplitPipelines>>>,
+}
+
+/// Expand mla_attn_split.wgsl for `tt` tokens per workgroup (see the comment there).
+fn expand_states(src: &str, tt: u32) -> String {
+    let mut out = String::with_capacity(src.len() * 2);
+    for line in src.lines() {
+        if line.contains("$g") {
+            for g in 0..4 * tt {
+                out.push_str(&line.replace("$g", &g.to_string()).replace("$t", &(g / 4).to_string()).replace("$h", &(g % 4).to_string()));
+                out.push('\n');
+            }
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 impl Split {
     pub fn new(gpu: &Gpu) -> Self {
         let t = crate::ops::matmul::Tune::for_gpu(gpu);
-        Split { lanes: t.lanes, enabled: t.subgroups, src: concat!(include_str!("../../shaders/mla_attn.wgsl"), include_str!("../../shaders/mla_attn_split.wgsl")), cache: Mutex::new(HashMap::new()) }
+        let prefill_tt = std::env::var("DSW_ATTN_TT").ok().and_then(|v| v.parse().ok()).unwrap_or(PREFILL_TT).clamp(1, 8);
+        Split { lanes: t.lanes, enabled: t.subgroups, prefill_tt, src: include_str!("../../shaders/mla_attn_split.wgsl"), cache: Mutex::new(HashMap::new()) }
     }
 
-    fn pipelines(&self, gpu: &Gpu, wpl: u32, vpl: u32) -> Option<SplitPipelines> {
+    fn pipelines(&self, gpu: &Gpu, wpl: u32, vpl: u32, tt: u32) -> Option<SplitPipelines> {
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        c.entry((wpl, vpl))
+        c.entry((wpl, vpl, tt))
             .or_insert_with(|| {
                 let consts = [("LANES", self.lanes as f64), ("WPL", wpl as f64), ("VPL", vpl as f64)];
-                let label = format!("mla_attn/split/w{wpl}");
+                let label = format!("mla_attn/split/w{wpl}/t{tt}");
+                let src = format!("{}\nconst TT: u32 = {tt}u;\n{}", include_str!("../../shaders/mla_attn.wgsl"), expand_states(self.src, tt));
                 let r = gpu.checked(&label, || {
-                    (gpu.compute_pipeline(&label, self.src, "split", &consts), gpu.compute_pipeline("mla_attn/combine", include_str!("../../shaders/mla_attn.wgsl"), "combine", &[]))
+                    (gpu.compute_pipeline(&label, &src, "split", &consts), gpu.compute_pipeline("mla_attn/combine", include_str!("../../shaders/mla_attn.wgsl"), "combine", &[]))
                 });
                 match r {
                     Ok(p) => Some(p),
@@ -102,7 +127,10 @@ pub fn dispatch(
     let cw = (h.kvl + h.rope) / 4;
     let (wpl, vpl) = (cw.div_ceil(lanes), h.kvl / 4 / lanes);
     let aligned = h.kvl % (4 * lanes) == 0 && h.rope % 4 == 0 && h.nope % 4 == 0 && wpl <= WMAX && vpl >= 1;
-    let pipes = if k.attn.enabled && aligned { k.attn.pipelines(rec.gpu(), wpl as u32, vpl as u32) } else { None };
+    // A decode step cuts its keys into splits (one token per workgroup); a prefill gives each
+    // workgroup PREFILL_TT tokens, which share every key row it loads.
+    let tt = if n_tok >= SPLIT_MAX_TOKENS { k.attn.prefill_tt } else { 1 };
+    let pipes = if k.attn.enabled && aligned { k.attn.pipelines(rec.gpu(), wpl as u32, vpl as u32, tt) } else { None };
     let Some((split, combine)) = pipes else {
         rec.dispatch(&k.mla_attn, &p, &[q_lat, q, cache, o_lat], [h.heads as u32, n_tok as u32, 1]);
         return;
@@ -114,7 +142,7 @@ pub fn dispatch(
     p.split_len = split_len as u32;
     p.n_splits = n_splits as u32;
     let part = if n_splits > 1 { k.attn_partials(rec.gpu(), (n_tok * n_splits * h.heads * (h.kvl + 2) * 4) as u64) } else { k.dummy.clone() };
-    let groups = [n_splits as u32, h.heads.div_ceil(HG) as u32, n_tok as u32];
+    let groups = [n_splits as u32, h.heads.div_ceil(HG) as u32, (n_tok as u32).div_ceil(tt)];
     rec.dispatch_bound(&split, &p, &[(4, o_lat), (5, &part), (6, q_lat), (7, q), (8, cache)], groups);
     if n_splits > 1 {
         rec.dispatch_bound(&combine, &p, &[(4, o_lat), (5, &part)], [h.heads as u32, n_tok as u32, 1]);
