@@ -101,7 +101,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 "#;
 
-// workgroup of one invocation, addresses from workgroup_id only: every load is uniform
+// workgroup of one invocation (and, as uniform-wg8, of 8 redundant ones), addresses from
+// workgroup_id only: every load is uniform
 const UNIWG1: &str = r#"
 @group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
@@ -115,20 +116,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x9e3779b9u { out[b] = 1u; }
 }
 "#;
-// 8 lanes, uniform addresses (lanes redundant)
-const UNIWG8: &str = r#"
-@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
-@compute @workgroup_size(8)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = arrayLength(&src);
-    let per = n / nwg.x;
-    var acc = vec4<u32>(0u);
-    let b = wid.x * per;
-    for (var i = 0u; i < per; i++) { acc ^= src[b + i]; }
-    if (acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x9e3779b9u { out[b] = 1u; }
+/// Best-of-4 GB/s of one read kernel `p` over `sources` (each bound at binding 0, `out` at 1),
+/// `groups` workgroups per source, all in one submission per repetition.
+fn best_gbps(gpu: &Gpu, p: &wgpu::ComputePipeline, sources: &[wgpu::BindingResource], out: &wgpu::Buffer, groups: u32, total: u64) -> f64 {
+    let dev = &gpu.device;
+    let mut best = f64::INFINITY;
+    for _ in 0..4 {
+        let t0 = Instant::now();
+        let mut enc = dev.create_command_encoder(&Default::default());
+        for src in sources {
+            let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &p.get_bind_group_layout(0),
+                entries: &[wgpu::BindGroupEntry { binding: 0, resource: src.clone() }, wgpu::BindGroupEntry { binding: 1, resource: out.as_entire_binding() }],
+            });
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(p);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(groups, 1, 1);
+        }
+        gpu.queue.submit([enc.finish()]);
+        let _ = gpu.read_bytes(out, 0, 4);
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    total as f64 / best / 1e9
 }
-"#;
 
 fn main() {
     let gpu = Gpu::new(&GpuOptions::default()).expect("a GPU adapter");
@@ -141,27 +153,14 @@ fn main() {
     let groups = 4096u32;
     // SSBO
     let bufs: Vec<_> = (0..n).map(|i| { let data: Vec<u8> = (0..per as usize).map(|j| (j as u8).wrapping_mul(31) ^ (j >> 9) as u8).collect(); gpu.storage_filled(&format!("b{i}"), per, |v| v.slice(..).copy_from_slice(&data)) }).collect();
-    for (name, src) in [("ssbo", SSBO), ("ssbo-unroll4", SSBO4), ("ssbo-seq", SSBOSEQ), ("ssbo-u32", SSBOU32), ("subgroup-uniform+select", UNI), ("uniform-wg1", UNIWG1), ("uniform-wg8", UNIWG8)] {
+    let uniwg8 = UNIWG1.replace("@workgroup_size(1)", "@workgroup_size(8)");
+    let sources: Vec<wgpu::BindingResource> = bufs.iter().map(|b| b.as_entire_binding()).collect();
+    for (name, src) in [("ssbo", SSBO), ("ssbo-unroll4", SSBO4), ("ssbo-seq", SSBOSEQ), ("ssbo-u32", SSBOU32), ("subgroup-uniform+select", UNI), ("uniform-wg1", UNIWG1), ("uniform-wg8", &uniwg8)] {
         let p = gpu.compute_pipeline(name, src, "main", &[]);
-        let mut best = f64::INFINITY;
-        for _ in 0..4 {
-            let t0 = Instant::now();
-            let mut enc = dev.create_command_encoder(&Default::default());
-            for b in &bufs {
-                let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &p.get_bind_group_layout(0), entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: b.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: out.as_entire_binding() }] });
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                pass.set_pipeline(&p); pass.set_bind_group(0, &bg, &[]);
-                let g = match name { "ssbo-seq" => 1024, "subgroup-uniform+select" => groups / 8, n if n.starts_with("uniform") => 512, _ => groups };
-                pass.dispatch_workgroups(g, 1, 1);
-            }
-            gpu.queue.submit([enc.finish()]);
-            let _ = gpu.read_bytes(&out, 0, 4);
-            best = best.min(t0.elapsed().as_secs_f64());
-        }
-        println!("{name}: {:.2} GB/s", total as f64 / best / 1e9);
+        let g = match name { "ssbo-seq" => 1024, "subgroup-uniform+select" => groups / 8, n if n.starts_with("uniform") => 512, _ => groups };
+        println!("{name}: {:.2} GB/s", best_gbps(&gpu, &p, &sources, &out, g, total));
     }
+    drop(sources);
     drop(bufs);
     // texture: width 16384 texels, 16 B each
     let w = 16384u32; let h = (per / 16 / w as u64) as u32;
@@ -172,21 +171,6 @@ fn main() {
         t.create_view(&Default::default())
     }).collect();
     let p = gpu.compute_pipeline("tex", TEX, "main", &[]);
-    let mut best = f64::INFINITY;
-    for _ in 0..4 {
-        let t0 = Instant::now();
-        let mut enc = dev.create_command_encoder(&Default::default());
-        for v in &texs {
-            let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &p.get_bind_group_layout(0), entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::TextureView(v) },
-                wgpu::BindGroupEntry { binding: 1, resource: out.as_entire_binding() }] });
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&p); pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(groups, 1, 1);
-        }
-        gpu.queue.submit([enc.finish()]);
-        let _ = gpu.read_bytes(&out, 0, 4);
-        best = best.min(t0.elapsed().as_secs_f64());
-    }
-    println!("texture: {:.2} GB/s", total as f64 / best / 1e9);
+    let sources: Vec<wgpu::BindingResource> = texs.iter().map(wgpu::BindingResource::TextureView).collect();
+    println!("texture: {:.2} GB/s", best_gbps(&gpu, &p, &sources, &out, groups, total));
 }

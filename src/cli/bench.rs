@@ -58,13 +58,6 @@ pub struct Args {
     pub host_memory_mib: Option<u64>,
 }
 
-/// The host's available memory (MemAvailable), where /proc tells.
-fn host_available() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: u64 = info.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 pub fn run(a: Args) -> Result<()> {
     if a.gen == 0 {
         bail!("--gen 0 times no decode step; give at least 1 (the default is 16)");
@@ -87,7 +80,7 @@ pub fn run(a: Args) -> Result<()> {
             let bytes = deepseek_wgpu::synthetic::checkpoint_bytes(&cfg);
             let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
             let need = bytes * if cpu { 2 } else { 1 };
-            if let Some(avail) = a.host_memory_mib.map(|m| m << 20).or_else(host_available) {
+            if let Some(avail) = a.host_memory_mib.map(|m| m << 20).or_else(deepseek_wgpu::model::host_available_memory) {
                 if need > avail {
                     bail!(
                         "{name} needs {:.1} GB of host memory ({:.1} GB of random weights built in memory{}), but {:.1} GB is available. \

@@ -65,6 +65,11 @@ fn detect_budget(gpu: &Gpu) -> Option<u64> {
     if gpu.info.device_type != wgpu::DeviceType::Cpu {
         return None;
     }
+    host_available_memory()
+}
+
+/// The host's available memory in bytes (MemAvailable), where /proc tells.
+pub fn host_available_memory() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kb: u64 = info.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)

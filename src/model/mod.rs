@@ -7,7 +7,7 @@ mod load;
 use std::sync::Arc;
 
 pub use forward::{ForwardOut, LogitsMode, Sample};
-pub use load::{LoadError, LoadOptions, Progress};
+pub use load::{host_available_memory, LoadError, LoadOptions, Progress};
 
 use crate::config::ModelConfig;
 use crate::gpu::Gpu;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::gpu::{Gpu, Recorder};
-use crate::ops::{swiglu, Kernels, WDType};
+use crate::ops::{repeat_lines, swiglu, Kernels, WDType};
 use crate::tensor::Matrix;
 
 #[repr(C)]
@@ -232,13 +232,8 @@ impl Fast {
 /// `$r` is repeated for r in 0..streams (`$p` = max(r, 1) - 1), then a line with `$q` for q
 /// in 0..items.
 fn expand(src: &str, streams: u32, items: u32) -> String {
-    let each = |lines: Vec<String>, marker: &str, n: u32, f: &dyn Fn(&str, u32) -> String| -> Vec<String> {
-        lines.into_iter().flat_map(|l| if l.contains(marker) { (0..n).map(|i| f(&l, i)).collect() } else { vec![l] }).collect()
-    };
-    let lines: Vec<String> = src.lines().map(str::to_string).collect();
-    let lines = each(lines, "$r", streams, &|l, r| l.replace("$r", &r.to_string()).replace("$p", &(r.max(1) - 1).to_string()));
-    let lines = each(lines, "$q", items, &|l, q| l.replace("$q", &q.to_string()));
-    lines.join("\n")
+    let by_stream = repeat_lines(src, "$r", streams, |l, r| l.replace("$r", &r.to_string()).replace("$p", &(r.max(1) - 1).to_string()));
+    repeat_lines(&by_stream, "$q", items, |l, q| l.replace("$q", &q.to_string()))
 }
 
 /// Elements per 16-byte word.
@@ -269,6 +264,15 @@ fn matvec_j(k: &Kernels, m: &Matrix) -> u32 {
     (1..=max.min(per_lane)).rev().find(|j| per_lane % j == 0).unwrap_or(1)
 }
 
+/// Few enough items for matvec (each item re-reads the weights).
+fn few_items(a: &Args) -> bool {
+    if a.ids.is_some() {
+        a.n_tok * a.slots <= MATVEC_MAX_ROUTED
+    } else {
+        a.n_tok <= MATVEC_MAX_TOKENS
+    }
+}
+
 /// `y (+)= W x` for every item: matvec for few items, gemm for many dense ones, the generic
 /// kernel otherwise (routed items without groups beyond [`MATVEC_MAX_ROUTED`], odd shapes).
 pub fn dispatch(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
@@ -277,7 +281,7 @@ pub fn dispatch(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
         return;
     }
     if fast_ok(k, m, a) {
-        let few = if a.ids.is_some() { items <= MATVEC_MAX_ROUTED } else { a.n_tok <= MATVEC_MAX_TOKENS };
+        let few = few_items(a);
         if few && fast(rec, k, Kind::Matvec, m, None, a, None) {
             return;
         }
@@ -307,7 +311,7 @@ pub fn glu(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, a: &Args
         && gate.chunks.len() == up.chunks.len()
         && gate.chunks.iter().zip(&up.chunks).all(|(g, u)| (g.r0, g.rows, g.e0, g.e1) == (u.r0, u.rows, u.e0, u.e1));
     if same && !a.accum && fast_ok(k, gate, a) {
-        let few = if a.ids.is_some() { items <= MATVEC_MAX_ROUTED } else { a.n_tok <= MATVEC_MAX_TOKENS };
+        let few = few_items(a);
         let one_segment = !k.fast.tune.xreg || (gate.cols / epw(gate.dtype)) as u32 / k.fast.tune.lanes == matvec_j(k, gate);
         if groups.is_none() && few && one_segment && fast(rec, k, Kind::MatvecGlu, gate, Some(up), a, None) {
             return;
@@ -343,8 +347,6 @@ pub fn per_head(rec: &mut Recorder, k: &Kernels, m: &Matrix, h: Heads, a: &Args)
     fast_view(rec, k, kind, m, None, a, None, Some(h))
 }
 
-/// Record a fast kernel over every chunk; false (nothing recorded) when its pipeline is
-/// unavailable.
 /// Per-head blocks of one matrix: head h uses rows `row_base .. row_base + rows` of the
 /// block of `e_rows` rows starting at `h · e_rows` (kv_b's W_UV), item t · heads + h.
 #[derive(Clone, Copy)]
@@ -355,6 +357,8 @@ pub struct Heads {
     pub row_base: usize,
 }
 
+/// Record a fast kernel over every chunk; false (nothing recorded) when its pipeline is
+/// unavailable.
 fn fast(rec: &mut Recorder, k: &Kernels, kind: Kind, m: &Matrix, m2: Option<&Matrix>, a: &Args, groups: Option<&wgpu::Buffer>) -> bool {
     fast_view(rec, k, kind, m, m2, a, groups, None)
 }

@@ -3,11 +3,12 @@
 //! into several splits); otherwise the portable one-workgroup-per-head kernel (`main`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use crate::gpu::{Gpu, Recorder};
+use crate::ops::matmul::Tune;
 use crate::ops::mla_absorb::Heads;
-use crate::ops::Kernels;
+use crate::ops::{repeat_lines, Kernels};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -39,60 +40,51 @@ type SplitPipelines = (wgpu::ComputePipeline, wgpu::ComputePipeline);
 const PREFILL_TT: u32 = 2;
 
 /// Pipelines of the split kernel, per (cache words, c_kv words) per lane and tokens per
-/// workgroup, built on first use.
+/// workgroup, built on first use, and the one combine pipeline.
 pub struct Split {
     lanes: u32,
     enabled: bool,
     /// tokens per workgroup in a prefill (PREFILL_TT; DSW_ATTN_TT overrides it, for tuning)
     prefill_tt: u32,
-    src: &'static str,
-    cache: Mutex<HashMap<(u32, u32, u32), Option<SplitPipelines>>>,
-}
-
-/// Expand mla_attn_split.wgsl for `tt` tokens per workgroup (see the comment there).
-fn expand_states(src: &str, tt: u32) -> String {
-    let mut out = String::with_capacity(src.len() * 2);
-    for line in src.lines() {
-        if line.contains("$g") {
-            for g in 0..4 * tt {
-                out.push_str(&line.replace("$g", &g.to_string()).replace("$t", &(g / 4).to_string()).replace("$h", &(g % 4).to_string()));
-                out.push('\n');
-            }
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
+    cache: Mutex<HashMap<(u32, u32, u32), Option<wgpu::ComputePipeline>>>,
+    combine: OnceLock<Option<wgpu::ComputePipeline>>,
 }
 
 impl Split {
-    pub fn new(gpu: &Gpu) -> Self {
-        let t = crate::ops::matmul::Tune::for_gpu(gpu);
+    /// Uses the lane count and subgroup choice of the matmul kernels (`tune`).
+    pub fn new(tune: &Tune) -> Self {
         let prefill_tt = std::env::var("DSW_ATTN_TT").ok().and_then(|v| v.parse().ok()).unwrap_or(PREFILL_TT).clamp(1, 8);
-        Split { lanes: t.lanes, enabled: t.subgroups, prefill_tt, src: include_str!("../../shaders/mla_attn_split.wgsl"), cache: Mutex::new(HashMap::new()) }
+        Split { lanes: tune.lanes, enabled: tune.subgroups, prefill_tt, cache: Mutex::new(HashMap::new()), combine: OnceLock::new() }
     }
 
     fn pipelines(&self, gpu: &Gpu, wpl: u32, vpl: u32, tt: u32) -> Option<SplitPipelines> {
-        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        c.entry((wpl, vpl, tt))
-            .or_insert_with(|| {
-                let consts = [("LANES", self.lanes as f64), ("WPL", wpl as f64), ("VPL", vpl as f64)];
-                let label = format!("mla_attn/split/w{wpl}/t{tt}");
-                let src = format!("{}\nconst TT: u32 = {tt}u;\n{}", include_str!("../../shaders/mla_attn.wgsl"), expand_states(self.src, tt));
-                let r = gpu.checked(&label, || {
-                    (gpu.compute_pipeline(&label, &src, "split", &consts), gpu.compute_pipeline("mla_attn/combine", include_str!("../../shaders/mla_attn.wgsl"), "combine", &[]))
-                });
-                match r {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        eprintln!("warning: {label} does not build on this adapter ({e}); using the portable attention kernel");
-                        None
-                    }
-                }
-            })
-            .clone()
+        let split = {
+            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            c.entry((wpl, vpl, tt))
+                .or_insert_with(|| {
+                    let consts = [("LANES", self.lanes as f64), ("WPL", wpl as f64), ("VPL", vpl as f64)];
+                    let label = format!("mla_attn/split/w{wpl}/t{tt}");
+                    // Expand mla_attn_split.wgsl for tt tokens per workgroup (see the comment there).
+                    let states = repeat_lines(include_str!("../../shaders/mla_attn_split.wgsl"), "$g", 4 * tt, |l, g| {
+                        l.replace("$g", &g.to_string()).replace("$t", &(g / 4).to_string()).replace("$h", &(g % 4).to_string())
+                    });
+                    let src = format!("{BASE}\nconst TT: u32 = {tt}u;\n{states}");
+                    built(&label, gpu.checked(&label, || gpu.compute_pipeline(&label, &src, "split", &consts)))
+                })
+                .clone()?
+        };
+        let combine = self
+            .combine
+            .get_or_init(|| built("mla_attn/combine", gpu.checked("mla_attn/combine", || gpu.compute_pipeline("mla_attn/combine", BASE, "combine", &[]))))
+            .clone()?;
+        Some((split, combine))
     }
+}
+
+const BASE: &str = include_str!("../../shaders/mla_attn.wgsl");
+
+fn built(label: &str, r: Result<wgpu::ComputePipeline, crate::gpu::GpuError>) -> Option<wgpu::ComputePipeline> {
+    r.map_err(|e| eprintln!("warning: {label} does not build on this adapter ({e}); using the portable attention kernel")).ok()
 }
 
 /// Queries for positions `pos0 .. pos0 + n_tok` attend to cache rows `0 ..= their position`.

@@ -88,11 +88,13 @@ impl Kernels {
         gpu.checked("compiling the WGSL kernels", || {
             let plain = |label: &str, src: &str| gpu.compute_pipeline(label, src, "main", &[]);
             let absorb = include_str!("../../shaders/mla_absorb.wgsl");
+            let fast = matmul::Fast::new(gpu);
+            let attn = mla_attn::Split::new(&fast.tune);
             Kernels {
                 matmul: PerDType::new(gpu, "matmul", include_str!("../../shaders/matmul.wgsl"), "main"),
-                fast: matmul::Fast::new(gpu),
+                fast,
                 moe_group: plain("moe_group", include_str!("../../shaders/moe_group.wgsl")),
-                attn: mla_attn::Split::new(gpu),
+                attn,
                 scratch: std::sync::Mutex::new(std::collections::HashMap::new()),
                 derived: std::sync::Mutex::new(std::collections::HashMap::new()),
                 embed: PerDType::new(gpu, "embed", include_str!("../../shaders/embed.wgsl"), "main"),
@@ -111,6 +113,26 @@ impl Kernels {
             }
         })
     }
+}
+
+/// Host-side unrolling of a shader template: every line of `src` containing `marker` is
+/// repeated for i in 0..n as `subst(line, i)`; other lines are kept. The gemm and attention
+/// kernels use it to give each stream, item or head state its own named variable, which
+/// lavapipe keeps in registers whatever NIR's loop unrolling decides.
+pub(crate) fn repeat_lines(src: &str, marker: &str, n: u32, subst: impl Fn(&str, u32) -> String) -> String {
+    let mut out = String::with_capacity(src.len() * 2);
+    for line in src.lines() {
+        if line.contains(marker) {
+            for i in 0..n {
+                out.push_str(&subst(line, i));
+                out.push('\n');
+            }
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 impl Kernels {
