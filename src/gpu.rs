@@ -80,16 +80,27 @@ impl Profile {
     }
 }
 
+/// The backends the engine uses: Vulkan, Metal and DX12. GL (EGL on Linux) is created only
+/// when asked for with `WGPU_BACKEND` (e.g. `WGPU_BACKEND=gl`): it lists the same device a
+/// second time, and on a headless Linux box its EGL/Wayland probing prints
+/// `error: XDG_RUNTIME_DIR is invalid…` to stderr. No display handle is ever passed, so
+/// nothing here touches a windowing system.
+pub fn instance_descriptor() -> wgpu::InstanceDescriptor {
+    wgpu::InstanceDescriptor { backends: wgpu::Backends::PRIMARY, ..wgpu::InstanceDescriptor::new_without_display_handle() }.with_env()
+}
+
 /// Describe every adapter wgpu can see (for `deepseek-wgpu devices`).
 pub fn list_adapters() -> Vec<(wgpu::AdapterInfo, wgpu::Limits, wgpu::Features)> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let desc = instance_descriptor();
+    let backends = desc.backends;
+    let instance = wgpu::Instance::new(desc);
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
     adapters.into_iter().map(|a| (a.get_info(), a.limits(), a.features())).collect()
 }
 
 impl Gpu {
     pub fn new(opts: &GpuOptions) -> Result<Self, GpuError> {
-        let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        let desc = instance_descriptor();
         let backends = format!("{:?}", desc.backends);
         let instance = wgpu::Instance::new(desc);
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {

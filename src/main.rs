@@ -53,10 +53,23 @@ enum Cmd {
 }
 
 fn main() {
+    headless_vulkan();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` connects to Wayland and X11 to
+/// find the GPU that drives the display; on a headless box that connection attempt prints
+/// `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` twice. The CLI draws no
+/// window and picks its adapter itself, so it turns the layer off (its documented switch,
+/// `NODEVICE_SELECT=1`) unless the user set that variable. Done first thing in `main`,
+/// before any thread exists.
+fn headless_vulkan() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
     }
 }
 
