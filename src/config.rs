@@ -14,7 +14,9 @@ pub enum ConfigError {
     Read { path: PathBuf, err: std::io::Error },
     #[error("{path}: invalid JSON: {err}")]
     Json { path: PathBuf, err: serde_json::Error },
-    #[error("{path}: unsupported model_type {found:?}; supported: \"deepseek_v3\", \"deepseek_v2\"")]
+    #[error("{path}: invalid value of `{key}`: {err}")]
+    Field { path: PathBuf, key: String, err: serde_json::Error },
+    #[error("{path}: {}; supported: {SUPPORTED_MODEL_TYPES}", if found.is_empty() { "there is no `model_type`".to_string() } else { format!("model_type {found:?} is not supported") })]
     ModelType { path: PathBuf, found: String },
     #[error("{path}: field `{field}` is missing (required for {model_type})")]
     Missing { path: PathBuf, field: &'static str, model_type: String },
@@ -22,11 +24,16 @@ pub enum ConfigError {
     Invalid { path: PathBuf, msg: String },
 }
 
-/// YaRN / rope scaling block (`rope_scaling` or the newer `rope_parameters`).
-#[derive(Debug, Clone, Deserialize, Default)]
+pub const SUPPORTED_MODEL_TYPES: &str = "\"deepseek_v3\" (DeepSeek-V3, R1, R1-0528, V3.1, Moonlight), \"kimi_k2\", \"deepseek_v2\" (DeepSeek-V2, V2-Lite)";
+
+/// YaRN / rope scaling block (`rope_scaling` or the newer `rope_parameters`). The hub files
+/// spell the kind `type`; transformers ≥ 4.45 writes `rope_type`, and 5.x `save_pretrained`
+/// writes both: [`RawRope::kind`] reconciles them.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 pub struct RawRope {
-    #[serde(alias = "type")]
     pub rope_type: Option<String>,
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
     pub rope_theta: Option<f64>,
     pub factor: Option<f64>,
     pub original_max_position_embeddings: Option<usize>,
@@ -34,6 +41,21 @@ pub struct RawRope {
     pub beta_slow: Option<f64>,
     pub mscale: Option<f64>,
     pub mscale_all_dim: Option<f64>,
+}
+
+impl RawRope {
+    /// The rope kind from `rope_type` and/or `type`: either alone, or both when they agree.
+    fn kind(&self, block: &str) -> Result<Option<&str>, String> {
+        match (self.rope_type.as_deref(), self.type_.as_deref()) {
+            (Some(a), Some(b)) if a != b => Err(format!("{block} has \"rope_type\": {a:?} and \"type\": {b:?}; they must agree (or keep one of them)")),
+            (a, b) => Ok(a.or(b)),
+        }
+    }
+
+    /// The fields that change the model, for comparing `rope_scaling` with `rope_parameters`.
+    fn scaling(&self) -> (Option<f64>, Option<usize>, Option<f64>, Option<f64>, Option<f64>, Option<f64>) {
+        (self.factor, self.original_max_position_embeddings, self.beta_fast, self.beta_slow, self.mscale, self.mscale_all_dim)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +98,8 @@ pub struct RawConfig {
     pub rms_norm_eps: Option<f64>,
     pub num_nextn_predict_layers: Option<usize>,
     pub tie_word_embeddings: Option<bool>,
+    pub hidden_act: Option<String>,
+    pub attention_bias: Option<bool>,
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<serde_json::Value>,
     pub quantization_config: Option<RawQuant>,
@@ -165,8 +189,20 @@ impl ModelConfig {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let raw: RawConfig = serde_json::from_str(text).map_err(|err| ConfigError::Json { path: path.to_path_buf(), err })?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|err| ConfigError::Json { path: path.to_path_buf(), err })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(&value).map_err(|e| ConfigError::Field {
+            path: path.to_path_buf(),
+            key: e.path().to_string(),
+            err: e.into_inner(),
+        })?;
         raw.validate(path)
+    }
+
+    /// Top-level keys of `config.json` this engine neither reads nor knows to be irrelevant
+    /// (for `inspect`: a key we do not know may be a feature we do not run).
+    pub fn unknown_keys(text: &str) -> Vec<String> {
+        let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(text) else { return vec![] };
+        m.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())).cloned().collect()
     }
 
     pub fn qk_head_dim(&self) -> usize {
@@ -192,6 +228,80 @@ impl ModelConfig {
             }
         }
         s as f32
+    }
+}
+
+/// Keys of published DeepSeek configs that do not change inference (training knobs, remote
+/// code, bookkeeping) plus the ones [`RawConfig`] reads.
+const KNOWN_KEYS: &[&str] = &[
+    // read by RawConfig
+    "model_type", "vocab_size", "hidden_size", "intermediate_size", "moe_intermediate_size", "num_hidden_layers",
+    "num_attention_heads", "n_routed_experts", "n_shared_experts", "num_experts_per_tok", "n_group", "topk_group",
+    "topk_method", "scoring_func", "norm_topk_prob", "routed_scaling_factor", "first_k_dense_replace", "moe_layer_freq",
+    "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "rope_theta", "rope_scaling",
+    "rope_parameters", "max_position_embeddings", "rms_norm_eps", "num_nextn_predict_layers", "tie_word_embeddings",
+    "hidden_act", "attention_bias", "bos_token_id", "eos_token_id", "quantization_config",
+    // no effect on inference
+    "architectures", "auto_map", "torch_dtype", "dtype", "transformers_version", "_name_or_path", "aux_loss_alpha",
+    "seq_aux", "ep_size", "initializer_range", "use_cache", "attention_dropout", "pretraining_tp", "pad_token_id",
+    "num_key_value_heads", "head_dim", "output_router_logits", "router_aux_loss_coef", "use_sliding_window",
+    "sliding_window", "max_window_layers", "mlp_bias", "rope_interleave",
+];
+
+/// Parameter counts derived from the config alone (no weights needed), MTP layers excluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ParamCount {
+    /// every weight of the `num_hidden_layers` blocks, embeddings, final norm and head
+    pub total: u64,
+    /// what one token's forward pass multiplies by: all non-routed weights, `top_k` routed
+    /// experts per MoE layer, the head, but not the input embedding (a row lookup). This is how
+    /// DeepSeek's model cards count "activated" parameters (V2-Lite: 2.4B of 15.7B).
+    pub active: u64,
+    /// the input embedding table
+    pub embedding: u64,
+    /// all routed-expert weights (the part that offloading can move off the GPU)
+    pub routed: u64,
+}
+
+impl ModelConfig {
+    /// Weights per MLA block, per norm, per expert, summed over the layers.
+    pub fn param_counts(&self) -> ParamCount {
+        let (h, nh) = (self.hidden as u64, self.n_heads as u64);
+        let qk = self.qk_head_dim() as u64;
+        let q = match self.q_lora {
+            Some(r) => h * r as u64 + r as u64 + r as u64 * nh * qk,
+            None => h * nh * qk,
+        };
+        let kv_lora = self.kv_lora as u64;
+        let attn = q + h * (kv_lora + self.rope_dim as u64) + kv_lora + kv_lora * nh * (self.nope_dim + self.v_dim) as u64 + nh * self.v_dim as u64 * h;
+        let norms = 2 * h;
+        let dense = 3 * h * self.intermediate as u64;
+        let (mut total, mut active, mut routed) = (0u64, 0u64, 0u64);
+        for layer in 0..self.n_layers {
+            let base = attn + norms;
+            let (all, act, r) = match (&self.moe, self.is_moe_layer(layer)) {
+                (Some(m), true) => {
+                    let expert = 3 * h * m.intermediate as u64;
+                    let shared = expert * m.n_shared as u64;
+                    // router weight, plus V3's e_score_correction_bias
+                    let gate = m.n_routed as u64 * h + if self.family == Family::V3 { m.n_routed as u64 } else { 0 };
+                    let r = expert * m.n_routed as u64;
+                    (r + shared + gate, expert * m.top_k as u64 + shared + gate, r)
+                }
+                _ => (dense, dense, 0),
+            };
+            total += base + all;
+            active += base + act;
+            routed += r;
+        }
+        let embedding = self.vocab as u64 * h;
+        let head = if self.tie_word_embeddings { 0 } else { embedding };
+        ParamCount { total: total + embedding + head + h, active: active + head + h, embedding, routed }
+    }
+
+    /// Bytes the latent KV cache holds per token (f32 `c_kv ‖ k_pe` per layer).
+    pub fn cache_bytes_per_token(&self) -> u64 {
+        (self.n_layers * self.cache_dim() * 4) as u64
     }
 }
 
@@ -238,10 +348,30 @@ impl RawConfig {
             return Err(invalid("q_lora_rank is 0; use null for a direct q projection".into()));
         }
 
+        // transformers 5 writes `rope_parameters` (and may keep `rope_scaling` beside it): both
+        // describe one RoPE, so they must agree on everything that changes the model.
+        let mut rope_kind = None;
+        for (name, block) in [("rope_parameters", &self.rope_parameters), ("rope_scaling", &self.rope_scaling)] {
+            if let Some(b) = block {
+                let k = b.kind(name).map_err(invalid)?;
+                rope_kind = rope_kind.or(k.map(str::to_string));
+            }
+        }
+        if let (Some(p), Some(s)) = (&self.rope_parameters, &self.rope_scaling) {
+            let (kp, ks) = (p.kind("rope_parameters").map_err(invalid)?, s.kind("rope_scaling").map_err(invalid)?);
+            if kp.unwrap_or("default") != ks.unwrap_or("default") || p.scaling() != s.scaling() {
+                return Err(invalid(format!("rope_parameters {p:?} and rope_scaling {s:?} describe different RoPE scaling; keep one")));
+            }
+        }
         let rope = self.rope_parameters.clone().or(self.rope_scaling.clone()).unwrap_or_default();
+        if let (Some(a), Some(b)) = (self.rope_theta, rope.rope_theta) {
+            if a != b {
+                return Err(invalid(format!("rope_theta = {a} but rope_parameters.rope_theta = {b}; they must agree")));
+            }
+        }
         let rope_theta = self.rope_theta.or(rope.rope_theta).unwrap_or(10000.0);
         let max_position_embeddings = self.max_position_embeddings.unwrap_or(4096);
-        let yarn = match rope.rope_type.as_deref() {
+        let yarn = match rope_kind.as_deref() {
             Some("yarn") => {
                 let factor = rope.factor.unwrap_or(1.0);
                 if !(factor >= 1.0) {
@@ -259,6 +389,15 @@ impl RawConfig {
             None | Some("default") => None,
             Some(other) => return Err(invalid(format!("rope scaling type {other:?} is not supported (supported: yarn, default)"))),
         };
+
+        if let Some(act) = self.hidden_act.as_deref() {
+            if act != "silu" {
+                return Err(invalid(format!("hidden_act {act:?} is not supported (supported: \"silu\", the SwiGLU of every DeepSeek checkpoint)")));
+            }
+        }
+        if self.attention_bias == Some(true) {
+            return Err(invalid("attention_bias = true is not supported (no DeepSeek checkpoint has attention biases)".into()));
+        }
 
         let n_routed = self.n_routed_experts.unwrap_or(0);
         let moe = if n_routed > 0 {
@@ -409,6 +548,49 @@ mod tests {
         let c = parse(v).unwrap();
         assert_eq!(c.rope_theta, 5000.0);
         assert_eq!(c.yarn.unwrap().factor, 40.0);
+    }
+
+    #[test]
+    fn rope_type_and_type_both_present() {
+        // transformers 5.x save_pretrained writes both spellings.
+        let mut v = base();
+        v["rope_scaling"]["rope_type"] = "yarn".into();
+        let c = parse(v.clone()).unwrap();
+        assert_eq!(c.yarn.unwrap().factor, 40.0);
+        let mut p = v["rope_scaling"].clone();
+        p["rope_theta"] = serde_json::json!(10000.0);
+        v["rope_parameters"] = p;
+        assert_eq!(parse(v.clone()).unwrap().yarn.unwrap().factor, 40.0);
+        v["rope_parameters"]["factor"] = serde_json::json!(8);
+        assert!(parse(v).unwrap_err().to_string().contains("different RoPE scaling"));
+        let mut v = base();
+        v["rope_scaling"]["rope_type"] = "linear".into();
+        let e = parse(v).unwrap_err().to_string();
+        assert!(e.contains("\"rope_type\": \"linear\"") && e.contains("\"type\": \"yarn\""), "{e}");
+        let mut v = base();
+        v["rope_theta"] = serde_json::json!(10000.0);
+        v["rope_scaling"]["rope_theta"] = serde_json::json!(50000.0);
+        assert!(parse(v).unwrap_err().to_string().contains("rope_theta"));
+    }
+
+    #[test]
+    fn unsupported_features_are_named() {
+        let mut v = base();
+        v["hidden_act"] = "gelu".into();
+        let e = parse(v).unwrap_err().to_string();
+        assert!(e.contains("hidden_act \"gelu\"") && e.contains("silu"), "{e}");
+        let mut v = base();
+        v["rope_scaling"]["factor"] = "forty".into();
+        let e = parse(v).unwrap_err().to_string();
+        assert!(e.contains("`rope_scaling.factor`"), "{e}");
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("model_type");
+        let e = parse(v).unwrap_err().to_string();
+        assert!(e.contains("no `model_type`") && e.contains("deepseek_v3"), "{e}");
+        let mut v = base();
+        v["sliding_window"] = 4.into();
+        v["mtp_loss_weight"] = 4.into();
+        assert_eq!(ModelConfig::unknown_keys(&v.to_string()), vec!["mtp_loss_weight".to_string()]);
     }
 
     #[test]

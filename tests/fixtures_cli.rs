@@ -90,6 +90,13 @@ fn inspect_reports_counts_and_memory() {
     assert!(active < total && active > 0, "{v}");
     assert!(v["dtypes"]["F8_E4M3"].as_u64().unwrap() > 0, "{v}");
     assert!(v["kv_cache_bytes"].as_u64().unwrap() > 0);
+    // The counts derived from config.json alone equal the tensors transformers saved.
+    for name in FIXTURES {
+        let o = Command::new(bin()).args(["inspect", "--json", "--model"]).arg(fixture(name)).output().unwrap();
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["params_total"], v["params_in_weights"], "{name}: {v}");
+    }
     let o = Command::new(bin()).args(["inspect", "--model"]).arg(fixture("v3_qlora_yarn")).output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("YaRN") && text.contains("active per token"), "{text}");

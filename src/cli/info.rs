@@ -29,38 +29,46 @@ pub fn devices() -> Result<()> {
     Ok(())
 }
 
+/// Config-derived figures always; weight dtypes and bytes when the folder has weights (a folder
+/// with only `config.json` is enough to see what a checkpoint needs before downloading it).
 pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
     let cfg = ModelConfig::load(dir)?;
-    let ck = Checkpoint::open(dir)?;
-    let mtp: Vec<String> = (cfg.n_layers..cfg.n_layers + cfg.num_nextn_predict_layers).map(|i| format!("model.layers.{i}.")).collect();
-    let (mut total, mut routed, mut bytes) = (0u64, 0u64, 0u64);
+    let text = std::fs::read_to_string(dir.join("config.json"))?;
+    let unknown = ModelConfig::unknown_keys(&text);
+    let counts = cfg.param_counts();
+    let has_weights = dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file();
     let mut dtypes: BTreeMap<&str, u64> = BTreeMap::new();
-    for name in ck.names() {
-        if mtp.iter().any(|p| name.starts_with(p)) || name.ends_with("_scale_inv") {
-            continue;
+    let (mut weights_total, mut bytes) = (None, None);
+    if has_weights {
+        let ck = Checkpoint::open(dir)?;
+        let mtp: Vec<String> = (cfg.n_layers..cfg.n_layers + cfg.num_nextn_predict_layers).map(|i| format!("model.layers.{i}.")).collect();
+        let (mut total, mut b) = (0u64, 0u64);
+        for name in ck.names() {
+            if mtp.iter().any(|p| name.starts_with(p)) || name.ends_with("_scale_inv") {
+                continue;
+            }
+            let t = ck.info(name)?;
+            let n = t.numel() as u64;
+            total += n;
+            b += if t.shape.len() == 1 { n * 4 } else { n * t.dtype.size() as u64 };
+            *dtypes.entry(t.dtype.name()).or_default() += n;
         }
-        let t = ck.info(name)?;
-        let n = t.numel() as u64;
-        total += n;
-        bytes += if t.shape.len() == 1 { n * 4 } else { n * t.dtype.size() as u64 };
-        *dtypes.entry(t.dtype.name()).or_default() += n;
-        if name.contains(".mlp.experts.") {
-            routed += n;
-        }
+        weights_total = Some(total);
+        bytes = Some(b);
     }
-    let active = match &cfg.moe {
-        Some(m) => total - routed + routed * m.top_k as u64 / m.n_routed as u64,
-        None => total,
-    };
-    let cache = (cfg.n_layers * ctx * cfg.cache_dim() * 4) as u64;
+    let per_token = cfg.cache_bytes_per_token();
+    let cache = per_token * ctx as u64;
     let moe_layers = (0..cfg.n_layers).filter(|&i| cfg.is_moe_layer(i)).count();
     if json {
         let o = serde_json::json!({
             "model_type": format!("{:?}", cfg.family), "hidden_size": cfg.hidden, "layers": cfg.n_layers,
             "moe_layers": moe_layers, "heads": cfg.n_heads, "vocab": cfg.vocab, "q_lora_rank": cfg.q_lora,
             "kv_lora_rank": cfg.kv_lora, "experts": cfg.moe.as_ref().map(|m| m.n_routed),
-            "experts_per_token": cfg.moe.as_ref().map(|m| m.top_k), "params_total": total, "params_active": active,
-            "dtypes": dtypes, "weight_bytes": bytes, "kv_cache_bytes": cache, "ctx": ctx, "fp8_block": cfg.fp8_block,
+            "experts_per_token": cfg.moe.as_ref().map(|m| m.top_k), "params_total": counts.total,
+            "params_active": counts.active, "params_embedding": counts.embedding, "params_routed": counts.routed,
+            "params_in_weights": weights_total, "dtypes": dtypes, "weight_bytes": bytes,
+            "kv_cache_bytes_per_token": per_token, "kv_cache_bytes": cache, "ctx": ctx, "fp8_block": cfg.fp8_block,
+            "mtp_layers": cfg.num_nextn_predict_layers, "unknown_config_keys": unknown,
         });
         println!("{o}");
         return Ok(());
@@ -77,9 +85,29 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
     if let Some(y) = &cfg.yarn {
         println!("  YaRN: factor {} original {} mscale_all_dim {}", y.factor, y.original_max_position_embeddings, y.mscale_all_dim);
     }
-    println!("  parameters: {} total, {} active per token", human(total), human(active));
-    println!("  dtypes: {}", dtypes.iter().map(|(d, n)| format!("{d} {}", human(*n))).collect::<Vec<_>>().join(", "));
-    println!("  GPU memory: weights {} MiB, latent KV cache {} MiB at {ctx} tokens", bytes >> 20, cache >> 20);
+    println!(
+        "  parameters: {} total, {} active per token (without the {} input embedding){}",
+        human(counts.total),
+        human(counts.active),
+        human(counts.embedding),
+        if cfg.num_nextn_predict_layers > 0 { format!("; {} MTP layer(s) not counted, not run", cfg.num_nextn_predict_layers) } else { String::new() }
+    );
+    match (weights_total, bytes) {
+        (Some(w), Some(b)) => {
+            if w != counts.total {
+                println!("  warning: the weights hold {w} parameters but config.json implies {}", counts.total);
+            }
+            println!("  dtypes: {}", dtypes.iter().map(|(d, n)| format!("{d} {}", human(*n))).collect::<Vec<_>>().join(", "));
+            println!("  GPU memory: weights {} MiB, latent KV cache {} MiB at {ctx} tokens ({} bytes per token)", b >> 20, cache >> 20, per_token);
+        }
+        _ => {
+            println!("  latent KV cache: {} MiB at {ctx} tokens ({} bytes per token)", cache >> 20, per_token);
+            println!("  no weights in {} (model.safetensors or model.safetensors.index.json): figures from config.json only", dir.display());
+        }
+    }
+    if !unknown.is_empty() {
+        println!("  config keys this engine does not know (ignored): {}", unknown.join(", "));
+    }
     Ok(())
 }
 
