@@ -91,6 +91,8 @@ pub struct RawConfig {
     pub qk_rope_head_dim: Option<usize>,
     pub qk_nope_head_dim: Option<usize>,
     pub v_head_dim: Option<usize>,
+    /// written by transformers 5 (`qk_nope_head_dim + qk_rope_head_dim`); checked, not needed
+    pub qk_head_dim: Option<usize>,
     pub rope_theta: Option<f64>,
     pub rope_scaling: Option<RawRope>,
     pub rope_parameters: Option<RawRope>,
@@ -100,6 +102,7 @@ pub struct RawConfig {
     pub tie_word_embeddings: Option<bool>,
     pub hidden_act: Option<String>,
     pub attention_bias: Option<bool>,
+    pub rope_interleave: Option<bool>,
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<serde_json::Value>,
     pub quantization_config: Option<RawQuant>,
@@ -238,14 +241,14 @@ const KNOWN_KEYS: &[&str] = &[
     "model_type", "vocab_size", "hidden_size", "intermediate_size", "moe_intermediate_size", "num_hidden_layers",
     "num_attention_heads", "n_routed_experts", "n_shared_experts", "num_experts_per_tok", "n_group", "topk_group",
     "topk_method", "scoring_func", "norm_topk_prob", "routed_scaling_factor", "first_k_dense_replace", "moe_layer_freq",
-    "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "rope_theta", "rope_scaling",
+    "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "qk_head_dim", "rope_theta", "rope_scaling",
     "rope_parameters", "max_position_embeddings", "rms_norm_eps", "num_nextn_predict_layers", "tie_word_embeddings",
-    "hidden_act", "attention_bias", "bos_token_id", "eos_token_id", "quantization_config",
+    "hidden_act", "attention_bias", "rope_interleave", "bos_token_id", "eos_token_id", "quantization_config",
     // no effect on inference
     "architectures", "auto_map", "torch_dtype", "dtype", "transformers_version", "_name_or_path", "aux_loss_alpha",
     "seq_aux", "ep_size", "initializer_range", "use_cache", "attention_dropout", "pretraining_tp", "pad_token_id",
     "num_key_value_heads", "head_dim", "output_router_logits", "router_aux_loss_coef", "use_sliding_window",
-    "sliding_window", "max_window_layers", "mlp_bias", "rope_interleave",
+    "sliding_window", "max_window_layers", "mlp_bias",
 ];
 
 /// Parameter counts derived from the config alone (no weights needed), MTP layers excluded.
@@ -344,6 +347,11 @@ impl RawConfig {
         if rope_dim % 2 != 0 {
             return Err(invalid(format!("qk_rope_head_dim = {rope_dim} must be even (RoPE rotates pairs)")));
         }
+        if let Some(qk) = self.qk_head_dim {
+            if qk != nope_dim + rope_dim {
+                return Err(invalid(format!("qk_head_dim = {qk} but qk_nope_head_dim + qk_rope_head_dim = {nope_dim} + {rope_dim}")));
+            }
+        }
         if self.q_lora_rank == Some(0) {
             return Err(invalid("q_lora_rank is 0; use null for a direct q projection".into()));
         }
@@ -394,6 +402,9 @@ impl RawConfig {
             if act != "silu" {
                 return Err(invalid(format!("hidden_act {act:?} is not supported (supported: \"silu\", the SwiGLU of every DeepSeek checkpoint)")));
             }
+        }
+        if self.rope_interleave == Some(false) {
+            return Err(invalid("rope_interleave = false (half-split RoPE) is not supported for DeepSeek models; their RoPE rotates adjacent pairs".into()));
         }
         if self.attention_bias == Some(true) {
             return Err(invalid("attention_bias = true is not supported (no DeepSeek checkpoint has attention biases)".into()));
@@ -579,6 +590,12 @@ mod tests {
         v["hidden_act"] = "gelu".into();
         let e = parse(v).unwrap_err().to_string();
         assert!(e.contains("hidden_act \"gelu\"") && e.contains("silu"), "{e}");
+        let mut v = base();
+        v["rope_interleave"] = false.into();
+        assert!(parse(v).unwrap_err().to_string().contains("rope_interleave"));
+        let mut v = base();
+        v["qk_head_dim"] = 17.into();
+        assert!(parse(v).unwrap_err().to_string().contains("qk_head_dim = 17"));
         let mut v = base();
         v["rope_scaling"]["factor"] = "forty".into();
         let e = parse(v).unwrap_err().to_string();
