@@ -26,6 +26,28 @@ pub struct GpuOptions {
     /// Use a smaller storage binding limit than the adapter offers (tests use this to force
     /// tensor splitting on small fixtures).
     pub max_binding_bytes: Option<u64>,
+    /// Kernel shape overrides (none: the shapes chosen for the adapter).
+    pub tuning: Tuning,
+}
+
+/// Kernel shape overrides, for tuning on a new adapter. The library never reads the
+/// environment: binaries build this once at their boundary ([`Tuning::from_env`] reads
+/// `DSW_GEMM_S`, `DSW_GEMM_NT`, `DSW_ATTN_TT`) and pass it in [`GpuOptions`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// gemm weight rows streamed per lane (even, 2..=16)
+    pub gemm_streams: Option<u32>,
+    /// gemm items per tile
+    pub gemm_nt: Option<u32>,
+    /// prefill attention query tokens per workgroup (1..=8)
+    pub attn_tt: Option<u32>,
+}
+
+impl Tuning {
+    pub fn from_env() -> Self {
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+        Tuning { gemm_streams: env("DSW_GEMM_S"), gemm_nt: env("DSW_GEMM_NT"), attn_tt: env("DSW_ATTN_TT") }
+    }
 }
 
 /// One adapter + device + queue, with the limits the engine plans around.
@@ -34,6 +56,8 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// Kernel shape overrides the binary asked for.
+    pub tuning: Tuning,
     /// Largest storage buffer the engine will bind (bytes, multiple of 4).
     pub max_binding: u64,
     /// Optional features the kernels may use (a subset of the device's): `SUBGROUP` selects
@@ -128,7 +152,7 @@ impl Gpu {
         .map_err(|source| GpuError::Device { adapter: info.name.clone(), source })?;
         let adapter_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         let max_binding = opts.max_binding_bytes.map_or(adapter_max, |m| m.min(adapter_max)) & !3;
-        Ok(Self { device, queue, info, limits, max_binding, features, labels: Mutex::default(), profile: Mutex::default() })
+        Ok(Self { device, queue, info, limits, max_binding, features, tuning: opts.tuning, labels: Mutex::default(), profile: Mutex::default() })
     }
 
     /// Share a device created elsewhere (e.g. the desktop app's renderer), so the engine and
@@ -138,7 +162,7 @@ impl Gpu {
         let dev_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         let max_binding = opts.max_binding_bytes.map_or(dev_max, |m| m.min(dev_max)) & !3;
         let features = device.features() & OPTIONAL_FEATURES;
-        Self { device, queue, info: adapter.get_info(), limits, max_binding, features, labels: Mutex::default(), profile: Mutex::default() }
+        Self { device, queue, info: adapter.get_info(), limits, max_binding, features, tuning: opts.tuning, labels: Mutex::default(), profile: Mutex::default() }
     }
 
     /// Whether kernels may use subgroup operations.

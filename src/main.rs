@@ -52,8 +52,27 @@ enum Cmd {
     Bench(cli::bench::Args),
 }
 
+/// The library reports through `log`; the CLI prints the engine's own warnings (not wgpu's
+/// internal chatter) as `warning: …` on stderr.
+struct EngineWarnings;
+
+impl log::Log for EngineWarnings {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Warn && m.target().starts_with("deepseek_wgpu")
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            eprintln!("{}: {}", if r.level() == log::Level::Error { "error" } else { "warning" }, r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
 fn main() {
     headless_vulkan();
+    if log::set_logger(&EngineWarnings).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");

@@ -14,7 +14,7 @@ fn split_tensors_match_golden() {
     // Limits below the embedding and expert-pool sizes, above one expert matrix.
     for (name, limit) in [("v3_qlora_yarn", 16 * 1024), ("v3_fp8", 48 * 1024)] {
         let g = golden(name);
-        let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: Some(limit) }).expect("GPU adapter"));
+        let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: Some(limit), ..Default::default() }).expect("GPU adapter"));
         let model = Model::load(gpu, &fixture(name), &LoadOptions { max_chunk: 256, max_ctx: 64, ..Default::default() }, &mut |_| {}).unwrap();
         assert!(model.embed.bytes() > limit && model.embed.chunks.len() > 1, "{name}: embedding must be split");
         assert!(model.lm_head.chunks.len() > 1, "{name}: head must be split");

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 fn gpu_with(max_binding: Option<u64>) -> Gpu {
-    Gpu::new(&GpuOptions { max_binding_bytes: max_binding }).expect("GPU tests need a wgpu adapter (install mesa-vulkan-drivers)")
+    Gpu::new(&GpuOptions { max_binding_bytes: max_binding, ..Default::default() }).expect("GPU tests need a wgpu adapter (install mesa-vulkan-drivers)")
 }
 
 fn rnd(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {

@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use deepseek_wgpu::checkpoint::Checkpoint;
 use deepseek_wgpu::config::ModelConfig;
-use deepseek_wgpu::gpu::{Gpu, GpuOptions, Profile};
+use deepseek_wgpu::gpu::{Gpu, GpuOptions, Profile, Tuning};
 use deepseek_wgpu::model::{Ffn, KvCache, LoadOptions, LogitsMode, Model, QProj, Sample};
 use deepseek_wgpu::ops::sample::SampleParams;
 use deepseek_wgpu::tensor::Matrix;
@@ -62,7 +62,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.gen == 0 {
         bail!("--gen 0 times no decode step; give at least 1 (the default is 16)");
     }
-    let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: a.max_binding_kib.map(|k| k * 1024) })?);
+    let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: a.max_binding_kib.map(|k| k * 1024), tuning: Tuning::from_env() })?);
     let max_point = a.decode_at.iter().copied().max().unwrap_or(0);
     let max_ctx = (a.prompt_len.max(max_point) + a.gen + 8).max(64);
     let say = |msg: &str| {

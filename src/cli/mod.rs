@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use deepseek_wgpu::chat::{ChatTokenizer, GenerationConfig};
-use deepseek_wgpu::gpu::{Gpu, GpuOptions};
+use deepseek_wgpu::gpu::{Gpu, GpuOptions, Tuning};
 use deepseek_wgpu::model::{LoadOptions, LogitsMode, Model};
 use deepseek_wgpu::npy;
 use deepseek_wgpu::session::{Session, Settings};
@@ -86,7 +86,7 @@ pub fn model_dir(model: Option<&Path>) -> Result<PathBuf> {
 
 pub fn load(m: &ModelArgs) -> Result<Arc<Model>> {
     let dir = model_dir(m.model.as_deref())?;
-    let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: m.max_binding_kib.map(|k| k * 1024) })?);
+    let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: m.max_binding_kib.map(|k| k * 1024), tuning: Tuning::from_env() })?);
     let bar = if m.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")

@@ -114,6 +114,8 @@ pub struct Tune {
     pub nt: u32,
     /// gemm weight streams per lane (rows; gate and up rows in pairs for gemm_glu), even
     pub streams: u32,
+    /// prefill attention query tokens per workgroup
+    pub attn_tt: u32,
 }
 
 impl Tune {
@@ -132,12 +134,13 @@ impl Tune {
         // gemm shape: on a CPU adapter every weight and x load costs a loop over the lanes, so
         // a lane streams 8 rows (each x word then serves 64 rows) over tiles of 8 items; measured
         // best on lavapipe (BENCHMARKS.md). GPUs keep 2 rows per lane (not measured: no GPU
-        // here). DSW_GEMM_S / DSW_GEMM_NT override both, for tuning.
-        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
-        let nt = env("DSW_GEMM_NT").unwrap_or(8);
+        // here). `Tuning` (DSW_GEMM_S / DSW_GEMM_NT in the CLI) overrides both, for tuning.
+        let t = gpu.tuning;
+        let nt = t.gemm_nt.unwrap_or(8);
         let nt = if subgroups { nt.clamp(1, 32) } else { nt.clamp(1, 8) };
-        let streams = (env("DSW_GEMM_S").unwrap_or(if cpu { 8 } else { 2 }).clamp(2, 16) / 2) * 2;
-        Tune { lanes, subgroups, xreg: cpu, nsg: if cpu { 1 } else { (128 / lanes).max(1) }, nt, streams }
+        let streams = (t.gemm_streams.unwrap_or(if cpu { 8 } else { 2 }).clamp(2, 16) / 2) * 2;
+        let attn_tt = t.attn_tt.unwrap_or(super::mla_attn::PREFILL_TT).clamp(1, 8);
+        Tune { lanes, subgroups, xreg: cpu, nsg: if cpu { 1 } else { (128 / lanes).max(1) }, nt, streams, attn_tt }
     }
 }
 
@@ -219,7 +222,7 @@ impl Fast {
                 match gpu.checked(&label, || gpu.compute_pipeline(&label, src, kind.entry(), &consts)) {
                     Ok(p) => Some(p),
                     Err(e) => {
-                        eprintln!("warning: {label} does not build on this adapter ({e}); using the generic matmul");
+                        log::warn!("{label} does not build on this adapter ({e}); using the generic matmul");
                         None
                     }
                 }

@@ -37,14 +37,14 @@ const SPLIT_MAX_TOKENS: usize = 4;
 type SplitPipelines = (wgpu::ComputePipeline, wgpu::ComputePipeline);
 
 /// Query tokens per `split` workgroup in a prefill (a decode step has one).
-const PREFILL_TT: u32 = 2;
+pub const PREFILL_TT: u32 = 2;
 
 /// Pipelines of the split kernel, per (cache words, c_kv words) per lane and tokens per
 /// workgroup, built on first use, and the one combine pipeline.
 pub struct Split {
     lanes: u32,
     enabled: bool,
-    /// tokens per workgroup in a prefill (PREFILL_TT; DSW_ATTN_TT overrides it, for tuning)
+    /// tokens per workgroup in a prefill (PREFILL_TT unless `Tuning::attn_tt` overrides it)
     prefill_tt: u32,
     cache: Mutex<HashMap<(u32, u32, u32), Option<wgpu::ComputePipeline>>>,
     combine: OnceLock<Option<wgpu::ComputePipeline>>,
@@ -53,8 +53,7 @@ pub struct Split {
 impl Split {
     /// Uses the lane count and subgroup choice of the matmul kernels (`tune`).
     pub fn new(tune: &Tune) -> Self {
-        let prefill_tt = std::env::var("DSW_ATTN_TT").ok().and_then(|v| v.parse().ok()).unwrap_or(PREFILL_TT).clamp(1, 8);
-        Split { lanes: tune.lanes, enabled: tune.subgroups, prefill_tt, cache: Mutex::new(HashMap::new()), combine: OnceLock::new() }
+        Split { lanes: tune.lanes, enabled: tune.subgroups, prefill_tt: tune.attn_tt, cache: Mutex::new(HashMap::new()), combine: OnceLock::new() }
     }
 
     fn pipelines(&self, gpu: &Gpu, wpl: u32, vpl: u32, tt: u32) -> Option<SplitPipelines> {
@@ -84,7 +83,7 @@ impl Split {
 const BASE: &str = include_str!("../../shaders/mla_attn.wgsl");
 
 fn built(label: &str, r: Result<wgpu::ComputePipeline, crate::gpu::GpuError>) -> Option<wgpu::ComputePipeline> {
-    r.map_err(|e| eprintln!("warning: {label} does not build on this adapter ({e}); using the portable attention kernel")).ok()
+    r.map_err(|e| log::warn!("{label} does not build on this adapter ({e}); using the portable attention kernel")).ok()
 }
 
 /// Queries for positions `pos0 .. pos0 + n_tok` attend to cache rows `0 ..= their position`.
