@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use crate::format::Format;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("{path}: {err}")]
@@ -24,46 +26,9 @@ pub enum CheckpointError {
     Missing { tensor: String, dir: PathBuf, n: usize, hint: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DType {
-    F32,
-    BF16,
-    F16,
-    F8E4M3,
-}
-
-impl DType {
-    pub fn size(self) -> usize {
-        match self {
-            DType::F32 => 4,
-            DType::BF16 | DType::F16 => 2,
-            DType::F8E4M3 => 1,
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "F32" => DType::F32,
-            "BF16" => DType::BF16,
-            "F16" => DType::F16,
-            "F8_E4M3" => DType::F8E4M3,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F32 => "F32",
-            DType::BF16 => "BF16",
-            DType::F16 => "F16",
-            DType::F8E4M3 => "F8_E4M3",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct TensorInfo {
-    pub dtype: DType,
+    pub dtype: Format,
     pub shape: Vec<usize>,
     file: usize,
     /// absolute byte range in the file
@@ -218,12 +183,7 @@ impl Checkpoint {
     pub fn f32_vec(&self, name: &str) -> Result<Vec<f32>, CheckpointError> {
         let t = self.info(name)?;
         let b = self.bytes(name)?;
-        Ok(match t.dtype {
-            DType::F32 => bytemuck::pod_collect_to_vec(b),
-            DType::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            DType::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            DType::F8E4M3 => b.iter().map(|&x| fp8_e4m3_to_f32(x)).collect(),
-        })
+        Ok(t.dtype.decode(b))
     }
 
     /// Error for a tensor whose shape or dtype disagrees with what the config implies.
@@ -239,18 +199,6 @@ impl Checkpoint {
         }
         Ok(t)
     }
-}
-
-/// E4M3 (fn variant: no infinities, 0x7f/0xff are NaN) to f32.
-pub fn fp8_e4m3_to_f32(b: u8) -> f32 {
-    let sign = if b & 0x80 != 0 { -1.0 } else { 1.0 };
-    let e = ((b >> 3) & 0xf) as i32;
-    let m = (b & 7) as f32;
-    if e == 15 && (b & 7) == 7 {
-        return f32::NAN;
-    }
-    let v = if e == 0 { m / 8.0 * 2f32.powi(-6) } else { (1.0 + m / 8.0) * 2f32.powi(e - 7) };
-    sign * v
 }
 
 /// Parse and validate one safetensors header. Public for fuzzing.
@@ -276,11 +224,11 @@ pub fn parse_header(data: &[u8], path: &Path) -> Result<Vec<(String, TensorInfo)
         }
         let terr = |msg: String| CheckpointError::Tensor { path: path.to_path_buf(), tensor: name.clone(), msg };
         let raw: RawTensor = serde_json::from_value(v).map_err(|e| terr(format!("bad header entry: {e}")))?;
-        let dtype = DType::parse(&raw.dtype)
+        let dtype = Format::from_safetensors(&raw.dtype)
             .ok_or_else(|| terr(format!("dtype {} is not supported (supported: F32, BF16, F16, F8_E4M3)", raw.dtype)))?;
         let [a, b] = raw.data_offsets;
         let numel = raw.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| terr("shape overflows".into()))?;
-        let want = numel.checked_mul(dtype.size()).ok_or_else(|| terr("shape overflows".into()))?;
+        let want = dtype.bytes_for(numel).ok_or_else(|| terr("shape overflows".into()))?;
         if a > b || b > data_len {
             return Err(terr(format!(
                 "data offsets [{a}, {b}] fall outside the {data_len} data bytes of the file; the file is truncated (re-download it)"
@@ -310,15 +258,6 @@ mod tests {
         v.extend_from_slice(header.as_bytes());
         v.resize(v.len() + data, 0);
         v
-    }
-
-    #[test]
-    fn fp8_decode() {
-        assert_eq!(fp8_e4m3_to_f32(0x38), 1.0);
-        assert_eq!(fp8_e4m3_to_f32(0x7e), 448.0);
-        assert_eq!(fp8_e4m3_to_f32(0xb8), -1.0);
-        assert_eq!(fp8_e4m3_to_f32(0x01), 2f32.powi(-9));
-        assert!(fp8_e4m3_to_f32(0x7f).is_nan());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod eval;
+pub mod format;
 pub mod generate;
 pub mod gpu;
 pub mod model;

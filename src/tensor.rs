@@ -3,9 +3,9 @@
 //! (1 for a projection, `n_routed_experts` for an expert pool). A single matrix is split by
 //! rows; a pool by whole experts. FP8 weights carry their block scales alongside.
 
-use crate::checkpoint::{Checkpoint, CheckpointError, DType};
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::format::Format;
 use crate::gpu::Gpu;
-use crate::ops::WDType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TensorError {
@@ -13,6 +13,8 @@ pub enum TensorError {
     Checkpoint(#[from] CheckpointError),
     #[error("{what}: one {unit} needs {need} bytes but the adapter binds at most {limit} bytes per storage buffer; this model cannot run on this adapter")]
     TooLarge { what: String, unit: &'static str, need: u64, limit: u64 },
+    #[error("{what}: {msg}")]
+    Layout { what: String, msg: String },
 }
 
 pub struct MatChunk {
@@ -34,7 +36,7 @@ pub struct Scale {
 
 pub struct Matrix {
     pub name: String,
-    pub dtype: WDType,
+    pub dtype: Format,
     pub n_mats: usize,
     pub rows: usize,
     pub cols: usize,
@@ -49,14 +51,17 @@ impl Matrix {
     pub fn build<'a>(
         gpu: &Gpu,
         name: &str,
-        dtype: DType,
+        dtype: Format,
         n_mats: usize,
         rows: usize,
         cols: usize,
         mat: impl Fn(usize) -> &'a [u8],
         scale: Option<(Vec<f32>, [usize; 2])>,
     ) -> Result<Self, TensorError> {
-        let row_bytes = (cols * dtype.size()) as u64;
+        let row_bytes = dtype.bytes_for(cols).ok_or_else(|| TensorError::Layout {
+            what: name.into(),
+            msg: format!("{cols} columns are not a whole number of {}-value {} blocks", dtype.block_elems(), dtype.name()),
+        })? as u64;
         let limit = gpu.max_binding;
         let mut chunks = Vec::new();
         if n_mats == 1 {
@@ -100,7 +105,7 @@ impl Matrix {
             s_cols: cols.div_ceil(block[1]),
             block,
         });
-        Ok(Matrix { name: name.into(), dtype: dtype.into(), n_mats, rows, cols, chunks, scale })
+        Ok(Matrix { name: name.into(), dtype, n_mats, rows, cols, chunks, scale })
     }
 
     /// Upload `names` (one tensor per stacked matrix, each `[rows][cols]`) from a checkpoint,
@@ -121,7 +126,7 @@ impl Matrix {
                 return Err(ck.mismatch(n, format!("dtype {} differs from {} of {}", d.name(), first.name(), names[0])).into());
             }
         }
-        let scale = if first == DType::F8E4M3 {
+        let scale = if first.external_scale() {
             let block = fp8_block.unwrap_or([128, 128]);
             let shape = [rows.div_ceil(block[0]), cols.div_ceil(block[1])];
             let mut all = Vec::with_capacity(names.len() * shape[0] * shape[1]);
@@ -149,14 +154,6 @@ impl Matrix {
     }
 
     pub fn bytes(&self) -> u64 {
-        (self.n_mats * self.rows * self.cols) as u64 * dtype_size(self.dtype)
-    }
-}
-
-fn dtype_size(d: WDType) -> u64 {
-    match d {
-        WDType::F32 => 4,
-        WDType::BF16 | WDType::F16 => 2,
-        WDType::F8E4M3 => 1,
+        (self.n_mats * self.rows) as u64 * self.dtype.bytes_for(self.cols).unwrap_or(0) as u64
     }
 }

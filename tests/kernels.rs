@@ -1,7 +1,7 @@
 //! Every WGSL kernel against its CPU reference on random inputs of odd sizes, plus edge cases.
 //! GPU tests: they fail loudly when no adapter exists.
 
-use deepseek_wgpu::checkpoint::{fp8_e4m3_to_f32, DType};
+use deepseek_wgpu::format::{fp8_e4m3_to_f32, Format as DType};
 use deepseek_wgpu::config::{Scoring, TopK};
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
 use deepseek_wgpu::ops::mla_absorb::Heads;
@@ -62,7 +62,7 @@ fn weights(rng: &mut StdRng, dt: DType, n: usize) -> (Vec<u8>, Vec<f32>) {
 /// so edge blocks are partial): the GPU matrix and the dequantised f32 reference.
 fn matrix(g: &Gpu, rng: &mut StdRng, dt: DType, e: usize, rows: usize, cols: usize) -> (Matrix, Vec<f32>) {
     let (bytes, mut f) = weights(rng, dt, e * rows * cols);
-    let mb = rows * cols * dt.size();
+    let mb = dt.size_of(rows * cols);
     let scale = (dt == DType::F8E4M3).then(|| {
         let blk = [7, 5];
         let (sr, sc) = (rows.div_ceil(7), cols.div_ceil(5));
@@ -317,7 +317,7 @@ fn swiglu_combine_copy() {
 /// matvec/gemm fast path: one scale per 16-byte word).
 fn matrix_blk(g: &Gpu, rng: &mut StdRng, dt: DType, e: usize, rows: usize, cols: usize, blk: [usize; 2]) -> (Matrix, Vec<f32>) {
     let (bytes, mut f) = weights(rng, dt, e * rows * cols);
-    let mb = rows * cols * dt.size();
+    let mb = dt.size_of(rows * cols);
     let scale = (dt == DType::F8E4M3).then(|| {
         let (sr, sc) = (rows.div_ceil(blk[0]), cols.div_ceil(blk[1]));
         let s: Vec<f32> = (0..e * sr * sc).map(|_| 0.01 + rng.random::<f32>()).collect();

@@ -1,4 +1,5 @@
-// Shared by matvec.wgsl and gemm.wgsl: their params, bindings, and the 16-byte weight word.
+// Shared by matvec.wgsl and gemm.wgsl: their params, bindings, and the 16-byte weight word
+// (decoded by formats.wgsl, which the host puts before this file).
 //
 // A row of packed weights is read as 16-byte words (vec4<u32>, one wide load) holding EPW
 // elements: 4 F32, 8 BF16/F16 or 16 FP8. The x values a word multiplies are gathered into an
@@ -88,16 +89,6 @@ fn x_word(i4: u32) -> XW {
     }
 }
 
-// E4M3 "fn" of the low byte of each component, without branches.
-fn fp8v(b: vec4<u32>) -> vec4<f32> {
-    let mag = b & vec4<u32>(0x7fu);
-    let normal = bitcast<vec4<f32>>((mag << vec4<u32>(20u)) + vec4<u32>(120u << 23u));
-    let sub = vec4<f32>(mag & vec4<u32>(7u)) * 0.001953125;
-    var v = select(normal, sub, mag < vec4<u32>(8u));
-    v = select(v, vec4<f32>(bitcast<f32>(0x7fc00000u)), mag == vec4<u32>(0x7fu));
-    return select(v, -v, (b & vec4<u32>(0x80u)) != vec4<u32>(0u));
-}
-
 // Σ over the word's elements of weight · x (without the FP8 block scale), left as four
 // partial sums: accumulating vec4s and adding the lanes of the vector once per row saves
 // the horizontal adds of a dot product per word.
@@ -107,14 +98,10 @@ fn w_dot4(u: vec4<u32>, xw: XW) -> vec4<f32> {
             return bitcast<vec4<f32>>(u) * xw.a;
         }
         case 1u: {
-            return bitcast<vec4<f32>>(u << vec4<u32>(16u)) * xw.a + bitcast<vec4<f32>>(u & vec4<u32>(0xffff0000u)) * xw.b;
+            return bf16_lo(u) * xw.a + bf16_hi(u) * xw.b;
         }
         case 2u: {
-            let p0 = unpack2x16float(u.x);
-            let p1 = unpack2x16float(u.y);
-            let p2 = unpack2x16float(u.z);
-            let p3 = unpack2x16float(u.w);
-            return vec4<f32>(p0.x, p1.x, p2.x, p3.x) * xw.a + vec4<f32>(p0.y, p1.y, p2.y, p3.y) * xw.b;
+            return f16_lo(u) * xw.a + f16_hi(u) * xw.b;
         }
         default: {
             return fp8v(u) * xw.a + fp8v(u >> vec4<u32>(8u)) * xw.b + fp8v(u >> vec4<u32>(16u)) * xw.c + fp8v(u >> vec4<u32>(24u)) * xw.d;

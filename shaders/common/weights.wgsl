@@ -1,7 +1,7 @@
-// Shared weight decode. WGSL has no bf16 or fp8 type, so weights stay packed in a
-// `w: array<u32>` binding and are widened here. A kernel that includes this file declares
-// `w` (packed weights), `wscale` (f32 block scales; a 1-element dummy when unused) and
-// `override WDT: u32` (0 = F32, 1 = BF16, 2 = F16, 3 = F8_E4M3).
+// Element access for kernels that gather single weights (embed, matmul, mla_absorb), on top
+// of formats.wgsl's decodes. A kernel that includes this file declares `w: array<u32>`
+// (packed weights), `wscale` (f32 block scales; a 1-element dummy when unused) and
+// `override WDT: u32` (the format, see formats.wgsl).
 
 // Element `i` of the packed weight array, widened to f32 (without block scale).
 fn w_raw(i: u32) -> f32 {
@@ -21,20 +21,4 @@ fn w_raw(i: u32) -> f32 {
             return bitcast<f32>(w[i]);
         }
     }
-}
-
-// E4M3 "fn": bias 7, no infinities, 0x7f/0xff are NaN.
-fn fp8_e4m3(b: u32) -> f32 {
-    let e = (b >> 3u) & 0xfu;
-    let m = f32(b & 7u);
-    var v: f32;
-    if e == 0u {
-        v = m * 0.001953125; // m/8 * 2^-6
-    } else {
-        v = (1.0 + m * 0.125) * exp2(f32(e) - 7.0);
-    }
-    if (b & 0x7fu) == 0x7fu {
-        v = bitcast<f32>(0x7fc00000u);
-    }
-    return select(v, -v, (b & 0x80u) != 0u);
 }

@@ -50,7 +50,7 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
             let t = ck.info(name)?;
             let n = t.numel() as u64;
             total += n;
-            b += if t.shape.len() == 1 { n * 4 } else { n * t.dtype.size() as u64 };
+            b += if t.shape.len() == 1 { n * 4 } else { t.dtype.size_of(n as usize) as u64 };
             *dtypes.entry(t.dtype.name()).or_default() += n;
         }
         weights_total = Some(total);

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Activations, Attn, Ffn, Layer, Mlp, Model, Moe, QProj};
-use crate::checkpoint::{Checkpoint, CheckpointError, DType};
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::format::Format;
 use crate::config::{ConfigError, ModelConfig};
 use crate::gpu::{Gpu, GpuError};
 use crate::ops::moe_gate::Gate;
@@ -84,9 +85,9 @@ fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, 
         if t.shape.len() < 2 || name.ends_with("_scale_inv") || is_mtp(cfg, name) {
             continue;
         }
-        let row = (t.shape[t.shape.len() - 1] * t.dtype.size()) as u64;
+        let row = t.dtype.size_of(t.shape[t.shape.len() - 1]) as u64;
         let (unit, need) = if name.contains(".mlp.experts.") || name.contains("kv_b_proj") {
-            ("matrix", (t.numel() * t.dtype.size()) as u64 / if t.shape.len() == 3 { t.shape[0] as u64 } else { 1 })
+            ("matrix", t.dtype.size_of(t.numel()) as u64 / if t.shape.len() == 3 { t.shape[0] as u64 } else { 1 })
         } else {
             ("row", row)
         };
@@ -156,18 +157,18 @@ impl Loader<'_> {
             let gu = self.ck.expect_shape(&fused, &[n, 2 * width, h])?;
             let down_name = format!("{p}.down_proj");
             let dn = self.ck.expect_shape(&down_name, &[n, h, width])?;
-            if gu.dtype == DType::F8E4M3 || dn.dtype == DType::F8E4M3 {
+            if gu.dtype == Format::F8E4M3 || dn.dtype == Format::F8E4M3 {
                 return Err(LoadError::Other(format!("{fused}: fused FP8 expert tensors are not supported; use the per-expert layout DeepSeek ships")));
             }
             let dt = gu.dtype;
             let bytes = self.ck.bytes(&fused)?;
-            let mb = width * h * dt.size();
+            let mb = dt.size_of(width * h);
             let gate = Matrix::build(self.gpu, &format!("{fused}[gate]"), dt, n, width, h, |e| &bytes[2 * e * mb..][..mb], None)?;
             let up = Matrix::build(self.gpu, &format!("{fused}[up]"), dt, n, width, h, |e| &bytes[(2 * e + 1) * mb..][..mb], None)?;
             self.tick(&fused, gate.bytes() + up.bytes());
             let db = self.ck.bytes(&down_name)?;
             let ddt = dn.dtype;
-            let dmb = h * width * ddt.size();
+            let dmb = ddt.size_of(h * width);
             let down = Matrix::build(self.gpu, &down_name, ddt, n, h, width, |e| &db[e * dmb..][..dmb], None)?;
             self.tick(&down_name, down.bytes());
             return Ok(Mlp { gate, up, down });
@@ -298,8 +299,8 @@ fn total_bytes(ck: &Checkpoint, cfg: &ModelConfig) -> u64 {
         .filter(|n| !n.ends_with("_scale_inv") && !is_mtp(cfg, n))
         .filter_map(|n| ck.get(n))
         .map(|t| {
-            let per = if t.shape.len() == 1 { 4 } else { t.dtype.size() };
-            (t.numel() * per) as u64
+            // 1-D tensors (norms, biases) are widened to f32 on upload
+            (if t.shape.len() == 1 { t.numel() * 4 } else { t.dtype.size_of(t.numel()) }) as u64
         })
         .sum()
 }

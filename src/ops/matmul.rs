@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::gpu::{Gpu, Recorder};
-use crate::ops::{repeat_lines, swiglu, Kernels, WDType};
+use crate::format::Format;
+use crate::ops::{repeat_lines, swiglu, Kernels};
 use crate::tensor::Matrix;
 
 #[repr(C)]
@@ -172,7 +173,7 @@ pub struct Fast {
     pub tune: Tune,
     matvec_src: String,
     gemm_src: String,
-    cache: Mutex<HashMap<(Kind, WDType, u32), Option<wgpu::ComputePipeline>>>,
+    cache: Mutex<HashMap<(Kind, Format, u32), Option<wgpu::ComputePipeline>>>,
 }
 
 impl Fast {
@@ -186,7 +187,7 @@ impl Fast {
             if tune.subgroups { include_str!("../../shaders/common/lanes_subgroup.wgsl") } else { include_str!("../../shaders/common/lanes_workgroup.wgsl") };
         // The subgroup exchange holds one word per item of a tile (the workgroup one, 8 at most).
         let lanes = lanes.replace("const NT_MAX: u32 = 8u;", &format!("const NT_MAX: u32 = {}u;", tune.nt.max(8)));
-        let words = include_str!("../../shaders/common/mm_words.wgsl");
+        let words = format!("{}\n{}", super::FORMATS_WGSL, include_str!("../../shaders/common/mm_words.wgsl"));
         Fast {
             tune,
             matvec_src: format!("{words}\n{lanes}\n{}", include_str!("../../shaders/matvec.wgsl")),
@@ -201,7 +202,7 @@ impl Fast {
     }
 
     /// The pipeline, or `None` when it fails to build (the caller then uses the generic kernel).
-    fn pipeline(&self, gpu: &Gpu, kind: Kind, dt: WDType, j: u32) -> Option<wgpu::ComputePipeline> {
+    fn pipeline(&self, gpu: &Gpu, kind: Kind, dt: Format, j: u32) -> Option<wgpu::ComputePipeline> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .entry((kind, dt, j))
@@ -211,8 +212,8 @@ impl Fast {
                     Kind::Matvec | Kind::MatvecGlu => ("matvec", &self.matvec_src),
                     Kind::Gemm | Kind::GemmGlu => ("gemm", &self.gemm_src),
                 };
-                let label = format!("{family}/{}/wdt{}/j{j}", kind.entry(), dt as u32);
-                let mut consts = vec![("WDT", dt as u32 as f64), ("LANES", t.lanes as f64)];
+                let label = format!("{family}/{}/wdt{}/j{j}", kind.entry(), dt.wgsl_id());
+                let mut consts = vec![("WDT", dt.wgsl_id() as f64), ("LANES", t.lanes as f64)];
                 match kind {
                     Kind::Matvec | Kind::MatvecGlu => {
                         consts.extend([("NSG", t.nsg as f64), ("XREG", if t.xreg { 1.0 } else { 0.0 }), ("J", j as f64)]);
@@ -240,12 +241,8 @@ fn expand(src: &str, streams: u32, items: u32) -> String {
 }
 
 /// Elements per 16-byte word.
-fn epw(dt: WDType) -> usize {
-    match dt {
-        WDType::F32 => 4,
-        WDType::BF16 | WDType::F16 => 8,
-        WDType::F8E4M3 => 16,
-    }
+fn epw(dt: Format) -> usize {
+    dt.word_elems()
 }
 
 /// Whether `m` with `a` meets the fast kernels' alignment (see `shaders/common/mm_words.wgsl`).
@@ -263,7 +260,7 @@ fn matvec_j(k: &Kernels, m: &Matrix) -> u32 {
         return 1;
     }
     let per_lane = (m.cols / epw(m.dtype)) as u32 / k.fast.tune.lanes;
-    let max = if m.dtype == WDType::F8E4M3 { 8 } else { 16 };
+    let max = if m.dtype == Format::F8E4M3 { 8 } else { 16 };
     (1..=max.min(per_lane)).rev().find(|j| per_lane % j == 0).unwrap_or(1)
 }
 

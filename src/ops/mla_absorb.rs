@@ -3,7 +3,8 @@
 
 use crate::gpu::Recorder;
 use crate::ops::matmul::{self, Args};
-use crate::ops::{Kernels, WDType};
+use crate::format::Format;
+use crate::ops::Kernels;
 use crate::tensor::{MatChunk, Matrix};
 
 #[repr(C)]
@@ -78,7 +79,7 @@ pub fn q_absorb(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, q: &wg
 
 /// `o[t][h] = W_UV_h o_lat[t][h]`.
 pub fn v_up(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, o_lat: &wgpu::Buffer, o: &wgpu::Buffer, n_tok: usize) {
-    if kv_b.dtype != WDType::F8E4M3 {
+    if kv_b.dtype != Format::F8E4M3 {
         // W_UV_h is rows nope .. nope + v of head h's block of nope + v rows.
         let a = Args {
             x: o_lat,
@@ -107,11 +108,11 @@ pub fn v_up(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, o_lat: &wg
 /// the first time (the transpose is recorded ahead of its first use) and kept. None for FP8
 /// (its block scales would need transposing too) and odd nope.
 fn transposed_uk(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads) -> Option<Matrix> {
-    if kv_b.dtype == WDType::F8E4M3 || h.nope % 2 != 0 {
+    if kv_b.dtype == Format::F8E4M3 || h.nope % 2 != 0 {
         return None;
     }
     let src = &kv_b.chunks[0].buf;
-    let esize = if kv_b.dtype == WDType::F32 { 4 } else { 2 };
+    let esize = kv_b.dtype.block_bytes();
     let name = format!("{} W_UK transposed", kv_b.name);
     let buf = {
         let mut d = k.derived.lock().unwrap_or_else(|e| e.into_inner());

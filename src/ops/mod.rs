@@ -16,43 +16,28 @@ pub mod rope;
 pub mod sample;
 pub mod swiglu;
 
-use crate::checkpoint::DType;
+use crate::format::Format;
 use crate::gpu::Gpu;
 
+/// One decode function per weight format (included by every kernel that reads weights).
+pub const FORMATS_WGSL: &str = include_str!("../../shaders/common/formats.wgsl");
 const WEIGHTS_WGSL: &str = include_str!("../../shaders/common/weights.wgsl");
 
-/// Storage dtype of a weight on the GPU, the value of the shaders' `WDT` override.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WDType {
-    F32 = 0,
-    BF16 = 1,
-    F16 = 2,
-    F8E4M3 = 3,
-}
-
-impl From<DType> for WDType {
-    fn from(d: DType) -> Self {
-        match d {
-            DType::F32 => WDType::F32,
-            DType::BF16 => WDType::BF16,
-            DType::F16 => WDType::F16,
-            DType::F8E4M3 => WDType::F8E4M3,
-        }
-    }
-}
-
 /// A pipeline per weight dtype for kernels that read packed weights.
-pub struct PerDType([wgpu::ComputePipeline; 4]);
+pub struct PerDType([wgpu::ComputePipeline; Format::ALL.len()]);
 
 impl PerDType {
     fn new(gpu: &Gpu, label: &str, src: &str, entry: &str) -> Self {
-        let full = format!("{WEIGHTS_WGSL}\n{src}");
-        let mk = |d: u32| gpu.compute_pipeline(&format!("{label}/{entry}/wdt{d}"), &full, entry, &[("WDT", d as f64)]);
-        Self([mk(0), mk(1), mk(2), mk(3)])
+        let full = format!("{FORMATS_WGSL}\n{WEIGHTS_WGSL}\n{src}");
+        let mk = |f: Format| {
+            let d = f.wgsl_id();
+            gpu.compute_pipeline(&format!("{label}/{entry}/wdt{d}"), &full, entry, &[("WDT", d as f64)])
+        };
+        Self(Format::ALL.map(mk))
     }
 
-    pub fn get(&self, d: WDType) -> &wgpu::ComputePipeline {
-        &self.0[d as usize]
+    pub fn get(&self, f: Format) -> &wgpu::ComputePipeline {
+        &self.0[Format::ALL.iter().position(|&a| a == f).unwrap_or(0)]
     }
 }
 

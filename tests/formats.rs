@@ -1,0 +1,58 @@
+//! Every weight format decodes as PyTorch does (tests/fixtures/formats.json, made by
+//! tools/make_format_fixtures.py): the CPU reference (`Format::decode`) and the shaders'
+//! decode (`shaders/common/formats.wgsl`, through the embedding gather), bit for bit; NaN
+//! only has to stay NaN.
+
+mod common;
+
+use std::path::Path;
+
+use deepseek_wgpu::format::Format;
+use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
+use deepseek_wgpu::ops::{embed, Kernels};
+use deepseek_wgpu::tensor::Matrix;
+
+fn cases() -> Vec<(Format, Vec<u8>, Vec<f32>)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    Format::ALL
+        .into_iter()
+        .map(|f| {
+            let c = &v[f.name()];
+            let bytes: Vec<u8> = serde_json::from_value(c["bytes"].clone()).unwrap();
+            let bits: Vec<u32> = serde_json::from_value(c["f32_bits"].clone()).unwrap();
+            (f, bytes, bits.into_iter().map(f32::from_bits).collect())
+        })
+        .collect()
+}
+
+fn same(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g.is_nan() && w.is_nan()) || g.to_bits() == w.to_bits(), "{what}: value {i}: got {g:e} ({:#x}), PyTorch {w:e} ({:#x})", g.to_bits(), w.to_bits());
+    }
+}
+
+#[test]
+fn cpu_decode_matches_pytorch() {
+    for (f, bytes, want) in cases() {
+        assert!(want.len() > 60, "{f:?}: fixture too small");
+        same(&format!("{f:?} CPU"), &f.decode(&bytes), &want);
+    }
+}
+
+#[test]
+fn shader_decode_matches_pytorch() {
+    let g = Gpu::new(&GpuOptions::default()).expect("GPU adapter");
+    let k = Kernels::new(&g).unwrap();
+    for (f, bytes, want) in cases() {
+        let n = want.len();
+        let m = Matrix::build(&g, "table", f, 1, 1, n, |_| &bytes, None).unwrap();
+        let ids = g.storage_init("ids", bytemuck::cast_slice(&[0u32]));
+        let out = g.storage("out", (n * 4) as u64);
+        let mut rec = Recorder::new(&g);
+        embed::dispatch(&mut rec, &k, &m, &ids, &out, 1);
+        rec.submit("formats").unwrap();
+        same(&format!("{f:?} shader"), &g.read_f32(&out, 0, n as u64).unwrap(), &want);
+    }
+}
