@@ -6,8 +6,8 @@
 //   lane_put(q, v, li)  publish this lane's word q; after lane_sync(), lane_get(q, k, li)
 //                       returns lane k's word q; lane_sync() again before the next put
 
-const NT_MAX: u32 = 8u;
-
+// NT_MAX (items per tile the exchange holds, at least 8) is declared by the host before
+// this file (src/ops/matmul.rs, Fast::with_tune).
 var<private> lane_words: array<XW, NT_MAX>;
 
 fn wg_uniform(v: u32, li: u32) -> u32 {

@@ -2,8 +2,8 @@
 // lanes_subgroup.wgsl). Every call sits in uniform control flow; workgroups hold at most
 // 256 threads, and gemm's at most 32.
 
-const NT_MAX: u32 = 8u;
-
+// NT_MAX (items per tile, 8 here: lane_xs holds 8 words of 32 lanes) is declared by the host
+// before this file (src/ops/matmul.rs, Fast::with_tune).
 var<workgroup> lane_u: u32;
 var<workgroup> lane_red: array<f32, 256>;
 var<workgroup> lane_xs: array<XW, 256>; // [NT_MAX][32 lanes]

@@ -18,3 +18,9 @@ pub struct Params {
 pub fn dispatch(rec: &mut Recorder, k: &Kernels, p: &Params, src: &wgpu::Buffer, dst: &wgpu::Buffer) {
     rec.dispatch(&k.copy_rows, p, &[src, dst], [p.n.div_ceil(64), p.rows, 1]);
 }
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { n: u32, rows: u32, s_off: u32, s_stride: u32, d_off: u32, d_stride: u32, _pad: [u32; 2] })
+}

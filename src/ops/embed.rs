@@ -24,3 +24,9 @@ pub fn dispatch(rec: &mut Recorder, k: &Kernels, table: &Matrix, ids: &wgpu::Buf
 pub fn reference(table: &[f32], hidden: usize, ids: &[u32]) -> Vec<f32> {
     ids.iter().flat_map(|&i| table[i as usize * hidden..][..hidden].iter().copied()).collect()
 }
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { hidden: u32, n_tok: u32, r0: u32, rows: u32 })
+}

@@ -185,8 +185,9 @@ impl Fast {
     pub fn with_tune(tune: Tune) -> Self {
         let lanes =
             if tune.subgroups { include_str!("../../shaders/common/lanes_subgroup.wgsl") } else { include_str!("../../shaders/common/lanes_workgroup.wgsl") };
-        // The subgroup exchange holds one word per item of a tile (the workgroup one, 8 at most).
-        let lanes = lanes.replace("const NT_MAX: u32 = 8u;", &format!("const NT_MAX: u32 = {}u;", tune.nt.max(8)));
+        // The subgroup exchange holds one word per item of a tile (the workgroup one, 8 at most:
+        // `for_gpu` clamps nt to 8 without subgroups).
+        let lanes = format!("const NT_MAX: u32 = {}u;\n{lanes}", tune.nt.max(8));
         let words = format!("{}\n{}", super::FORMATS_WGSL, include_str!("../../shaders/common/mm_words.wgsl"));
         Fast {
             tune,
@@ -199,6 +200,12 @@ impl Fast {
             ),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The assembled matvec and gemm sources (for the test that validates every variant).
+    #[cfg(test)]
+    pub(super) fn sources(&self) -> [&str; 2] {
+        [&self.matvec_src, &self.gemm_src]
     }
 
     /// The pipeline, or `None` when it fails to build (the caller then uses the generic kernel).
@@ -503,4 +510,20 @@ pub fn reference(
         }
     }
     y
+}
+
+/// The params layouts of the generic kernel and of matvec/gemm, for the layout test.
+#[cfg(test)]
+pub(super) fn params_layouts() -> [super::Layout; 2] {
+    [
+        super::layout!(Params {
+            rows: u32, cols: u32, r0: u32, e0: u32, e1: u32, n_items: u32, slots: u32, use_ids: u32, x_off: u32, x_stride: u32,
+            x_slot_stride: u32, y_off: u32, y_stride: u32, accum: u32, s_rows: u32, s_cols: u32, blk_r: u32, blk_c: u32, _pad: [u32; 2]
+        }),
+        super::layout!(FastParams {
+            rows: u32, words: u32, r0: u32, e0: u32, e1: u32, n_items: u32, slots: u32, use_ids: u32, x_off: u32, x_stride: u32,
+            x_slot_stride: u32, y_off: u32, y_stride: u32, accum: u32, s_rows: u32, s_cols: u32, blk_r: u32, blk_c: u32, rpw: u32,
+            grouped: u32, list_off: u32, e_rows: u32, row_base: u32, _pad: u32
+        }),
+    ]
 }

@@ -170,3 +170,9 @@ pub fn v_up_ref(w: &[f32], h: Heads, o_lat: &[f32], n_tok: usize) -> Vec<f32> {
     }
     out
 }
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { heads: u32, nope: u32, v: u32, kvl: u32, q_stride: u32, qk: u32, s_cols: u32, blk_r: u32, blk_c: u32, n_tok: u32, _pad: [u32; 2] })
+}

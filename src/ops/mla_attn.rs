@@ -63,11 +63,7 @@ impl Split {
                 .or_insert_with(|| {
                     let consts = [("LANES", self.lanes as f64), ("WPL", wpl as f64), ("VPL", vpl as f64)];
                     let label = format!("mla_attn/split/w{wpl}/t{tt}");
-                    // Expand mla_attn_split.wgsl for tt tokens per workgroup (see the comment there).
-                    let states = repeat_lines(include_str!("../../shaders/mla_attn_split.wgsl"), "$g", 4 * tt, |l, g| {
-                        l.replace("$g", &g.to_string()).replace("$t", &(g / 4).to_string()).replace("$h", &(g % 4).to_string())
-                    });
-                    let src = format!("{BASE}\nconst TT: u32 = {tt}u;\n{states}");
+                    let src = split_source(tt);
                     built(&label, gpu.checked(&label, || gpu.compute_pipeline(&label, &src, "split", &consts)))
                 })
                 .clone()?
@@ -81,6 +77,15 @@ impl Split {
 }
 
 const BASE: &str = include_str!("../../shaders/mla_attn.wgsl");
+
+/// mla_attn_split.wgsl expanded for `tt` query tokens per workgroup (see the comment there):
+/// each of the 4·tt (token, head) states gets its own named variables.
+pub(super) fn split_source(tt: u32) -> String {
+    let states = repeat_lines(include_str!("../../shaders/mla_attn_split.wgsl"), "$g", 4 * tt, |l, g| {
+        l.replace("$g", &g.to_string()).replace("$t", &(g / 4).to_string()).replace("$h", &(g % 4).to_string())
+    });
+    format!("{BASE}\nconst TT: u32 = {tt}u;\n{states}")
+}
 
 fn built(label: &str, r: Result<wgpu::ComputePipeline, crate::gpu::GpuError>) -> Option<wgpu::ComputePipeline> {
     r.map_err(|e| log::warn!("{label} does not build on this adapter ({e}); using the portable attention kernel")).ok()
@@ -166,4 +171,10 @@ pub fn reference(h: Heads, scale: f32, pos0: usize, n_tok: usize, q_lat: &[f32],
         }
     }
     out
+}
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { heads: u32, kvl: u32, rope: u32, q_stride: u32, qk: u32, nope: u32, pos0: u32, scale: f32, n_tok: u32, split_len: u32, n_splits: u32, _pad: u32 })
 }

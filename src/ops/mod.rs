@@ -2,6 +2,30 @@
 //! reference that the kernel tests compare against. Pipelines are built once in
 //! [`Kernels`]; shaders are compiled into the binary with `include_str!`.
 
+/// A `#[repr(C)]` params struct as Rust lays it out: size and `(field, offset, type)`. The
+/// macro also checks at compile time that each listed field has the listed type.
+#[cfg(test)]
+pub(crate) struct Layout {
+    pub name: &'static str,
+    pub size: usize,
+    pub fields: Vec<(&'static str, usize, &'static str)>,
+}
+
+#[cfg(test)]
+macro_rules! layout {
+    ($ty:ident { $($f:ident : $t:ty),* $(,)? }) => {{
+        #[allow(clippy::let_unit_value)]
+        fn _types_match(p: $ty) { $(let _: $t = p.$f;)* }
+        super::Layout {
+            name: stringify!($ty),
+            size: std::mem::size_of::<$ty>(),
+            fields: vec![$((stringify!($f), std::mem::offset_of!($ty, $f), stringify!($t))),*],
+        }
+    }};
+}
+#[cfg(test)]
+pub(crate) use layout;
+
 pub mod copy_rows;
 pub mod embed;
 pub mod matmul;
@@ -144,5 +168,104 @@ impl Kernels {
     /// Per-split partial sums of the flash-decoding attention.
     pub fn attn_partials(&self, gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
         self.scratch(gpu, "attention partials", bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `struct Params` of `src` as naga lays it out: size and `(member, offset, type)`.
+    fn wgsl_layout(label: &str, src: &str) -> (u32, Vec<(String, u32, String)>) {
+        let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(src)));
+        let (_, ty) = module.types.iter().find(|(_, t)| t.name.as_deref() == Some("Params")).unwrap_or_else(|| panic!("{label}: no struct Params"));
+        let naga::TypeInner::Struct { members, span } = &ty.inner else { panic!("{label}: Params is not a struct") };
+        let fields = members
+            .iter()
+            .map(|m| {
+                let t = match &module.types[m.ty].inner {
+                    naga::TypeInner::Scalar(s) => format!("{}{}", match s.kind {
+                        naga::ScalarKind::Uint => "u",
+                        naga::ScalarKind::Sint => "i",
+                        naga::ScalarKind::Float => "f",
+                        _ => "?",
+                    }, s.width * 8),
+                    other => format!("{other:?}"),
+                };
+                (m.name.clone().unwrap_or_default(), m.offset, t)
+            })
+            .collect();
+        (*span, fields)
+    }
+
+    /// Every Rust params struct has the size, field names, offsets and scalar types of the WGSL
+    /// struct its kernel reads (padding may be one array in Rust and several words in WGSL).
+    #[test]
+    fn params_layouts_match_wgsl() {
+        let weights = |s: &str| format!("{FORMATS_WGSL}\n{WEIGHTS_WGSL}\n{s}");
+        let lanes = include_str!("../../shaders/common/lanes_workgroup.wgsl");
+        let words = format!("{FORMATS_WGSL}\n{}\nconst NT_MAX: u32 = 8u;\n{lanes}", include_str!("../../shaders/common/mm_words.wgsl"));
+        let [mm, fast] = matmul::params_layouts();
+        let cases: Vec<(&str, Layout, String)> = vec![
+            ("copy_rows.wgsl", copy_rows::params_layout(), include_str!("../../shaders/copy_rows.wgsl").into()),
+            ("embed.wgsl", embed::params_layout(), weights(include_str!("../../shaders/embed.wgsl"))),
+            ("matmul.wgsl", mm, weights(include_str!("../../shaders/matmul.wgsl"))),
+            ("matvec.wgsl", fast, format!("{words}\n{}", include_str!("../../shaders/matvec.wgsl"))),
+            ("mla_absorb.wgsl", mla_absorb::params_layout(), weights(include_str!("../../shaders/mla_absorb.wgsl"))),
+            ("mla_attn.wgsl", mla_attn::params_layout(), include_str!("../../shaders/mla_attn.wgsl").into()),
+            ("moe_combine.wgsl", moe_combine::params_layout(), include_str!("../../shaders/moe_combine.wgsl").into()),
+            ("moe_gate.wgsl", moe_gate::params_layout(), include_str!("../../shaders/moe_gate.wgsl").into()),
+            ("moe_group.wgsl", moe_group::params_layout(), include_str!("../../shaders/moe_group.wgsl").into()),
+            ("read_bw.wgsl", read_bw::params_layout(), include_str!("../../shaders/read_bw.wgsl").into()),
+            ("rmsnorm.wgsl", rmsnorm::params_layout(), include_str!("../../shaders/rmsnorm.wgsl").into()),
+            ("rope.wgsl", rope::params_layout(), include_str!("../../shaders/rope.wgsl").into()),
+            ("sample.wgsl", sample::params_layout(), include_str!("../../shaders/sample.wgsl").into()),
+            ("swiglu.wgsl", swiglu::params_layout(), include_str!("../../shaders/swiglu.wgsl").into()),
+        ];
+        let mut checked = 0;
+        for (label, rust, src) in cases {
+            let (span, wgsl) = wgsl_layout(label, &src);
+            let what = format!("{label}: Rust {} vs WGSL Params", rust.name);
+            assert_eq!(rust.size, span as usize, "{what}: size");
+            let named = |v: Vec<(String, usize, String)>| v.into_iter().filter(|f| !f.0.starts_with('_')).collect::<Vec<_>>();
+            let r = named(rust.fields.iter().map(|&(n, o, t)| (n.to_string(), o, t.to_string())).collect());
+            let w = named(wgsl.into_iter().map(|(n, o, t)| (n, o as usize, t)).collect());
+            assert_eq!(r, w, "{what}: fields (name, offset, type)");
+            checked += 1;
+        }
+        assert_eq!(checked, 14);
+    }
+
+    fn validate(label: &str, src: &str) {
+        let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(src)));
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(src)));
+    }
+
+    /// Every variant the host-side template expansion (`repeat_lines`) can produce parses and
+    /// validates: gemm for every stream count and tile width `Tune` allows, with and without
+    /// subgroups, and the flash-decoding attention for 1..=8 query tokens per workgroup.
+    #[test]
+    fn every_expanded_shader_variant_validates() {
+        let mut n = 0;
+        for subgroups in [false, true] {
+            for streams in (2..=16).step_by(2) {
+                for nt in 1..=if subgroups { 32 } else { 8 } {
+                    let tune = matmul::Tune { lanes: 8, subgroups, xreg: true, nsg: 1, nt, streams, attn_tt: 2 };
+                    let fast = matmul::Fast::with_tune(tune);
+                    let [matvec, gemm] = fast.sources();
+                    validate(&format!("gemm streams {streams} nt {nt} subgroups {subgroups}"), gemm);
+                    if streams == 2 && nt == 1 {
+                        validate(&format!("matvec subgroups {subgroups}"), matvec);
+                    }
+                    n += 1;
+                }
+            }
+        }
+        for tt in 1..=8 {
+            validate(&format!("mla_attn split tt {tt}"), &mla_attn::split_source(tt));
+        }
+        assert_eq!(n, 8 * (8 + 32));
     }
 }

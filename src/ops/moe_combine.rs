@@ -24,3 +24,9 @@ pub fn reference(x: &mut [f32], hidden: usize, top_k: usize, wts: &[f32], eo: &[
         }
     }
 }
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { hidden: u32, n_tok: u32, k: u32, _pad: u32 })
+}

@@ -109,3 +109,9 @@ pub fn reference(g: &Gate, logits: &[f32], bias: &[f32]) -> (Vec<u32>, Vec<f32>)
     let w = ids.iter().map(|&e| if g.norm { s[e as usize] / (sum + 1e-20) } else { s[e as usize] } * g.scale).collect();
     (ids, w)
 }
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { n_tok: u32, n_exp: u32, k: u32, n_group: u32, topk_group: u32, softmax: u32, method: u32, norm: u32, scale: f32, _pad: [u32; 3] })
+}

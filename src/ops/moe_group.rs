@@ -44,3 +44,9 @@ pub fn reference(ids: &[u32], n_exp: usize) -> (Vec<u32>, Vec<Vec<u32>>) {
     }
     (off, lists)
 }
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { n_items: u32, n_exp: u32, _pad: [u32; 2] })
+}

@@ -52,3 +52,9 @@ pub fn measure(gpu: &Gpu, total: u64, reps: usize) -> Result<f64, GpuError> {
     }
     Ok((per * n_bufs) as f64 / best)
 }
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { n: u32, magic: u32, _pad: [u32; 2] })
+}

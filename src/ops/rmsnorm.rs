@@ -37,3 +37,9 @@ pub fn reference(x: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { n: u32, rows: u32, x_off: u32, x_stride: u32, o_off: u32, o_stride: u32, eps: f32, _pad: u32 })
+}

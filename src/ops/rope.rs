@@ -77,3 +77,9 @@ pub fn reference(x: &mut [f32], heads: usize, head_stride: usize, off: usize, cs
         }
     }
 }
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { n_tok: u32, heads: u32, half_dim: u32, row_stride: u32, head_stride: u32, off: u32, pos0: u32, _pad: u32 })
+}

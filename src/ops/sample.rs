@@ -142,3 +142,9 @@ pub fn reference(logits: &[f32], s: &SampleParams, pen: &[u32]) -> (Vec<f32>, Ve
     }
     (v, keep)
 }
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { vocab: u32, n_pen: u32, top_k: u32, out_off: u32, temperature: f32, top_p: f32, min_p: f32, penalty: f32, u: f32, l_off: u32, _pad: [u32; 2] })
+}

@@ -19,3 +19,9 @@ pub fn dispatch(rec: &mut Recorder, k: &Kernels, n: usize, up: &wgpu::Buffer, ga
 pub fn reference(gate: &[f32], up: &[f32]) -> Vec<f32> {
     gate.iter().zip(up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect()
 }
+
+/// The params layout, for the test that compares it with the WGSL struct.
+#[cfg(test)]
+pub(super) fn params_layout() -> super::Layout {
+    super::layout!(Params { n: u32, gx: u32, _pad: [u32; 2] })
+}
