@@ -82,3 +82,21 @@ fn a_lost_device_is_an_error_not_a_crash() {
     let msg = err.to_string();
     assert!(msg.contains("GPU"), "{msg}");
 }
+
+#[test]
+fn run_time_errors_are_typed_with_their_numbers() {
+    use deepseek_wgpu::model::{LoadError, LogitsMode};
+    let s = session();
+    let m = s.model.clone();
+    let mut cache = m.new_cache(8).unwrap();
+    assert!(matches!(m.forward(&mut cache, &[], LogitsMode::None), Err(LoadError::NoIds)));
+    let vocab = m.cfg.vocab;
+    match m.forward(&mut cache, &[1, vocab as u32], LogitsMode::None) {
+        Err(e @ LoadError::IdOutOfVocab { .. }) => assert!(e.to_string().contains(&vocab.to_string()), "{e}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    match m.forward(&mut cache, &[1; 9], LogitsMode::None) {
+        Err(LoadError::ContextFull { cached: 0, new: 9, ctx: 8 }) => {}
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}

@@ -53,24 +53,19 @@ impl Model {
     /// position's logits; `mode` only says which logits to read back besides.
     pub fn forward_sampled(&self, cache: &mut KvCache, ids: &[u32], mode: LogitsMode, sample: Option<&Sample>) -> Result<ForwardOut, LoadError> {
         if ids.is_empty() {
-            return Err(LoadError::Other("no token ids to feed".into()));
+            return Err(LoadError::NoIds);
         }
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab) {
-            return Err(LoadError::Other(format!("token id {bad} is outside the vocabulary (size {})", self.cfg.vocab)));
+            return Err(LoadError::IdOutOfVocab { id: *bad, vocab: self.cfg.vocab });
         }
         if cache.len + ids.len() > cache.ctx {
-            return Err(LoadError::Other(format!(
-                "context full: {} cached + {} new tokens exceed the context of {} tokens",
-                cache.len,
-                ids.len(),
-                cache.ctx
-            )));
+            return Err(LoadError::ContextFull { cached: cache.len, new: ids.len(), ctx: cache.ctx });
         }
         let n_moe = self.act.route_ids.len();
         if let Some(s) = sample {
-            s.params.validate().map_err(LoadError::Other)?;
+            s.params.validate().map_err(LoadError::Sampling)?;
             if s.penalty_ids.len() > self.max_ctx {
-                return Err(LoadError::Other(format!("{} penalty ids exceed the {} the sampler holds", s.penalty_ids.len(), self.max_ctx)));
+                return Err(LoadError::PenaltyIds { n: s.penalty_ids.len(), max: self.max_ctx });
             }
         }
         let mut out = ForwardOut { logits: Vec::new(), routing: vec![Vec::new(); n_moe], gate_weights: vec![Vec::new(); n_moe], token: None };

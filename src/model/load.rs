@@ -33,8 +33,18 @@ pub enum LoadError {
     Binding { tensor: String, unit: &'static str, need: u64, limit: u64 },
     #[error("the model needs about {need_mib} MiB of GPU memory (weights {weights_mib} MiB, latent KV cache for {ctx} tokens {cache_mib} MiB, activations {act_mib} MiB) but about {avail_mib} MiB are available; try a smaller --ctx, a smaller model, or an FP8 checkpoint")]
     Memory { need_mib: u64, weights_mib: u64, cache_mib: u64, act_mib: u64, ctx: usize, avail_mib: u64 },
-    #[error("{0}")]
-    Other(String),
+    #[error("{tensor}: fused FP8 expert tensors are not supported; use the per-expert layout DeepSeek ships")]
+    FusedFp8Experts { tensor: String },
+    #[error("no token ids to feed")]
+    NoIds,
+    #[error("token id {id} is outside the vocabulary (0..{vocab})")]
+    IdOutOfVocab { id: u32, vocab: usize },
+    #[error("context full: {cached} cached + {new} new tokens exceed the context of {ctx} tokens; start a new chat or pass a larger --ctx")]
+    ContextFull { cached: usize, new: usize, ctx: usize },
+    #[error("invalid sampling settings: {0}")]
+    Sampling(String),
+    #[error("{n} penalty ids exceed the {max} the sampler holds")]
+    PenaltyIds { n: usize, max: usize },
 }
 
 /// Upload progress: bytes done of total, and the tensor just uploaded.
@@ -158,7 +168,7 @@ impl Loader<'_> {
             let down_name = format!("{p}.down_proj");
             let dn = self.ck.expect_shape(&down_name, &[n, h, width])?;
             if gu.dtype == Format::F8E4M3 || dn.dtype == Format::F8E4M3 {
-                return Err(LoadError::Other(format!("{fused}: fused FP8 expert tensors are not supported; use the per-expert layout DeepSeek ships")));
+                return Err(LoadError::FusedFp8Experts { tensor: fused });
             }
             let dt = gu.dtype;
             let bytes = self.ck.bytes(&fused)?;
@@ -217,7 +227,8 @@ impl Model {
             };
             let kv_b = l.mat(&format!("{a}.kv_b_proj.weight"), nh * (cfg.nope_dim + cfg.v_dim), cfg.kv_lora)?;
             if kv_b.chunks.len() != 1 {
-                return Err(LoadError::Other(format!("{a}.kv_b_proj.weight ({} bytes) must fit one storage binding ({} bytes)", kv_b.bytes(), gpu.max_binding)));
+                // mla_absorb reads every head's W_UK / W_UV from one binding
+                return Err(LoadError::Binding { tensor: format!("{a}.kv_b_proj.weight"), unit: "whole matrix", need: kv_b.bytes(), limit: gpu.max_binding });
             }
             let attn = Attn {
                 q,
