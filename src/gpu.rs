@@ -325,17 +325,19 @@ impl Gpu {
     }
 }
 
-enum Cmd {
-    Dispatch { pipeline: wgpu::ComputePipeline, params: (u64, u64), bufs: Vec<(u32, wgpu::Buffer)>, groups: [u32; 3] },
-    Copy { src: wgpu::Buffer, src_off: u64, dst: wgpu::Buffer, dst_off: u64, size: u64 },
+struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    params: (u64, u64),
+    bufs: Vec<(u32, wgpu::Buffer)>,
+    groups: [u32; 3],
 }
 
-/// Collects dispatches (each with its own small params block) and copies, then records them
-/// into a single command buffer with one uniform arena for all params.
+/// Collects dispatches (each with its own small params block), then records them into a
+/// single command buffer with one params arena for all of them.
 pub struct Recorder<'g> {
     gpu: &'g Gpu,
     params: Vec<u8>,
-    cmds: Vec<Cmd>,
+    cmds: Vec<Dispatch>,
 }
 
 impl<'g> Recorder<'g> {
@@ -368,18 +370,12 @@ impl<'g> Recorder<'g> {
         self.params.extend_from_slice(bytemuck::bytes_of(params));
         let size = (std::mem::size_of::<P>() as u64).next_multiple_of(16);
         self.params.resize(off + size as usize, 0);
-        self.cmds.push(Cmd::Dispatch {
+        self.cmds.push(Dispatch {
             pipeline: pipeline.clone(),
             params: (off as u64, size),
             bufs: bufs.iter().map(|(i, b)| (*i, (*b).clone())).collect(),
             groups,
         });
-    }
-
-    pub fn copy(&mut self, src: &wgpu::Buffer, src_off: u64, dst: &wgpu::Buffer, dst_off: u64, size: u64) {
-        if size > 0 {
-            self.cmds.push(Cmd::Copy { src: src.clone(), src_off, dst: dst.clone(), dst_off, size });
-        }
     }
 
     /// Record everything into one command buffer and submit it (no wait; while profiling,
@@ -388,7 +384,7 @@ impl<'g> Recorder<'g> {
         let gpu = self.gpu;
         let t0 = std::time::Instant::now();
         let profiling = gpu.profiling();
-        let n_disp = self.cmds.iter().filter(|c| matches!(c, Cmd::Dispatch { .. })).count() as u32;
+        let n_disp = self.cmds.len() as u32;
         let queries = if profiling && n_disp > 0 { Some(Queries::new(gpu, n_disp)) } else { None };
         gpu.checked(label, || {
             // Not create_buffer_init: it panics when the device is lost; this reports it.
@@ -406,40 +402,30 @@ impl<'g> Recorder<'g> {
             arena.unmap();
             let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
             let mut i = 0;
-            let mut d = 0u32;
             while i < self.cmds.len() {
-                match &self.cmds[i] {
-                    Cmd::Copy { src, src_off, dst, dst_off, size } => {
-                        enc.copy_buffer_to_buffer(src, *src_off, dst, *dst_off, *size);
-                        i += 1;
+                // While profiling, every dispatch gets its own pass with timestamps.
+                let timestamp_writes = queries.as_ref().map(|q| q.writes(i as u32));
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes });
+                while let Some(Dispatch { pipeline, params, bufs, groups }) = self.cmds.get(i) {
+                    let layout = pipeline.get_bind_group_layout(0);
+                    let mut entries = vec![wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &arena,
+                            offset: params.0,
+                            size: wgpu::BufferSize::new(params.1),
+                        }),
+                    }];
+                    for (j, b) in bufs {
+                        entries.push(wgpu::BindGroupEntry { binding: *j, resource: b.as_entire_binding() });
                     }
-                    Cmd::Dispatch { .. } => {
-                        // While profiling, every dispatch gets its own pass with timestamps.
-                        let timestamp_writes = queries.as_ref().map(|q| q.writes(d));
-                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes });
-                        while let Some(Cmd::Dispatch { pipeline, params, bufs, groups }) = self.cmds.get(i) {
-                            let layout = pipeline.get_bind_group_layout(0);
-                            let mut entries = vec![wgpu::BindGroupEntry {
-                                binding: 0,
-                                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                    buffer: &arena,
-                                    offset: params.0,
-                                    size: wgpu::BufferSize::new(params.1),
-                                }),
-                            }];
-                            for (j, b) in bufs {
-                                entries.push(wgpu::BindGroupEntry { binding: *j, resource: b.as_entire_binding() });
-                            }
-                            let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
-                            pass.set_pipeline(pipeline);
-                            pass.set_bind_group(0, &bg, &[]);
-                            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-                            i += 1;
-                            d += 1;
-                            if queries.is_some() {
-                                break;
-                            }
-                        }
+                    let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
+                    pass.set_pipeline(pipeline);
+                    pass.set_bind_group(0, &bg, &[]);
+                    pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                    i += 1;
+                    if queries.is_some() {
+                        break;
                     }
                 }
             }
@@ -452,14 +438,8 @@ impl<'g> Recorder<'g> {
         let record_ns = t0.elapsed().as_nanos() as f64;
         if let Some(q) = queries {
             let ns = q.read(gpu)?;
-            let mut dispatches = Vec::with_capacity(ns.len());
-            let mut k = 0;
-            for c in &self.cmds {
-                if let Cmd::Dispatch { pipeline, groups, .. } = c {
-                    dispatches.push((gpu.label_of(pipeline), groups[0] * groups[1] * groups[2], ns[k]));
-                    k += 1;
-                }
-            }
+            let dispatches: Vec<_> =
+                self.cmds.iter().zip(&ns).map(|(c, &t)| (gpu.label_of(&c.pipeline), c.groups[0] * c.groups[1] * c.groups[2], t)).collect();
             if let Some(p) = gpu.profile.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
                 p.dispatches.extend(dispatches);
                 p.record_ns += record_ns;
