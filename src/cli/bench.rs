@@ -15,9 +15,8 @@ use anyhow::{bail, Context, Result};
 use deepseek_wgpu::checkpoint::Checkpoint;
 use deepseek_wgpu::config::ModelConfig;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Profile, Tuning};
-use deepseek_wgpu::model::{Ffn, KvCache, LoadOptions, LogitsMode, Model, QProj, Sample};
+use deepseek_wgpu::model::{KvCache, LoadOptions, LogitsMode, Model, Sample};
 use deepseek_wgpu::ops::sample::SampleParams;
-use deepseek_wgpu::tensor::Matrix;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
@@ -132,7 +131,7 @@ pub fn run(a: Args) -> Result<()> {
             let mut cache = model.new_cache(max_ctx)?;
             profiled(&gpu, || model.forward(&mut cache, &prompt, LogitsMode::Last).map(|_| ()))?
         };
-        let flop = prefill_flop(&model, a.prompt_len);
+        let flop = model.prefill_flop(a.prompt_len);
         prefill_tok_s = a.prompt_len as f64 / best;
         prefill = json!({
             "tokens": a.prompt_len, "best_s": best, "tokens_per_s": prefill_tok_s,
@@ -143,7 +142,7 @@ pub fn run(a: Args) -> Result<()> {
 
     // Decode: one token per forward with GPU sampling, as a session does, after `ctx` cached
     // positions (filled with random latent rows: attention costs depend only on the length).
-    let weights = decode_weight_bytes(&model);
+    let weights = model.decode_weight_bytes();
     let mut decode = Vec::new();
     let greedy = Sample { params: SampleParams::greedy(), u: 0.5, penalty_ids: &[] };
     for &ctx in &a.decode_at {
@@ -281,58 +280,6 @@ fn top_dispatches(p: &Profile, n: usize) -> Vec<Value> {
     let mut d: Vec<&(String, u32, f64)> = p.dispatches.iter().collect();
     d.sort_by(|a, b| b.2.total_cmp(&a.2));
     d.into_iter().take(n).map(|(l, g, ns)| json!({"kernel": l, "workgroups": g, "ms": ns / 1e6})).collect()
-}
-
-/// Weight bytes one decode token reads: every dense matrix and norm, one embedding row, the
-/// head, and `top_k` of each layer's routed experts.
-pub fn decode_weight_bytes(m: &Model) -> u64 {
-    let c = &m.cfg;
-    let f32s = |n: usize| (n * 4) as u64;
-    let mlp = |x: &deepseek_wgpu::model::Mlp| x.gate.bytes() + x.up.bytes() + x.down.bytes();
-    let mut b = m.embed.bytes() / c.vocab as u64 + f32s(c.hidden) + m.lm_head.bytes();
-    for l in &m.layers {
-        b += f32s(2 * c.hidden + c.kv_lora);
-        b += match &l.attn.q {
-            QProj::Direct(w) => w.bytes(),
-            QProj::LowRank { a, b, .. } => a.bytes() + b.bytes() + f32s(a.rows),
-        };
-        b += l.attn.kv_a.bytes() + l.attn.kv_b.bytes() + l.attn.o.bytes();
-        b += match &l.ffn {
-            Ffn::Dense(x) => mlp(x),
-            Ffn::Moe(moe) => {
-                let per_expert = mlp(&moe.experts) / moe.experts.gate.n_mats as u64;
-                moe.router.bytes() + f32s(moe.gate.n_exp) + per_expert * moe.gate.k as u64 + moe.shared.as_ref().map_or(0, mlp)
-            }
-        };
-    }
-    b
-}
-
-fn params(w: &Matrix) -> f64 {
-    (w.n_mats * w.rows * w.cols) as f64
-}
-
-/// Floating-point operations of a prefill of `n` tokens: 2 per multiply-add of every active
-/// weight (head once, for the last token), plus causal attention over the latent cache.
-pub fn prefill_flop(m: &Model, n: usize) -> f64 {
-    let c = &m.cfg;
-    let mut per_tok = 0.0;
-    for l in &m.layers {
-        per_tok += match &l.attn.q {
-            QProj::Direct(w) => params(w),
-            QProj::LowRank { a, b, .. } => params(a) + params(b),
-        };
-        per_tok += params(&l.attn.kv_a) + params(&l.attn.kv_b) + params(&l.attn.o);
-        let mlp = |x: &deepseek_wgpu::model::Mlp| params(&x.gate) + params(&x.up) + params(&x.down);
-        per_tok += match &l.ffn {
-            Ffn::Dense(x) => mlp(x),
-            Ffn::Moe(moe) => params(&moe.router) + mlp(&moe.experts) * moe.gate.k as f64 / moe.gate.n_exp as f64 + moe.shared.as_ref().map_or(0.0, mlp),
-        };
-    }
-    // Query t attends to t + 1 rows: scores over kvl + rope, values over kvl, per head.
-    let pairs = (n * (n + 1) / 2) as f64;
-    let attn = pairs * (c.n_heads * (2 * c.cache_dim() + 2 * c.kv_lora) * c.n_layers) as f64;
-    2.0 * per_tok * n as f64 + 2.0 * params(&m.lm_head) + attn
 }
 
 /// Pretend `ctx` tokens are cached: random latent rows (unit scale, like RMSNorm output).

@@ -1,6 +1,7 @@
 //! The DeepSeek graph: weights as loaded onto the GPU, the latent KV cache and the forward
 //! pass (in `forward.rs`). Layer names follow the checkpoint.
 
+mod cost;
 mod forward;
 mod load;
 
