@@ -1,7 +1,12 @@
-//! Adapter, device and queue; buffer helpers that respect the binding limit; a command
-//! recorder that batches a whole forward pass into one submission.
-//!
-//! Knows nothing about DeepSeek.
+//! Adapter, device and queue, and buffer helpers that respect the binding limit
+//! (`recorder`: batching a whole forward pass into one submission; `profile`: GPU time per
+//! dispatch). Knows nothing about DeepSeek.
+
+mod profile;
+mod recorder;
+
+pub use profile::Profile;
+pub use recorder::Recorder;
 
 use std::collections::HashMap;
 use std::sync::{mpsc, Mutex};
@@ -73,42 +78,10 @@ pub struct Gpu {
 /// creates the device itself (the desktop app) should request `adapter.features() & OPTIONAL_FEATURES`.
 pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::SUBGROUP);
 
-/// GPU time of every dispatch recorded while profiling (see [`Gpu::start_profile`]).
-#[derive(Clone, Debug, Default)]
-pub struct Profile {
-    /// (pipeline label, workgroups, GPU nanoseconds) per dispatch, in order
-    pub dispatches: Vec<(String, u32, f64)>,
-    /// host time spent recording and submitting command buffers (nanoseconds)
-    pub record_ns: f64,
-    pub submits: usize,
-}
-
-impl Profile {
-    /// GPU nanoseconds and dispatch count per kernel family (the label up to the first `/`),
-    /// largest first.
-    pub fn by_family(&self) -> Vec<(String, f64, usize)> {
-        let mut m: HashMap<&str, (f64, usize)> = HashMap::new();
-        for (label, _, ns) in &self.dispatches {
-            let fam = label.split('/').next().unwrap_or(label);
-            let e = m.entry(fam).or_default();
-            e.0 += ns;
-            e.1 += 1;
-        }
-        let mut v: Vec<(String, f64, usize)> = m.into_iter().map(|(k, (ns, n))| (k.to_string(), ns, n)).collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1));
-        v
-    }
-
-    pub fn gpu_ns(&self) -> f64 {
-        self.dispatches.iter().map(|d| d.2).sum()
-    }
-}
-
-/// The backends the engine uses: Vulkan, Metal and DX12. GL (EGL on Linux) is created only
-/// when asked for with `WGPU_BACKEND` (e.g. `WGPU_BACKEND=gl`): it lists the same device a
-/// second time, and on a headless Linux box its EGL/Wayland probing prints
-/// `error: XDG_RUNTIME_DIR is invalid…` to stderr. No display handle is ever passed, so
-/// nothing here touches a windowing system.
+/// The backends the engine uses: Vulkan, Metal and DX12. GL is created only when asked for
+/// with `WGPU_BACKEND` (e.g. `WGPU_BACKEND=gl`): through Mesa it lists the same device a second
+/// time. No display handle is ever passed. (The CLI also turns off Mesa's device-select
+/// layer, which connects to Wayland/X11 on its own: see `headless_vulkan` in main.rs.)
 pub fn instance_descriptor() -> wgpu::InstanceDescriptor {
     wgpu::InstanceDescriptor { backends: wgpu::Backends::PRIMARY, ..wgpu::InstanceDescriptor::new_without_display_handle() }.with_env()
 }
@@ -173,25 +146,6 @@ impl Gpu {
     /// Time every dispatch of the following submissions on the GPU (timestamp queries, one
     /// compute pass per dispatch; each submission then waits for its timings). Returns false,
     /// and profiles nothing, when the device has no timestamp queries.
-    pub fn start_profile(&self) -> bool {
-        let ok = self.features.contains(wgpu::Features::TIMESTAMP_QUERY);
-        *self.profile.lock().unwrap_or_else(|e| e.into_inner()) = ok.then(Profile::default);
-        ok
-    }
-
-    /// Stop profiling and return what was measured since [`Gpu::start_profile`].
-    pub fn take_profile(&self) -> Option<Profile> {
-        self.profile.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-
-    fn profiling(&self) -> bool {
-        self.profile.lock().unwrap_or_else(|e| e.into_inner()).is_some()
-    }
-
-    fn label_of(&self, p: &wgpu::ComputePipeline) -> String {
-        self.labels.lock().unwrap_or_else(|e| e.into_inner()).get(p).cloned().unwrap_or_else(|| "unlabelled".into())
-    }
-
     pub fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -322,203 +276,6 @@ impl Gpu {
             return Err(GpuError::Validation { what: what.to_string(), msg: e.to_string() });
         }
         Ok(out)
-    }
-}
-
-struct Dispatch {
-    pipeline: wgpu::ComputePipeline,
-    params: (u64, u64),
-    bufs: Vec<(u32, wgpu::Buffer)>,
-    groups: [u32; 3],
-}
-
-/// Collects dispatches (each with its own small params block), then records them into a
-/// single command buffer with one params arena for all of them.
-pub struct Recorder<'g> {
-    gpu: &'g Gpu,
-    params: Vec<u8>,
-    cmds: Vec<Dispatch>,
-}
-
-impl<'g> Recorder<'g> {
-    pub fn new(gpu: &'g Gpu) -> Self {
-        Self { gpu, params: Vec::new(), cmds: Vec::new() }
-    }
-
-    pub fn gpu(&self) -> &'g Gpu {
-        self.gpu
-    }
-
-    /// Queue one dispatch. `bufs` bind to bindings 1.. in order; binding 0 is `params`.
-    pub fn dispatch<P: bytemuck::Pod>(&mut self, pipeline: &wgpu::ComputePipeline, params: &P, bufs: &[&wgpu::Buffer], groups: [u32; 3]) {
-        let bound: Vec<(u32, &wgpu::Buffer)> = bufs.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)).collect();
-        self.dispatch_bound(pipeline, params, &bound, groups);
-    }
-
-    /// Queue one dispatch with explicit binding numbers (for entry points of one shader
-    /// module that use different subsets of its bindings); binding 0 is `params`.
-    pub fn dispatch_bound<P: bytemuck::Pod>(&mut self, pipeline: &wgpu::ComputePipeline, params: &P, bufs: &[(u32, &wgpu::Buffer)], groups: [u32; 3]) {
-        if groups.contains(&0) {
-            return;
-        }
-        // Kernels may read their params as a uniform or as a storage buffer (see
-        // shaders/common/mm_words.wgsl), so offsets satisfy both alignments.
-        let l = &self.gpu.limits;
-        let align = l.min_uniform_buffer_offset_alignment.max(l.min_storage_buffer_offset_alignment).max(16) as usize;
-        let off = self.params.len().next_multiple_of(align);
-        self.params.resize(off, 0);
-        self.params.extend_from_slice(bytemuck::bytes_of(params));
-        let size = (std::mem::size_of::<P>() as u64).next_multiple_of(16);
-        self.params.resize(off + size as usize, 0);
-        self.cmds.push(Dispatch {
-            pipeline: pipeline.clone(),
-            params: (off as u64, size),
-            bufs: bufs.iter().map(|(i, b)| (*i, (*b).clone())).collect(),
-            groups,
-        });
-    }
-
-    /// Record everything into one command buffer and submit it (no wait; while profiling,
-    /// wait for the timings).
-    pub fn submit(self, label: &str) -> Result<(), GpuError> {
-        let gpu = self.gpu;
-        let t0 = std::time::Instant::now();
-        let profiling = gpu.profiling();
-        let n_disp = self.cmds.len() as u32;
-        let queries = if profiling && n_disp > 0 { Some(Queries::new(gpu, n_disp)) } else { None };
-        gpu.checked(label, || {
-            // Not create_buffer_init: it panics when the device is lost; this reports it.
-            let contents: &[u8] = if self.params.is_empty() { &[0u8; 16] } else { &self.params };
-            let arena = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("params arena"),
-                size: (contents.len() as u64).next_multiple_of(4),
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE,
-                mapped_at_creation: true,
-            });
-            match arena.slice(..).get_mapped_range_mut() {
-                Ok(mut view) => view.slice(..contents.len()).copy_from_slice(contents),
-                Err(e) => return Err(GpuError::Validation { what: label.to_string(), msg: format!("the GPU device is lost or out of memory ({e}); reload the model") }),
-            }
-            arena.unmap();
-            let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-            let mut i = 0;
-            while i < self.cmds.len() {
-                // While profiling, every dispatch gets its own pass with timestamps.
-                let timestamp_writes = queries.as_ref().map(|q| q.writes(i as u32));
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes });
-                while let Some(Dispatch { pipeline, params, bufs, groups }) = self.cmds.get(i) {
-                    let layout = pipeline.get_bind_group_layout(0);
-                    let mut entries = vec![wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &arena,
-                            offset: params.0,
-                            size: wgpu::BufferSize::new(params.1),
-                        }),
-                    }];
-                    for (j, b) in bufs {
-                        entries.push(wgpu::BindGroupEntry { binding: *j, resource: b.as_entire_binding() });
-                    }
-                    let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
-                    pass.set_pipeline(pipeline);
-                    pass.set_bind_group(0, &bg, &[]);
-                    pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-                    i += 1;
-                    if queries.is_some() {
-                        break;
-                    }
-                }
-            }
-            if let Some(q) = &queries {
-                q.resolve(&mut enc);
-            }
-            gpu.queue.submit([enc.finish()]);
-            Ok(())
-        })??;
-        let record_ns = t0.elapsed().as_nanos() as f64;
-        if let Some(q) = queries {
-            let ns = q.read(gpu)?;
-            let dispatches: Vec<_> =
-                self.cmds.iter().zip(&ns).map(|(c, &t)| (gpu.label_of(&c.pipeline), c.groups[0] * c.groups[1] * c.groups[2], t)).collect();
-            if let Some(p) = gpu.profile.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                p.dispatches.extend(dispatches);
-                p.record_ns += record_ns;
-                p.submits += 1;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Timestamp queries for profiling: a begin and an end per dispatch, in query sets of at most
-/// 4096 queries (wgpu's limit).
-struct Queries {
-    sets: Vec<wgpu::QuerySet>,
-    resolve: wgpu::Buffer,
-    staging: wgpu::Buffer,
-    n: u32,
-}
-
-const QUERIES_PER_SET: u32 = 4096;
-
-impl Queries {
-    fn new(gpu: &Gpu, n_disp: u32) -> Self {
-        let n = 2 * n_disp;
-        let sets = (0..n.div_ceil(QUERIES_PER_SET))
-            .map(|s| {
-                gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("dispatch timestamps"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count: (n - s * QUERIES_PER_SET).min(QUERIES_PER_SET),
-                })
-            })
-            .collect();
-        let bytes = n as u64 * 8;
-        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamp resolve"),
-            size: bytes,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamp readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        Queries { sets, resolve, staging, n }
-    }
-
-    fn writes(&self, d: u32) -> wgpu::ComputePassTimestampWrites<'_> {
-        let q = 2 * d;
-        wgpu::ComputePassTimestampWrites {
-            query_set: &self.sets[(q / QUERIES_PER_SET) as usize],
-            beginning_of_pass_write_index: Some(q % QUERIES_PER_SET),
-            end_of_pass_write_index: Some(q % QUERIES_PER_SET + 1),
-        }
-    }
-
-    fn resolve(&self, enc: &mut wgpu::CommandEncoder) {
-        for (s, set) in self.sets.iter().enumerate() {
-            let first = s as u32 * QUERIES_PER_SET;
-            let count = (self.n - first).min(QUERIES_PER_SET);
-            enc.resolve_query_set(set, 0..count, &self.resolve, first as u64 * 8);
-        }
-        enc.copy_buffer_to_buffer(&self.resolve, 0, &self.staging, 0, self.n as u64 * 8);
-    }
-
-    /// Nanoseconds per dispatch (blocks until the submission finished).
-    fn read(&self, gpu: &Gpu) -> Result<Vec<f64>, GpuError> {
-        let (tx, rx) = mpsc::channel();
-        self.staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Map(e.to_string()))?;
-        rx.recv().map_err(|e| GpuError::Map(e.to_string()))?.map_err(|e| GpuError::Map(e.to_string()))?;
-        let period = gpu.queue.get_timestamp_period() as f64;
-        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&self.staging.slice(..).get_mapped_range().map_err(|e| GpuError::Map(e.to_string()))?);
-        self.staging.unmap();
-        Ok(ticks.chunks_exact(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period).collect())
     }
 }
 
