@@ -93,8 +93,11 @@ impl std::fmt::Display for StopReason {
 pub enum Event {
     /// a piece of generated text, reasoning or answer
     Text { kind: TextKind, text: String },
-    /// a sampled token (before it is fed back)
-    Token { id: u32, position: usize },
+    /// a sampled token (before it is fed back): its decoded text (empty while it ends inside a
+    /// UTF-8 character, whose bytes then come with the next token) and whether it was generated
+    /// inside the reasoning block. The text events carry the same text, split and with tags
+    /// and stop strings removed; this one is per token, for views that show each token.
+    Token { id: u32, position: usize, text: String, kind: TextKind },
     /// the experts chosen for the token at `position` as it went through the model
     Routing { position: usize, token: u32, layers: Vec<LayerRoute> },
     Stats(Stats),
@@ -252,8 +255,10 @@ impl Session {
             }
             reply.ids.push(token);
             penalty.insert(token);
-            on(&Event::Token { id: token, position: self.cached.len() });
-            if let Some(delta) = dec.push(&tok, token)? {
+            let kind = split.kind();
+            let delta = dec.push(&tok, token)?;
+            on(&Event::Token { id: token, position: self.cached.len(), text: delta.clone().unwrap_or_default(), kind });
+            if let Some(delta) = delta {
                 let (text, hit) = stop.push(&delta);
                 reply.text.push_str(&text);
                 let pieces = split.push(&text);

@@ -100,3 +100,29 @@ fn run_time_errors_are_typed_with_their_numbers() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn token_events_carry_their_text_and_kind() {
+    let dir = deepseek_wgpu::default_model_dir().unwrap();
+    let gpu = Arc::new(Gpu::new(&GpuOptions::default()).expect("GPU adapter"));
+    let model = Arc::new(Model::load(gpu, &dir, &LoadOptions { max_ctx: 512, ..Default::default() }, &mut |_| {}).unwrap());
+    let tok = Arc::new(ChatTokenizer::load(&dir, model.cfg.vocab).unwrap());
+    let mut s = Session::new(model, tok, GenerationConfig::load(&dir).unwrap(), 512).unwrap();
+    let no = AtomicBool::new(false);
+    let mut tokens = Vec::new();
+    let r = s.chat("What is 12 + 34?", &greedy(120), &no, &mut |e| {
+        if let Event::Token { text, kind, .. } = e {
+            tokens.push((text.clone(), *kind));
+        }
+    })
+    .unwrap();
+    assert_eq!(tokens.len(), r.ids.len());
+    let all: String = tokens.iter().map(|t| t.0.as_str()).collect();
+    assert_eq!(all, r.text, "the per-token texts add up to the reply");
+    // tiny-r1's template opens <think>: every token up to and including </think> is reasoning,
+    // every one after it answer.
+    let close = tokens.iter().position(|t| t.0.contains("</think>")).expect("a </think> token");
+    assert!(tokens[..=close].iter().all(|t| t.1 == TextKind::Reasoning), "{tokens:?}");
+    assert!(close + 1 < tokens.len() && tokens[close + 1..].iter().all(|t| t.1 == TextKind::Answer), "{tokens:?}");
+    assert_eq!(r.answer, "46");
+}

@@ -206,28 +206,15 @@ impl Engine {
         s.messages = history;
         s.set_system(system);
         let tok = s.tokenizer.clone();
-        // Whether the template already opened <think> for the model (R1 style), so the
-        // first generated tokens are reasoning.
-        let mut probe = s.messages.clone();
-        probe.push(Message::new("user", user));
-        let opened = tok.render_chat(&probe, true).map(|t| t.trim_end().ends_with("<think>")).unwrap_or(false);
         let (out, ctx) = (self.out.clone(), self.ctx.clone());
         let emit = |ev: WorkerEvent| {
             let _ = out.send(ev);
             ctx.request_repaint();
         };
-        let mut ids: Vec<u32> = Vec::new();
-        let mut text_before = String::new();
         let decode = |ids: &[u32]| tok.decode(ids).unwrap_or_default();
         let mut stop = None;
         let r = s.chat(user, settings, &self.cancel, &mut |ev| match ev {
-            Event::Token { id, position } => {
-                // A token is reasoning when the text before it is inside <think>…</think>.
-                let kind = if inside_think(opened, &text_before) { TextKind::Reasoning } else { TextKind::Answer };
-                ids.push(*id);
-                text_before = decode(&ids);
-                emit(WorkerEvent::Token { id: *id, position: *position, text: decode(&[*id]), kind });
-            }
+            Event::Token { id, position, text, kind } => emit(WorkerEvent::Token { id: *id, position: *position, text: text.clone(), kind: *kind }),
             Event::Routing { position, token, layers } => {
                 emit(WorkerEvent::Routing(PositionRoute { position: *position, token: *token, text: decode(&[*token]), layers: layers.clone() }))
             }
@@ -242,29 +229,5 @@ impl Engine {
             }
             Err(e) => self.emit(WorkerEvent::TurnFailed(e.to_string())),
         }
-    }
-}
-
-/// Whether generated text `text` (after the prompt) ends inside a reasoning block.
-pub fn inside_think(opened: bool, text: &str) -> bool {
-    let open = text.rfind("<think>").map(|i| i as i64);
-    let close = text.rfind("</think>").map(|i| i as i64);
-    match (open, close) {
-        (None, None) => opened,
-        (o, c) => o.unwrap_or(-1) > c.unwrap_or(-1),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::inside_think;
-
-    #[test]
-    fn think_state() {
-        assert!(inside_think(true, "let me see"));
-        assert!(!inside_think(true, "ok </think>\n\n"));
-        assert!(!inside_think(false, "hello"));
-        assert!(inside_think(false, "<think> hmm"));
-        assert!(!inside_think(false, "<think> hmm </think> 7"));
     }
 }
