@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::ops::sample::SampleParams;
+use crate::sampling::SampleParams;
 use crate::session::{Session, SessionError, Settings};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

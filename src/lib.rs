@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod model;
 pub mod npy;
 pub mod ops;
+pub mod sampling;
 pub mod session;
 pub mod synthetic;
 pub mod tensor;

@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::chat::{ChatTokenizer, GenerationConfig, Message, ReasoningSplitter, StreamDecoder, TemplateError, TextKind, TokenizerError};
 use crate::model::{KvCache, LoadError, LogitsMode, Model, Sample};
-use crate::ops::sample::SampleParams;
+use crate::ops::sample::Filter;
+use crate::sampling::SampleParams;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -199,7 +200,8 @@ impl Session {
 
     /// Continue raw ids (no template). `opened`: the prompt already opened `<think>`.
     pub fn generate(&mut self, prompt: &[u32], opened: bool, s: &Settings, cancel: &AtomicBool, on: &mut dyn FnMut(&Event)) -> Result<Reply, SessionError> {
-        s.sample.validate().map_err(SessionError::Input)?;
+        // the one place sampling settings are validated
+        let filter = s.sample.filter().map_err(SessionError::Input)?;
         if prompt.is_empty() {
             return Err(SessionError::Input("empty prompt: nothing to feed the model".into()));
         }
@@ -242,7 +244,7 @@ impl Session {
         }
         let mut penalty: BTreeSet<u32> = prompt.iter().copied().collect();
         let t0 = Instant::now();
-        let mut token = self.feed(&prompt[reuse..], &penalty, s, &mut reply, on)?;
+        let mut token = self.feed(&prompt[reuse..], &penalty, &filter, &mut reply, on)?;
         stats.prefill_tokens_per_s = (prompt.len() - reuse) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         let t1 = Instant::now();
         let mut dec = StreamDecoder::default();
@@ -276,7 +278,7 @@ impl Session {
             if self.cached.len() + 1 > ctx {
                 break StopReason::ContextFull;
             }
-            token = self.feed(&[token], &penalty, s, &mut reply, on)?;
+            token = self.feed(&[token], &penalty, &filter, &mut reply, on)?;
         };
         if !matches!(reason, StopReason::StopString(_)) {
             if let Some(rest) = dec.finish(&tok)? {
@@ -310,9 +312,9 @@ impl Session {
     }
 
     /// Feed ids through the model and sample the next token; record routing per position.
-    fn feed(&mut self, ids: &[u32], penalty: &BTreeSet<u32>, s: &Settings, reply: &mut Reply, on: &mut dyn FnMut(&Event)) -> Result<u32, SessionError> {
-        let pen: Vec<u32> = if s.sample.repeat_penalty != 1.0 { penalty.iter().copied().collect() } else { Vec::new() };
-        let sample = Sample { params: s.sample, u: self.rng.random::<f32>(), penalty_ids: &pen };
+    fn feed(&mut self, ids: &[u32], penalty: &BTreeSet<u32>, filter: &Filter, reply: &mut Reply, on: &mut dyn FnMut(&Event)) -> Result<u32, SessionError> {
+        let pen: Vec<u32> = if filter.repeat_penalty != 1.0 { penalty.iter().copied().collect() } else { Vec::new() };
+        let sample = Sample { filter: *filter, u: self.rng.random::<f32>(), penalty_ids: &pen };
         let pos0 = self.cached.len();
         let out = self.model.forward_sampled(&mut self.cache, ids, LogitsMode::None, Some(&sample))?;
         self.cached.extend_from_slice(ids);

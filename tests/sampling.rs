@@ -2,7 +2,8 @@
 //! and sampled frequencies that match the softmax within a statistical bound.
 
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
-use deepseek_wgpu::ops::sample::{self, SampleParams};
+use deepseek_wgpu::ops::sample;
+use deepseek_wgpu::sampling::SampleParams;
 use deepseek_wgpu::ops::Kernels;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -21,6 +22,7 @@ impl Fixture {
 
     /// One draw per `u`; returns (id, threshold key, survivors) per draw.
     fn run(&self, logits: &[f32], s: &SampleParams, pen: &[u32], us: &[f32]) -> Vec<[u32; 3]> {
+        let s = &s.filter().unwrap();
         let lb = self.g.storage_init("logits", bytemuck::cast_slice(logits));
         let pb = self.g.storage_init("pen", bytemuck::cast_slice(if pen.is_empty() { &[0u32] } else { pen }));
         let out = self.g.storage("out", (us.len() * 16) as u64);
@@ -57,7 +59,7 @@ fn masks_match_transformers_semantics_exactly() {
     for s in cases {
         let p = if s.repeat_penalty != 1.0 { &pen[..] } else { &[][..] };
         let r = f.run(&l, &s, p, &[0.5])[0];
-        let (v, keep) = sample::reference(&l, &s, p);
+        let (v, keep) = sample::reference(&l, &s.filter().unwrap(), p);
         let gpu_keep: Vec<bool> = v.iter().map(|x| sample::key(*x) >= r[1]).collect();
         let diff: Vec<usize> = (0..v.len()).filter(|&i| gpu_keep[i] != keep[i]).collect();
         assert!(diff.is_empty(), "{s:?}: masks differ at {diff:?}");
@@ -88,7 +90,7 @@ fn sampled_frequencies_follow_the_softmax() {
         let n = 6000;
         let us: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
         let draws = f.run(&l, &s, &[], &us);
-        let (v, keep) = sample::reference(&l, &s, &[]);
+        let (v, keep) = sample::reference(&l, &s.filter().unwrap(), &[]);
         let m = v.iter().cloned().fold(f32::MIN, f32::max);
         let z: f64 = (0..v.len()).filter(|&i| keep[i]).map(|i| ((v[i] - m) as f64).exp()).sum();
         let mut counts = vec![0usize; v.len()];

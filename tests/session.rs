@@ -9,7 +9,7 @@ use std::sync::Arc;
 use deepseek_wgpu::chat::{ChatTokenizer, GenerationConfig, TextKind};
 use deepseek_wgpu::gpu::{Gpu, GpuOptions};
 use deepseek_wgpu::model::{LoadOptions, Model};
-use deepseek_wgpu::ops::sample::SampleParams;
+use deepseek_wgpu::sampling::SampleParams;
 use deepseek_wgpu::session::{Event, Session, Settings, StopReason};
 
 fn session() -> Session {

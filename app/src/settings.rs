@@ -2,7 +2,7 @@
 //! typed and every problem gets a message naming the field, instead of a widget silently
 //! clamping the value.
 
-use deepseek_wgpu::ops::sample::SampleParams;
+use deepseek_wgpu::sampling::SampleParams;
 use deepseek_wgpu::session::Settings;
 use eframe::egui;
 

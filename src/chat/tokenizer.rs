@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
-use crate::ops::sample::SampleParams;
+use crate::sampling::SampleParams;
 
 /// DeepSeek-V3/R1's tokenizer, used when a model folder has none and the vocabulary fits.
 const FALLBACK_TOKENIZER: &[u8] = include_bytes!("../../assets/deepseek-v3-tokenizer/tokenizer.json");

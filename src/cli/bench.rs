@@ -16,7 +16,7 @@ use deepseek_wgpu::checkpoint::Checkpoint;
 use deepseek_wgpu::config::ModelConfig;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Profile, Tuning};
 use deepseek_wgpu::model::{KvCache, LoadOptions, LogitsMode, Model, Sample};
-use deepseek_wgpu::ops::sample::SampleParams;
+use deepseek_wgpu::ops::sample::Filter;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
@@ -144,7 +144,7 @@ pub fn run(a: Args) -> Result<()> {
     // positions (filled with random latent rows: attention costs depend only on the length).
     let weights = model.decode_weight_bytes();
     let mut decode = Vec::new();
-    let greedy = Sample { params: SampleParams::greedy(), u: 0.5, penalty_ids: &[] };
+    let greedy = Sample { filter: Filter::greedy(), u: 0.5, penalty_ids: &[] };
     for &ctx in &a.decode_at {
         if ctx + a.gen + 2 > max_ctx {
             bail!("--decode-at {ctx} with --gen {} exceeds the context", a.gen);

@@ -69,9 +69,9 @@ impl SamplingArgs {
         s.seed = self.seed.or(s.seed);
         s.stop = self.stop.clone();
         s.max_tokens = max_tokens;
-        if let Err(e) = s.sample.validate() {
-            bail!("{e}");
-        }
+        // validated here, where a bad flag is met first (chat would otherwise start and fail
+        // on the first message); the session turns it into the kernel's Filter the same way
+        s.sample.filter().map_err(anyhow::Error::msg)?;
         Ok(s)
     }
 }

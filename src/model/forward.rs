@@ -6,12 +6,12 @@ use super::{Ffn, KvCache, LoadError, Mlp, Model, QProj};
 use crate::gpu::Recorder;
 use crate::ops::matmul::Args;
 use crate::ops::mla_absorb::Heads;
-use crate::ops::sample::SampleParams;
+use crate::ops::sample::Filter;
 use crate::ops::{copy_rows, embed, matmul, mla_absorb, mla_attn, moe_combine, moe_gate, moe_group, rmsnorm, rope, sample};
 
 /// Choose the next token on the GPU after the last position (only its id is read back).
 pub struct Sample<'a> {
-    pub params: SampleParams,
+    pub filter: Filter,
     /// uniform draw in [0, 1) from the host's seeded generator
     pub u: f32,
     /// unique ids the repetition penalty applies to
@@ -63,7 +63,6 @@ impl Model {
         }
         let n_moe = self.act.route_ids.len();
         if let Some(s) = sample {
-            s.params.validate().map_err(LoadError::Sampling)?;
             if s.penalty_ids.len() > self.max_ctx {
                 return Err(LoadError::PenaltyIds { n: s.penalty_ids.len(), max: self.max_ctx });
             }
@@ -216,7 +215,7 @@ impl Model {
             }
             // The last row of the logits buffer is the last position.
             let io = sample::Io { logits: &a.logits, l_off: (rows - 1) * c.vocab, pen: &a.penalty, n_pen: s.penalty_ids.len(), out: &a.sample_out, out_off: 0 };
-            sample::dispatch(&mut rec, k, c.vocab, &s.params, s.u, &io);
+            sample::dispatch(&mut rec, k, c.vocab, &s.filter, s.u, &io);
         }
         rec.submit("forward")?;
 

@@ -41,8 +41,6 @@ pub enum LoadError {
     IdOutOfVocab { id: u32, vocab: usize },
     #[error("context full: {cached} cached + {new} new tokens exceed the context of {ctx} tokens; start a new chat or pass a larger --ctx")]
     ContextFull { cached: usize, new: usize, ctx: usize },
-    #[error("invalid sampling settings: {0}")]
-    Sampling(String),
     #[error("{n} penalty ids exceed the {max} the sampler holds")]
     PenaltyIds { n: usize, max: usize },
 }

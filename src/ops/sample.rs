@@ -4,46 +4,25 @@
 use crate::gpu::Recorder;
 use crate::ops::Kernels;
 
-/// Sampling settings, validated by [`SampleParams::validate`].
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SampleParams {
+/// The sampler's arguments: a validated [`crate::sampling::SampleParams`] (the only way to
+/// build one besides [`Filter::greedy`], so the kernel never sees an invalid setting).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Filter {
     /// 0 = greedy
-    pub temperature: f32,
+    pub(crate) temperature: f32,
     /// 0 = off
-    pub top_k: usize,
-    /// 1 = off; in (0, 1]
-    pub top_p: f32,
-    /// 0 = off; in [0, 1)
-    pub min_p: f32,
-    /// 1 = off; > 0
-    pub repeat_penalty: f32,
+    pub(crate) top_k: usize,
+    /// 1 = off
+    pub(crate) top_p: f32,
+    /// 0 = off
+    pub(crate) min_p: f32,
+    /// 1 = off
+    pub(crate) repeat_penalty: f32,
 }
 
-impl Default for SampleParams {
-    fn default() -> Self {
-        SampleParams { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0 }
-    }
-}
-
-impl SampleParams {
+impl Filter {
     pub fn greedy() -> Self {
-        SampleParams { temperature: 0.0, ..Default::default() }
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(format!("temperature {} must be a finite number ≥ 0 (0 = greedy)", self.temperature));
-        }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(format!("top-p {} must be in (0, 1] (1 = off)", self.top_p));
-        }
-        if !(self.min_p >= 0.0 && self.min_p < 1.0) {
-            return Err(format!("min-p {} must be in [0, 1) (0 = off)", self.min_p));
-        }
-        if !(self.repeat_penalty > 0.0 && self.repeat_penalty.is_finite()) {
-            return Err(format!("repeat penalty {} must be a finite number > 0 (1 = off)", self.repeat_penalty));
-        }
-        Ok(())
+        Filter { temperature: 0.0, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0 }
     }
 }
 
@@ -76,7 +55,7 @@ pub struct Io<'a> {
     pub out_off: usize,
 }
 
-pub fn dispatch(rec: &mut Recorder, k: &Kernels, vocab: usize, s: &SampleParams, u: f32, io: &Io) {
+pub fn dispatch(rec: &mut Recorder, k: &Kernels, vocab: usize, s: &Filter, u: f32, io: &Io) {
     let p = Params {
         vocab: vocab as u32,
         n_pen: io.n_pen as u32,
@@ -105,7 +84,7 @@ pub fn key(v: f32) -> u32 {
 
 /// CPU reference with transformers' semantics (sorting, cumulative sums): the processed
 /// logits and which tokens survive top-k, top-p and min-p.
-pub fn reference(logits: &[f32], s: &SampleParams, pen: &[u32]) -> (Vec<f32>, Vec<bool>) {
+pub fn reference(logits: &[f32], s: &Filter, pen: &[u32]) -> (Vec<f32>, Vec<bool>) {
     let mut l = logits.to_vec();
     for &id in pen {
         let v = l[id as usize];
