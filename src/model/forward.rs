@@ -2,12 +2,11 @@
 //! internal chunk is recorded into one command buffer, submitted once, and read back once
 //! (logits + routing ids of every MoE layer); nothing inside a layer waits on the CPU.
 
-use super::{Ffn, KvCache, LoadError, Mlp, Model, QProj};
+use super::{Ffn, KvCache, LoadError, Mlp, Model, Moe};
 use crate::gpu::Recorder;
 use crate::ops::matmul::Args;
-use crate::ops::mla_absorb::Heads;
 use crate::ops::sample::Filter;
-use crate::ops::{copy_rows, embed, matmul, mla_absorb, mla_attn, moe_combine, moe_gate, moe_group, rmsnorm, rope, sample};
+use crate::ops::{embed, matmul, moe_combine, moe_gate, rmsnorm, sample};
 
 /// Choose the next token on the GPU after the last position (only its id is read back).
 pub struct Sample<'a> {
@@ -20,7 +19,14 @@ pub struct Sample<'a> {
 
 /// transformers builds `q_a_layernorm` and `kv_a_layernorm` without passing `rms_norm_eps`,
 /// so they always use the RMSNorm default.
-const LORA_NORM_EPS: f32 = 1e-6;
+pub(super) const LORA_NORM_EPS: f32 = 1e-6;
+
+/// One internal chunk: `t` tokens at cache positions `pos0 ..`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Chunk {
+    pub t: usize,
+    pub pos0: usize,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum LogitsMode {
@@ -80,165 +86,35 @@ impl Model {
         Ok(out)
     }
 
+    /// One chunk, as DeepSeek's `Transformer.forward`: embed; per layer `x += attn(norm(x))`,
+    /// `x += ffn(norm(x))`; final norm and head; sample. One command buffer, one readback.
     fn forward_chunk(&self, cache: &mut KvCache, ids: &[u32], mode: LogitsMode, sample: Option<&Sample>, out: &mut ForwardOut) -> Result<(), LoadError> {
-        let gpu = &*self.gpu;
-        let (k, a, c) = (&self.kernels, &self.act, &self.cfg);
-        let t = ids.len();
-        let pos0 = cache.len;
-        let h = c.hidden;
-        let cd = c.cache_dim();
-        let heads = Heads { heads: c.n_heads, nope: c.nope_dim, rope: c.rope_dim, v: c.v_dim, kvl: c.kv_lora };
-        let qk = c.qk_head_dim();
-        gpu.queue.write_buffer(&a.ids, 0, bytemuck::cast_slice(ids));
-
-        let mut rec = Recorder::new(gpu);
-        embed::dispatch(&mut rec, k, &self.embed, &a.ids, &a.x, t);
-        let norm_rows = rmsnorm::Params::rows(h, t, c.rms_norm_eps);
+        let ch = Chunk { t: ids.len(), pos0: cache.len };
+        let (k, a) = (&self.kernels, &self.act);
+        self.gpu.queue.write_buffer(&a.ids, 0, bytemuck::cast_slice(ids));
+        let mut rec = Recorder::new(&self.gpu);
+        embed::dispatch(&mut rec, k, &self.embed, &a.ids, &a.x, ch.t);
         let mut moe_i = 0;
         for (li, layer) in self.layers.iter().enumerate() {
-            let at = &layer.attn;
-            // Attention block.
-            rmsnorm::dispatch(&mut rec, k, &norm_rows, &layer.input_layernorm, &a.x, &a.xb);
-            match &at.q {
-                QProj::Direct(w) => matmul::dispatch(&mut rec, k, w, &Args::dense(&a.xb, &a.q, w, t)),
-                QProj::LowRank { a: qa, norm, b } => {
-                    matmul::dispatch(&mut rec, k, qa, &Args::dense(&a.xb, &a.qa, qa, t));
-                    rmsnorm::dispatch(&mut rec, k, &rmsnorm::Params::rows(qa.rows, t, LORA_NORM_EPS), norm, &a.qa, &a.qa_n);
-                    matmul::dispatch(&mut rec, k, b, &Args::dense(&a.qa_n, &a.q, b, t));
-                }
-            }
-            matmul::dispatch(&mut rec, k, &at.kv_a, &Args::dense(&a.xb, &a.kv, &at.kv_a, t));
-            let cache_l = &cache.layers[li];
-            // c_kv = RMSNorm(kv[..kvl]) straight into the cache rows pos0.., then k_pe.
-            let kv_norm = rmsnorm::Params {
-                n: c.kv_lora as u32,
-                rows: t as u32,
-                x_off: 0,
-                x_stride: cd as u32,
-                o_off: (pos0 * cd) as u32,
-                o_stride: cd as u32,
-                eps: LORA_NORM_EPS,
-                _pad: 0,
-            };
-            rmsnorm::dispatch(&mut rec, k, &kv_norm, &at.kv_a_norm, &a.kv, cache_l);
-            let kpe = copy_rows::Params {
-                n: c.rope_dim as u32,
-                rows: t as u32,
-                s_off: c.kv_lora as u32,
-                s_stride: cd as u32,
-                d_off: (pos0 * cd + c.kv_lora) as u32,
-                d_stride: cd as u32,
-                _pad: [0; 2],
-            };
-            copy_rows::dispatch(&mut rec, k, &kpe, &a.kv, cache_l);
-            let half = (c.rope_dim / 2) as u32;
-            let rope_k = rope::Params { n_tok: t as u32, heads: 1, half_dim: half, row_stride: cd as u32, head_stride: 0, off: (pos0 * cd + c.kv_lora) as u32, pos0: pos0 as u32, _pad: 0 };
-            rope::dispatch(&mut rec, k, &rope_k, &self.rope_table, cache_l);
-            let rope_q = rope::Params {
-                n_tok: t as u32,
-                heads: c.n_heads as u32,
-                half_dim: half,
-                row_stride: (c.n_heads * qk) as u32,
-                head_stride: qk as u32,
-                off: c.nope_dim as u32,
-                pos0: pos0 as u32,
-                _pad: 0,
-            };
-            rope::dispatch(&mut rec, k, &rope_q, &self.rope_table, &a.q);
-            mla_absorb::q_absorb(&mut rec, k, &at.kv_b, heads, &a.q, &a.q_lat, t);
-            mla_attn::dispatch(&mut rec, k, heads, c.softmax_scale(), pos0, t, &a.q_lat, &a.q, cache_l, &a.o_lat);
-            mla_absorb::v_up(&mut rec, k, &at.kv_b, heads, &a.o_lat, &a.o, t);
-            matmul::dispatch(&mut rec, k, &at.o, &Args { accum: true, ..Args::dense(&a.o, &a.x, &at.o, t) });
-
-            // Feed-forward block.
-            rmsnorm::dispatch(&mut rec, k, &norm_rows, &layer.post_attention_layernorm, &a.x, &a.xb);
+            self.attention(&mut rec, layer, &cache.layers[li], ch);
+            let norm = rmsnorm::Params::rows(self.cfg.hidden, ch.t, self.cfg.rms_norm_eps);
+            rmsnorm::dispatch(&mut rec, k, &norm, &layer.post_attention_layernorm, &a.x, &a.xb);
             match &layer.ffn {
-                Ffn::Dense(mlp) => self.mlp(&mut rec, mlp, t),
+                Ffn::Dense(mlp) => self.mlp(&mut rec, mlp, ch.t),
                 Ffn::Moe(moe) => {
-                    let (ids_l, wts_l) = (&a.route_ids[moe_i], &a.route_wts[moe_i]);
+                    self.moe(&mut rec, moe, moe_i, ch.t);
                     moe_i += 1;
-                    let top = moe.gate.k;
-                    matmul::dispatch(&mut rec, k, &moe.router, &Args::dense(&a.xb, &a.router, &moe.router, t));
-                    moe_gate::dispatch(&mut rec, k, &moe.gate, t, &a.router, &moe.bias, ids_l, wts_l);
-                    // Every (token, slot) item runs its own expert, chosen on the GPU.
-                    let w = moe.experts.gate.rows;
-                    let routed = |x, x_stride, x_slot_stride, y, y_stride| Args {
-                        x,
-                        x_off: 0,
-                        x_stride,
-                        x_slot_stride,
-                        y,
-                        y_off: 0,
-                        y_stride,
-                        n_tok: t,
-                        slots: top,
-                        ids: Some(ids_l),
-                        accum: false,
-                    };
-                    // Few items: each runs its expert alone (matvec). Many: the items are listed
-                    // per expert on the GPU and each expert's batch runs as one gemm.
-                    let n_exp = moe.experts.gate.n_mats;
-                    let groups = (t * top > matmul::MATVEC_MAX_ROUTED && n_exp <= moe_group::MAX_EXPERTS).then(|| {
-                        let buf = k.groups_buffer(gpu, (moe_group::out_len(self.max_chunk * top, n_exp) * 4) as u64);
-                        moe_group::dispatch(&mut rec, k, t * top, n_exp, ids_l, &buf);
-                        buf
-                    });
-                    matmul::glu(&mut rec, k, &moe.experts.gate, &moe.experts.up, &routed(&a.xb, h, 0, &a.hb, w), &a.hb2, groups.as_ref());
-                    let down = routed(&a.hb, top * w, w, &a.eo, h);
-                    match &groups {
-                        Some(g) => matmul::dispatch_grouped(&mut rec, k, &moe.experts.down, &down, g),
-                        None => matmul::dispatch(&mut rec, k, &moe.experts.down, &down),
-                    }
-                    moe_combine::dispatch(&mut rec, k, h, t, top, wts_l, &a.eo, &a.x);
-                    if let Some(sh) = &moe.shared {
-                        self.mlp(&mut rec, sh, t);
-                    }
                 }
             }
         }
-
-        // Final norm and head, only over the rows whose logits are wanted.
-        let (first, rows) = match mode {
-            LogitsMode::All => (0, t),
-            LogitsMode::Last => (t - 1, 1),
-            LogitsMode::None if sample.is_some() => (t - 1, 1),
-            LogitsMode::None => (0, 0),
-        };
-        if rows > 0 {
-            let fin = rmsnorm::Params { x_off: (first * h) as u32, ..rmsnorm::Params::rows(h, rows, c.rms_norm_eps) };
-            rmsnorm::dispatch(&mut rec, k, &fin, &self.norm, &a.x, &a.xb);
-            matmul::dispatch(&mut rec, k, &self.lm_head, &Args::dense(&a.xb, &a.logits, &self.lm_head, rows));
-        }
+        let rows = head_rows(mode, sample.is_some(), ch.t);
+        self.head(&mut rec, rows);
         if let Some(s) = sample {
-            if !s.penalty_ids.is_empty() {
-                gpu.queue.write_buffer(&a.penalty, 0, bytemuck::cast_slice(s.penalty_ids));
-            }
-            // The last row of the logits buffer is the last position.
-            let io = sample::Io { logits: &a.logits, l_off: (rows - 1) * c.vocab, pen: &a.penalty, n_pen: s.penalty_ids.len(), out: &a.sample_out, out_off: 0 };
-            sample::dispatch(&mut rec, k, c.vocab, &s.filter, s.u, &io);
+            self.sample(&mut rec, s, rows);
         }
         rec.submit("forward")?;
-
-        let top = self.top_k();
-        let logit_rows = if mode == LogitsMode::None { 0 } else { rows };
-        let mut ranges: Vec<(&wgpu::Buffer, u64, u64)> = vec![(&a.sample_out, 0, if sample.is_some() { 4 } else { 0 }), (&a.logits, 0, (logit_rows * c.vocab * 4) as u64)];
-        for b in &a.route_ids {
-            ranges.push((b, 0, (t * top * 4) as u64));
-        }
-        for b in &a.route_wts {
-            ranges.push((b, 0, (t * top * 4) as u64));
-        }
-        let n_moe = a.route_ids.len();
-        gpu.read_many(&ranges, |i, bytes| match i {
-            0 => out.token = bytemuck::pod_read_unaligned::<u32>(bytes.get(..4).unwrap_or(&[0; 4])).into(),
-            1 => out.logits.extend_from_slice(&bytemuck::pod_collect_to_vec::<u8, f32>(bytes)),
-            i if i < 2 + n_moe => out.routing[i - 2].extend_from_slice(&bytemuck::pod_collect_to_vec::<u8, u32>(bytes)),
-            i => out.gate_weights[i - 2 - n_moe].extend_from_slice(&bytemuck::pod_collect_to_vec::<u8, f32>(bytes)),
-        })?;
-        if sample.is_none() {
-            out.token = None;
-        }
-        cache.len += t;
+        self.read_back(out, if mode == LogitsMode::None { 0 } else { rows.1 }, sample.is_some(), ch.t)?;
+        cache.len += ch.t;
         Ok(())
     }
 
@@ -247,5 +123,89 @@ impl Model {
         let (k, a) = (&self.kernels, &self.act);
         matmul::glu(rec, k, &mlp.gate, &mlp.up, &Args::dense(&a.xb, &a.hb, &mlp.gate, t), &a.hb2, None);
         matmul::dispatch(rec, k, &mlp.down, &Args { accum: true, ..Args::dense(&a.hb, &a.x, &mlp.down, t) });
+    }
+
+    /// DeepSeek's `MoE.forward` on `xb`, added into `x`: router scores, the gate's top-k on the
+    /// GPU, each token's experts, their gate-weighted sum, and the shared experts.
+    fn moe(&self, rec: &mut Recorder, moe: &Moe, moe_i: usize, t: usize) {
+        let (k, a, h) = (&self.kernels, &self.act, self.cfg.hidden);
+        let (ids, wts, top) = (&a.route_ids[moe_i], &a.route_wts[moe_i], moe.gate.k);
+        matmul::dispatch(rec, k, &moe.router, &Args::dense(&a.xb, &a.router, &moe.router, t));
+        moe_gate::dispatch(rec, k, &moe.gate, t, &a.router, &moe.bias, ids, wts);
+        let routed = matmul::Routed { x: &a.xb, ids, hb: &a.hb, hb2: &a.hb2, out: &a.eo, n_tok: t, slots: top, max_items: self.max_chunk * top };
+        matmul::routed_swiglu(rec, k, &moe.experts.gate, &moe.experts.up, &moe.experts.down, &routed);
+        moe_combine::dispatch(rec, k, h, t, top, wts, &a.eo, &a.x);
+        if let Some(sh) = &moe.shared {
+            self.mlp(rec, sh, t);
+        }
+    }
+
+    /// Final norm and `lm_head` over the rows `(first, n)` whose logits are wanted.
+    fn head(&self, rec: &mut Recorder, (first, n): (usize, usize)) {
+        if n == 0 {
+            return;
+        }
+        let (k, a, h) = (&self.kernels, &self.act, self.cfg.hidden);
+        let fin = rmsnorm::Params::strided(h, n, (first * h, h), (0, h), self.cfg.rms_norm_eps);
+        rmsnorm::dispatch(rec, k, &fin, &self.norm, &a.x, &a.xb);
+        matmul::dispatch(rec, k, &self.lm_head, &Args::dense(&a.xb, &a.logits, &self.lm_head, n));
+    }
+
+    /// The next token from the last logits row (of `rows`), chosen on the GPU.
+    fn sample(&self, rec: &mut Recorder, s: &Sample, (_, n): (usize, usize)) {
+        let (a, vocab) = (&self.act, self.cfg.vocab);
+        if !s.penalty_ids.is_empty() {
+            self.gpu.queue.write_buffer(&a.penalty, 0, bytemuck::cast_slice(s.penalty_ids));
+        }
+        let io = sample::Io { logits: &a.logits, l_off: (n - 1) * vocab, pen: &a.penalty, n_pen: s.penalty_ids.len(), out: &a.sample_out, out_off: 0 };
+        sample::dispatch(rec, &self.kernels, vocab, &s.filter, s.u, &io);
+    }
+
+    /// One readback of everything the chunk produced: the sampled id, `logit_rows` rows of
+    /// logits, and every MoE layer's expert ids and gate weights for the chunk's `t` tokens.
+    fn read_back(&self, out: &mut ForwardOut, logit_rows: usize, sampled: bool, t: usize) -> Result<(), LoadError> {
+        let (a, vocab, per_layer) = (&self.act, self.cfg.vocab, (t * self.top_k() * 4) as u64);
+        let n_moe = a.route_ids.len();
+        let mut ranges: Vec<(&wgpu::Buffer, u64, u64)> = vec![(&a.sample_out, 0, if sampled { 4 } else { 0 }), (&a.logits, 0, (logit_rows * vocab * 4) as u64)];
+        ranges.extend(a.route_ids.iter().map(|b| (b, 0, per_layer)));
+        ranges.extend(a.route_wts.iter().map(|b| (b, 0, per_layer)));
+        // ranges: [token, logits, ids of each MoE layer.., weights of each MoE layer..]
+        self.gpu.read_many(&ranges, |i, bytes| match Readback::of(i, n_moe) {
+            Readback::Token => out.token = sampled.then(|| bytemuck::pod_read_unaligned::<u32>(bytes.get(..4).unwrap_or(&[0; 4]))),
+            Readback::Logits => out.logits.extend_from_slice(&bytemuck::pod_collect_to_vec::<u8, f32>(bytes)),
+            Readback::Ids(l) => out.routing[l].extend_from_slice(&bytemuck::pod_collect_to_vec::<u8, u32>(bytes)),
+            Readback::Weights(l) => out.gate_weights[l].extend_from_slice(&bytemuck::pod_collect_to_vec::<u8, f32>(bytes)),
+        })?;
+        Ok(())
+    }
+}
+
+/// The rows `(first, n)` of the chunk that go through the head: all, the last, or none
+/// (the last when sampling needs it).
+fn head_rows(mode: LogitsMode, sampling: bool, t: usize) -> (usize, usize) {
+    match mode {
+        LogitsMode::All => (0, t),
+        LogitsMode::Last => (t - 1, 1),
+        LogitsMode::None if sampling => (t - 1, 1),
+        LogitsMode::None => (0, 0),
+    }
+}
+
+/// What range `i` of [`Model::read_back`]'s readback holds.
+enum Readback {
+    Token,
+    Logits,
+    Ids(usize),
+    Weights(usize),
+}
+
+impl Readback {
+    fn of(i: usize, n_moe: usize) -> Self {
+        match i {
+            0 => Readback::Token,
+            1 => Readback::Logits,
+            i if i < 2 + n_moe => Readback::Ids(i - 2),
+            i => Readback::Weights(i - 2 - n_moe),
+        }
     }
 }

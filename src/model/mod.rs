@@ -1,6 +1,7 @@
 //! The DeepSeek graph: weights as loaded onto the GPU, the latent KV cache and the forward
 //! pass (in `forward.rs`). Layer names follow the checkpoint.
 
+mod attention;
 mod cost;
 mod forward;
 mod load;
@@ -8,6 +9,7 @@ mod load;
 use std::sync::Arc;
 
 pub use forward::{ForwardOut, LogitsMode, Sample};
+use forward::{Chunk, LORA_NORM_EPS};
 pub use load::{host_available_memory, LoadError, LoadOptions, Progress};
 
 use crate::config::ModelConfig;

@@ -15,6 +15,13 @@ pub struct Params {
     pub _pad: [u32; 2],
 }
 
+impl Params {
+    /// `rows` rows of `n` values: row r from `src.0 + r·src.1` to `dst.0 + r·dst.1`.
+    pub fn new(n: usize, rows: usize, src: (usize, usize), dst: (usize, usize)) -> Self {
+        Params { n: n as u32, rows: rows as u32, s_off: src.0 as u32, s_stride: src.1 as u32, d_off: dst.0 as u32, d_stride: dst.1 as u32, _pad: [0; 2] }
+    }
+}
+
 pub fn dispatch(rec: &mut Recorder, k: &Kernels, p: &Params, src: &wgpu::Buffer, dst: &wgpu::Buffer) {
     rec.dispatch(&k.copy_rows, p, &[src, dst], [p.n.div_ceil(64), p.rows, 1]);
 }

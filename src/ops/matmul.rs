@@ -512,6 +512,52 @@ pub fn reference(
     y
 }
 
+/// Buffers of a routed-expert SwiGLU: `n_tok · slots` items, item (t, s) runs expert
+/// `ids[t·slots + s]` on row t of `x` and writes row (t, s) of `out`.
+pub struct Routed<'a> {
+    pub x: &'a wgpu::Buffer,   // [n_tok][cols]
+    pub ids: &'a wgpu::Buffer, // [n_tok][slots] u32
+    pub hb: &'a wgpu::Buffer,  // [n_tok][slots][width] silu(gate) * up
+    pub hb2: &'a wgpu::Buffer, // scratch of hb's size
+    pub out: &'a wgpu::Buffer, // [n_tok][slots][rows of down]
+    pub n_tok: usize,
+    pub slots: usize,
+    /// the most items any call makes (sizes the group lists)
+    pub max_items: usize,
+}
+
+/// `out[t][s] = down_e(silu(gate_e x_t) ⊙ up_e x_t)` for every item, with `e` chosen on the
+/// GPU. Few items run each expert alone (matvec); many are listed per expert on the GPU
+/// (`moe_group`) so that each expert's batch runs as one gemm.
+pub fn routed_swiglu(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, down: &Matrix, r: &Routed) {
+    let (w, h, top, t) = (gate.rows, down.rows, r.slots, r.n_tok);
+    let n_exp = gate.n_mats;
+    let groups = (t * top > MATVEC_MAX_ROUTED && n_exp <= super::moe_group::MAX_EXPERTS).then(|| {
+        let buf = k.groups_buffer(rec.gpu(), (super::moe_group::out_len(r.max_items, n_exp) * 4) as u64);
+        super::moe_group::dispatch(rec, k, t * top, n_exp, r.ids, &buf);
+        buf
+    });
+    let args = |x, x_stride, x_slot_stride, y, y_stride| Args {
+        x,
+        x_off: 0,
+        x_stride,
+        x_slot_stride,
+        y,
+        y_off: 0,
+        y_stride,
+        n_tok: t,
+        slots: top,
+        ids: Some(r.ids),
+        accum: false,
+    };
+    glu(rec, k, gate, up, &args(r.x, gate.cols, 0, r.hb, w), r.hb2, groups.as_ref());
+    let a = args(r.hb, top * w, w, r.out, h);
+    match &groups {
+        Some(g) => dispatch_grouped(rec, k, down, &a, g),
+        None => dispatch(rec, k, down, &a),
+    }
+}
+
 /// The params layouts of the generic kernel and of matvec/gemm, for the layout test.
 #[cfg(test)]
 pub(super) fn params_layouts() -> [super::Layout; 2] {

@@ -21,6 +21,11 @@ impl Params {
     pub fn rows(n: usize, rows: usize, eps: f32) -> Self {
         Params { n: n as u32, rows: rows as u32, x_off: 0, x_stride: n as u32, o_off: 0, o_stride: n as u32, eps, _pad: 0 }
     }
+
+    /// `rows` rows of width `n`: row r read at `x.0 + r·x.1`, written at `o.0 + r·o.1`.
+    pub fn strided(n: usize, rows: usize, x: (usize, usize), o: (usize, usize), eps: f32) -> Self {
+        Params { n: n as u32, rows: rows as u32, x_off: x.0 as u32, x_stride: x.1 as u32, o_off: o.0 as u32, o_stride: o.1 as u32, eps, _pad: 0 }
+    }
 }
 
 pub fn dispatch(rec: &mut Recorder, k: &Kernels, p: &Params, weight: &wgpu::Buffer, x: &wgpu::Buffer, out: &wgpu::Buffer) {

@@ -18,6 +18,23 @@ pub struct Params {
     pub _pad: u32,
 }
 
+impl Params {
+    /// Rotate `heads` runs of `2·half_dim` values per token: token i's head j starts at
+    /// `off + i·row_stride + j·head_stride`; token i is at position `pos0 + i`.
+    pub fn new(n_tok: usize, heads: usize, half_dim: usize, row_stride: usize, head_stride: usize, off: usize, pos0: usize) -> Self {
+        Params {
+            n_tok: n_tok as u32,
+            heads: heads as u32,
+            half_dim: half_dim as u32,
+            row_stride: row_stride as u32,
+            head_stride: head_stride as u32,
+            off: off as u32,
+            pos0: pos0 as u32,
+            _pad: 0,
+        }
+    }
+}
+
 pub fn dispatch(rec: &mut Recorder, k: &Kernels, p: &Params, table: &wgpu::Buffer, x: &wgpu::Buffer) {
     rec.dispatch(&k.rope, p, &[table, x], [(p.heads * p.half_dim).div_ceil(64), p.n_tok, 1]);
 }
