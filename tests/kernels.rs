@@ -441,19 +441,7 @@ fn glu_and_grouped_with(g: &Gpu, seed: u64, shape: Option<(u32, u32)>) {
             let scratch = g.storage("scratch", (n * width * 4) as u64);
             let eo = g.storage("eo", (n * hidden * 4) as u64);
             let groups = g.storage("groups", (moe_group::out_len(n, e) * 4) as u64);
-            let routed = |x, x_stride, x_slot_stride, y, y_stride| matmul::Args {
-                x,
-                x_off: 0,
-                x_stride,
-                x_slot_stride,
-                y,
-                y_off: 0,
-                y_stride,
-                n_tok: t,
-                slots,
-                ids: Some(&idb),
-                accum: false,
-            };
+            let routed = |x, x_stride, x_slot_stride, y, y_stride| matmul::Args::routed(&idb, t, slots, (x, x_stride, x_slot_stride), (y, y_stride));
             let grouped = t > 2;
             let used = kernels_used(g, || {
                 let mut rec = Recorder::new(g);

@@ -93,6 +93,12 @@ impl<'a> Args<'a> {
     pub fn dense(x: &'a wgpu::Buffer, y: &'a wgpu::Buffer, m: &Matrix, n_tok: usize) -> Self {
         Args { x, x_off: 0, x_stride: m.cols, x_slot_stride: 0, y, y_off: 0, y_stride: m.rows, n_tok, slots: 1, ids: None, accum: false }
     }
+
+    /// Routed items: item (t, s) runs expert `ids[t·slots + s]` on x at `t·x.1 + s·x.2` and
+    /// writes y at `(t·slots + s)·y.1`.
+    pub fn routed(ids: &'a wgpu::Buffer, n_tok: usize, slots: usize, x: (&'a wgpu::Buffer, usize, usize), y: (&'a wgpu::Buffer, usize)) -> Self {
+        Args { x: x.0, x_off: 0, x_stride: x.1, x_slot_stride: x.2, y: y.0, y_off: 0, y_stride: y.1, n_tok, slots, ids: Some(ids), accum: false }
+    }
 }
 
 /// Items up to which a dense projection uses matvec (each item re-reads the weights).
@@ -537,21 +543,8 @@ pub fn routed_swiglu(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix
         super::moe_group::dispatch(rec, k, t * top, n_exp, r.ids, &buf);
         buf
     });
-    let args = |x, x_stride, x_slot_stride, y, y_stride| Args {
-        x,
-        x_off: 0,
-        x_stride,
-        x_slot_stride,
-        y,
-        y_off: 0,
-        y_stride,
-        n_tok: t,
-        slots: top,
-        ids: Some(r.ids),
-        accum: false,
-    };
-    glu(rec, k, gate, up, &args(r.x, gate.cols, 0, r.hb, w), r.hb2, groups.as_ref());
-    let a = args(r.hb, top * w, w, r.out, h);
+    glu(rec, k, gate, up, &Args::routed(r.ids, t, top, (r.x, gate.cols, 0), (r.hb, w)), r.hb2, groups.as_ref());
+    let a = Args::routed(r.ids, t, top, (r.hb, top * w, w), (r.out, h));
     match &groups {
         Some(g) => dispatch_grouped(rec, k, down, &a, g),
         None => dispatch(rec, k, down, &a),
