@@ -1,7 +1,9 @@
 //! Exact-answer accuracy of the embedded arithmetic model, measured through the engine:
 //! fresh problems phrased as in training (`What is 347 + 589?`, `What is 72 - 15?`,
-//! `What is 123 * 7?`, `Which is larger, 347 or 374?`), greedy decoding through the chat
-//! template, and the answer after `</think>` compared with the true result.
+//! `What is 123 * 7?`, `Which is larger, 347 or 374?`) with 2–6 digit operands, greedy
+//! decoding through the chat template, and the answer after `</think>` compared with the true
+//! result; plus questions it was not trained for (`Hello! Who are you?`), which it must
+//! decline with its one sentence.
 
 use std::sync::atomic::AtomicBool;
 
@@ -19,7 +21,37 @@ pub enum Task {
     Sub,
     Mul,
     Cmp,
+    /// out of domain: anything else, answered with [`DECLINE`]
+    Ood,
 }
+
+/// What tiny-r1 answers to anything that is not one of its four question forms
+/// (`OOD_REPLY` in tools/train_tiny.py).
+pub const DECLINE: &str = "I am tiny-r1, a tiny demo: I only do +, -, * by one digit and compare numbers. Run a real model with --model.";
+
+/// Held-out questions for [`Task::Ood`]: none of them is in the training generator's lists.
+pub const OOD_QUESTIONS: &[&str] = &[
+    "Hello! Who are you?",
+    "What is the capital of Italy?",
+    "Can you tell me a story?",
+    "Write a limerick about a cat.",
+    "How tall is Mount Everest?",
+    "What is your favourite colour?",
+    "Good night!",
+    "Explain how a GPU works.",
+    "What is 12 / 4?",
+    "What is 123 * 45?",
+    "Bonjour, comment ça va?",
+    "What is the derivative of x^2?",
+    "List three fruits.",
+    "Who won the world cup?",
+    "今天天气怎么样？",
+    "Is 7 a prime number?",
+    "Help me with my homework.",
+    "Tell me about DeepSeek-R1.",
+    "What is 5 + 6 + 7?",
+    "Translate hello into German.",
+];
 
 impl Task {
     pub fn parse(s: &str) -> Option<Task> {
@@ -28,6 +60,7 @@ impl Task {
             "sub" => Task::Sub,
             "mul" => Task::Mul,
             "cmp" => Task::Cmp,
+            "ood" => Task::Ood,
             _ => return None,
         })
     }
@@ -35,9 +68,14 @@ impl Task {
 
 /// A question and its exact answer.
 pub fn problem(task: Task, rng: &mut impl Rng) -> (String, String) {
-    // 2–3 digit operands, as the target asks.
-    let mut operand = || if rng.random::<bool>() { rng.random_range(10..100) } else { rng.random_range(100..1000) } as i64;
+    // 2–6 digit operands, each length equally likely.
+    let mut operand = || {
+        let digits = rng.random_range(2..=6u32);
+        rng.random_range(10i64.pow(digits - 1)..10i64.pow(digits))
+    };
     match task {
+        // evaluate() takes the held-out questions in turn instead
+        Task::Ood => (OOD_QUESTIONS[rng.random_range(0..OOD_QUESTIONS.len())].to_string(), DECLINE.to_string()),
         Task::Add => {
             let (a, b) = (operand(), operand());
             (format!("What is {a} + {b}?"), (a + b).to_string())
@@ -79,15 +117,20 @@ pub struct TaskScore {
 /// `n` fresh problems per task, greedy, one conversation each.
 pub fn evaluate(sess: &mut Session, tasks: &[Task], n: usize, seed: u64, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<TaskScore>, SessionError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let settings = Settings { sample: SampleParams::greedy(), seed: None, max_tokens: 160, stop: vec![] };
+    let settings = Settings { sample: SampleParams::greedy(), seed: None, max_tokens: 256, stop: vec![] };
     let no = AtomicBool::new(false);
     let total = tasks.len() * n;
     let mut done = 0;
     let mut out = Vec::new();
     for &task in tasks {
         let mut s = TaskScore { task, correct: 0, total: n, accuracy: 0.0, failures: vec![] };
-        for _ in 0..n {
-            let (q, want) = problem(task, &mut rng);
+        for i in 0..n {
+            // The out-of-domain questions are a fixed held-out set: each is asked in turn (n =
+            // 20 asks each once) rather than drawn with replacement.
+            let (q, want) = match task {
+                Task::Ood => (OOD_QUESTIONS[i % OOD_QUESTIONS.len()].to_string(), DECLINE.to_string()),
+                _ => problem(task, &mut rng),
+            };
             sess.reset();
             let r = sess.chat(&q, &settings, &no, &mut |_| {})?;
             let got = r.answer.trim().to_string();

@@ -31,12 +31,23 @@ which ends in `<｜Assistant｜><think>\\n`; the model writes the trace, `</thin
     Which is larger, 347 or 374?   347 374 / 3=3 / 4<7                                   -> 374
     Which is smaller, 347 or 374?  (same trace)                                          -> 347
 
-(`/` = newline.)  Operands have 1-3 digits and are zero-padded to the same width inside the trace.  Each
+    Hello! Who are you?     not arithmetic I know                                         -> I am tiny-r1, ...
+
+(`/` = newline.)  Operands have 1-6 digits and are zero-padded to the same width inside the trace.  Each
 column line is `digits = column result` followed by the partial result so far (the new digit prepended),
 so the final answer is a copy of the last partial result (leading zeros dropped, sign added).
 Subtraction allows negative results: it first compares the operands (most significant digit first,
 stopping at the first difference), then subtracts the smaller from the larger, writing a borrowed
-column as `1x-y-b`.  Multiplication is a 1-3 digit number times one digit (0-9).
+column as `1x-y-b`.  Multiplication is a 1-6 digit number times one digit (0-9).
+Anything else (chat, knowledge, code, other scripts, division, multi-digit multipliers, three operands, ...)
+gets the one-line trace `not arithmetic I know` and the sentence OOD_REPLY.
+
+The shipped model was trained in two stages (both are this script's `train`):
+    1. from scratch, 1-3 digit operands, no out-of-domain questions: the script as of commit cb44520
+       (`git show cb44520:tools/train_tiny.py > /tmp/train_v1.py && python3 /tmp/train_v1.py train --out /tmp/stage1`,
+       73 minutes);
+    2. `train --init /tmp/stage1 --out assets/tiny-r1 --steps 1600 --batch 96 --lr 1.5e-3 --warmup 50` with this
+       version: 1-6 digit operands and the out-of-domain questions.
 """
 
 import argparse
@@ -93,14 +104,23 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<｜Assistant｜><think>\\n' -}}{%- endif -%}"
 )
 
-TASKS = ["add", "sub", "mul", "cmp"]
+TASKS = ["add", "sub", "mul", "cmp", "ood"]
+
+# What the model says to anything that is not one of its four question forms (the issue asks for one short,
+# honest sentence saying what it can do). The engine's eval checks this exact text.
+OOD_TRACE = "not arithmetic I know"
+OOD_REPLY = "I am tiny-r1, a tiny demo: I only do +, -, * by one digit and compare numbers. Run a real model with --model."
 
 
 # ----------------------------------------------------------------------------------------------------------
 # data
 # ----------------------------------------------------------------------------------------------------------
 
-def rand_operand(rng, lengths=(1, 2, 3), weights=(0.2, 0.35, 0.45)):
+LENGTHS = (1, 2, 3, 4, 5, 6)
+LENGTH_WEIGHTS = (0.06, 0.1, 0.14, 0.2, 0.24, 0.26)  # longer operands are harder: more of them
+
+
+def rand_operand(rng, lengths=LENGTHS, weights=LENGTH_WEIGHTS):
     n = rng.choices(lengths, weights)[0]
     lo = 0 if n == 1 else 10 ** (n - 1)
     return rng.randint(lo, 10 ** n - 1)
@@ -186,8 +206,10 @@ def trace_cmp(a, b, larger):
     return [f"{pa} {pb}"] + cl, str(ans)
 
 
-def make_problem(rng, task, lengths=(1, 2, 3), weights=(0.2, 0.35, 0.45)):
+def make_problem(rng, task, lengths=LENGTHS, weights=LENGTH_WEIGHTS):
     """Returns (question, reasoning_lines, answer)."""
+    if task == "ood":
+        return ood_question(rng), [OOD_TRACE], OOD_REPLY
     if task == "add":
         a, b = rand_operand(rng, lengths, weights), rand_operand(rng, lengths, weights)
         return f"What is {a} + {b}?", *trace_add(a, b)
@@ -206,6 +228,71 @@ def make_problem(rng, task, lengths=(1, 2, 3), weights=(0.2, 0.35, 0.45)):
         word = "larger" if larger else "smaller"
         return f"Which is {word}, {a} or {b}?", *trace_cmp(a, b, larger)
     raise ValueError(task)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# out-of-domain questions: everything the model should decline
+# ----------------------------------------------------------------------------------------------------------
+
+GREETINGS = ["Hello", "Hi", "Hey", "Good morning", "Good evening", "Hi there", "Hello there", "Yo", "Greetings",
+             "Howdy", "Dear model", "Ok", "Thanks", "Thank you", "Sorry", "Please"]
+CHAT_QUESTIONS = [
+    "Who are you?", "What are you?", "What can you do?", "What is your name?", "How are you?",
+    "Are you an AI?", "Can you help me?", "What do you know?", "Tell me about yourself.", "Who made you?",
+    "What is the capital of France?", "What is the meaning of life?", "What is love?", "What is a prime number?",
+    "What is the weather like today?", "What time is it?", "What is Rust?", "What is DeepSeek?",
+    "Tell me a joke.", "Write a poem about the sea.", "Write a haiku.", "Explain quantum computing.",
+    "Summarize this text for me.", "Translate 'cat' into French.", "How do I cook rice?", "Why is the sky blue?",
+    "Can you write Python code?", "Write a function that sorts a list.", "Which is better, cats or dogs?",
+    "Which is larger, the sun or the moon?", "What is 2 plus 2 in words?", "Do you like music?",
+    "Recommend a book.", "How old are you?", "Where do you live?", "What day is it?", "Is it going to rain?",
+    "Solve x^2 = 4.", "What is the square root of 16?", "Give me a recipe.", "Explain recursion.",
+]
+WORDS = ("the a an of to in is it you that he was for on are with as I his they be at one have this from or "
+         "had by word but what some we can out other were all there when up use your how said each she which do "
+         "their time if will way about many then them write would like so these her long make thing see him two "
+         "has look more day could go come did number sound no most people my over know water than call first who "
+         "may down side been now find any new work part take get place made live where after back little only "
+         "round man year came show every good me give our under name very through just form sentence great think "
+         "say help low line differ turn cause much mean before move right boy old too same tell does set three want "
+         "air well also play small end put home read hand port large spell add even land here must big high such "
+         "follow act why ask men change went light kind off need house picture try us again animal point mother "
+         "world near build self earth father model answer question code rust python weather music story").split()
+STARTS = ["What is", "Who is", "Why is", "How do I", "Can you", "Please", "Tell me", "Explain", "Write",
+          "Which is", "Is there", "Where is", "When did", "Do you", "Should I", "Could you", "Give me", "Show me"]
+CJK = "你好世界谢谢再见请问今天天气怎么样我是谁数学问题こんにちは안녕하세요привет"
+
+
+def ood_question(rng):
+    """A question tiny-r1 must decline: chat, knowledge, code, other scripts, or arithmetic it does not do."""
+    kind = rng.choices(["chat", "greet_chat", "words", "start_words", "chars", "cjk", "near_miss"],
+                       [0.2, 0.15, 0.15, 0.2, 0.08, 0.07, 0.15])[0]
+    if kind == "chat":
+        q = rng.choice(CHAT_QUESTIONS)
+    elif kind == "greet_chat":
+        q = f"{rng.choice(GREETINGS)}{rng.choice(['!', ',', '.', ''])} {rng.choice(CHAT_QUESTIONS)}"
+    elif kind == "words":
+        q = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 9)))
+        q = q[0].upper() + q[1:] + rng.choice(["", ".", "?", "!"])
+    elif kind == "start_words":
+        q = rng.choice(STARTS) + " " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 7)))
+        q += rng.choice(["?", ".", "", "!"])
+    elif kind == "chars":
+        q = "".join(chr(rng.randint(33, 126)) for _ in range(rng.randint(1, 30)))
+    elif kind == "cjk":
+        q = "".join(rng.choice(CJK) for _ in range(rng.randint(1, 12))) + rng.choice(["", "?", "!"])
+    else:
+        # arithmetic it was not trained for: division, powers, multi-digit multipliers, several operands,
+        # operands written as words, a missing operand.
+        a, b = rand_operand(rng), rand_operand(rng)
+        q = rng.choice([
+            f"What is {a} / {b}?", f"What is {a} ^ {b % 10}?", f"What is {a} * {rng.randint(10, 999)}?",
+            f"What is {a} + {b} + {rand_operand(rng)}?", f"What is {a} - {b} + {rand_operand(rng)}?",
+            f"What is {a} % {b}?", f"What is {a} +?", f"What is + {b}?", f"What is {a}?",
+            f"What is two + {b}?", f"What is {a} plus {b}?", f"Which is larger, {a} or {b} or {rand_operand(rng)}?",
+            f"Which is larger, {a} or apples?", f"{a} + {b}", f"Is {a} prime?", f"What is the sum of {a} and {b}?",
+        ])
+    return q[:60]
 
 
 def assistant_text(lines, answer):
@@ -315,7 +402,7 @@ def write_static_files(out, args):
                       {"bos_token": BOS, "eos_token": EOS, "pad_token": PAD, "unk_token": UNK})
     atomic_write_json(os.path.join(out, "generation_config.json"), {
         "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2,
-        "do_sample": True, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 96,
+        "do_sample": True, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 256,
     })
     atomic_write_json(os.path.join(out, "config.json"), model_config(args))
 
@@ -455,7 +542,7 @@ def routing_stats(model, tok, rng_seed=4242, n=400):
             tid = cur["ids"].reshape(-1, 1).expand_as(idx)
             joint[i].index_put_((tid.reshape(-1), idx.reshape(-1)), torch.ones(idx.numel()), accumulate=True)
         hooks.append(model.model.layers[i].mlp.gate.register_forward_hook(hook))
-    b = Batcher(tok, rng, 1, [1, 1, 1, 1])
+    b = Batcher(tok, rng, 1, [1] * len(TASKS))
     with torch.no_grad():
         for _ in range(n):
             _, full = b.render(*make_problem(rng, rng.choice(TASKS)))
@@ -480,12 +567,16 @@ def routing_stats(model, tok, rng_seed=4242, n=400):
 # evaluation
 # ----------------------------------------------------------------------------------------------------------
 
+EVAL_LENGTHS = (2, 3, 4, 5, 6)
+
+
 def eval_problems(seed, n):
-    """Fresh problems (different seed from training): 2-3 digit operands for add/sub/cmp, 2-3 digit x 1 digit mul."""
+    """Fresh problems (different seed from training): operands of 2-6 digits (each length equally likely) for
+    add/sub/cmp, 2-6 digit x 1 digit mul, and out-of-domain questions."""
     rng = random.Random(seed)
     probs = {}
     for t in TASKS:
-        probs[t] = [make_problem(rng, t, lengths=(2, 3), weights=(0.5, 0.5)) for _ in range(n)]
+        probs[t] = [make_problem(rng, t, lengths=EVAL_LENGTHS, weights=(1,) * len(EVAL_LENGTHS)) for _ in range(n)]
     return probs
 
 
@@ -496,7 +587,7 @@ def extract_answer(text):
 
 
 @torch.no_grad()
-def greedy_generate(model, tok, prompts, max_new_tokens=96, batch_size=64):
+def greedy_generate(model, tok, prompts, max_new_tokens=200, batch_size=64):
     """Greedy continuation of each prompt; prompts of equal token length are batched (no padding needed)."""
     eos = tok.convert_tokens_to_ids(EOS)
     pad = tok.convert_tokens_to_ids(PAD)
@@ -579,6 +670,15 @@ def train(args):
     config = DeepseekV3Config.from_pretrained(out)
     model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32,
                                              experts_implementation="grouped_mm")  # same maths, faster on CPU
+    if args.init:
+        # from_pretrained undoes save_pretrained's per-expert split into the fused in-memory layout
+        init = AutoModelForCausalLM.from_pretrained(args.init, attn_implementation="sdpa", dtype=torch.float32,
+                                                    experts_implementation="grouped_mm")
+        state = init.state_dict()
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise SystemExit(f"--init {args.init}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        print(f"initialised from {args.init} ({len(state)} tensors)", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params {n_params:,} ({n_params * (2 if args.bf16 else 4) / 1e6:.2f} MB as "
           f"{'bf16' if args.bf16 else 'f32'})", flush=True)
@@ -667,15 +767,17 @@ def report(out, model, tok, log, eval_seed, eval_n):
 def write_readme(out, config, log):
     size = os.path.getsize(os.path.join(out, "model.safetensors"))
     a = log["args"]
-    names = {"add": "addition (2-3 digit operands)", "sub": "subtraction (2-3 digit operands, may be negative)",
-             "mul": "multiplication (2-3 digit x 1 digit)", "cmp": "comparison (2-3 digit, larger/smaller)"}
+    names = {"add": "addition (2-6 digit operands)", "sub": "subtraction (2-6 digit operands, may be negative)",
+             "mul": "multiplication (2-6 digit x 1 digit)", "cmp": "comparison (2-6 digit, larger/smaller)",
+             "ood": "out of domain (declines with its one sentence)"}
     rows = "\n".join(f"| {names[t]} | {r['correct']}/{r['n']} | {100 * r['accuracy']:.1f}% | "
                      f"{100 * r['exact_trace']:.1f}% |" for t, r in log["eval"].items())
     last_ck = log["checkpoints"][-1]["load_entropy"]
     rs = log["routing"]
     ent_rows = "\n".join(f"| {i} | {last_ck.get(i, last_ck.get(str(i)))} | {e} | {rs['token_expert_mi_bits'][i]} |"
                          for i, e in rs["load_entropy"].items())
-    cmd = "nice -n 10 python3 tools/train_tiny.py train --out assets/tiny-r1"
+    cmd = ("nice -n 10 python3 tools/train_tiny.py train" + (f" --init {a['init']}" if a.get("init") else "") +
+           " --out assets/tiny-r1")
     eng = log.get("engine_check")
     eng_text = ("not run yet (`python3 tools/train_tiny.py engine`)." if eng is None else
                 f"{eng['matched']}/{eng['prompts']} prompts give exactly PyTorch's greedy ids and expert choices at "
@@ -708,9 +810,19 @@ in `<｜Assistant｜><think>\\n`; the model writes its reasoning, `</think>`, a 
 936<｜end▁of▁sentence｜>
 ```
 
-Other questions it knows: `What is 72 - 15?` (negative results too), `What is 123 * 7?` (up to 3 digits times
-one digit), `Which is larger, 347 or 374?` / `Which is smaller, 347 or 374?`. Operands have 1-3 digits.
-Anything else is out of distribution. The tokenizer is character level (every digit is one token) with
+Other questions it knows: `What is 72 - 15?` (negative results too), `What is 123 * 7?` (up to 6 digits times
+one digit), `Which is larger, 347 or 374?` / `Which is smaller, 347 or 374?`. Operands have 1-6 digits.
+Anything else (`Hello! Who are you?`) gets a one-line trace and one honest sentence:
+
+```
+<think>
+not arithmetic I know
+</think>
+
+{OOD_REPLY}
+```
+
+The tokenizer is character level (every digit is one token) with
 DeepSeek's special tokens; `generation_config.json` has R1's sampling defaults (temperature 0.6, top_p 0.95),
 but greedy decoding is the most accurate.
 
@@ -737,7 +849,9 @@ auxiliary-loss-free balancing: after every optimizer step each MoE layer's `e_sc
 `{a['gamma']} * sign(mean_load - load_e)` (loads counted with forward hooks on the routers); there is no
 auxiliary balancing loss, so the experts are free to specialise.
 
-Training took {log['train_minutes']:.0f} minutes of wall-clock time on a shared 2-core machine; final training loss
+{"Two stages: the first is the script as of commit cb44520 (from scratch, 1-3 digit operands, 73 minutes), this one " +
+ "continues from it with 1-6 digit operands and the out-of-domain questions (see the script's docstring), so a " +
+ "reproduction from scratch takes both. " if a.get("init") else ""}This stage took {log['train_minutes']:.0f} minutes of wall-clock time on a shared 2-core machine; final training loss
 (EMA over steps, mean per assistant token) {log['final_ema_loss']}.
 
 ## Evaluation (PyTorch, from the saved files, greedy, fresh problems with seed {a['eval_seed']})
@@ -786,7 +900,7 @@ def engine_check(args):
     tok = load_tokenizer(args.model)
     model = load_model(args.model)
     rng = random.Random(args.eval_seed + 99)
-    qs = [make_problem(rng, TASKS[i % 4])[0] for i in range(args.n)]
+    qs = [make_problem(rng, TASKS[i % len(TASKS)])[0] for i in range(args.n)]
     binary = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "deepseek-wgpu")
     all_ok = True
     n_match = n_route = 0
@@ -870,8 +984,10 @@ def main():
     tr.add_argument("--quick-eval-n", type=int, default=25)
     tr.add_argument("--save-every", type=int, default=200)
     tr.add_argument("--log-every", type=int, default=25)
-    tr.add_argument("--task-weights", type=float, nargs=4, default=[0.3, 0.32, 0.23, 0.15],
-                    help="add sub mul cmp")
+    tr.add_argument("--task-weights", type=float, nargs=5, default=[0.26, 0.32, 0.22, 0.1, 0.1],
+                    help="add sub mul cmp ood")
+    tr.add_argument("--init", default=None,
+                    help="start from the weights of this model folder (same config) instead of a random init")
     tr.add_argument("--hidden", type=int, default=128)
     tr.add_argument("--layers", type=int, default=5)
     tr.add_argument("--heads", type=int, default=4)
@@ -889,7 +1005,7 @@ def main():
     en = sub.add_parser("engine")
     en.add_argument("--model", default="assets/tiny-r1")
     en.add_argument("--n", type=int, default=12)
-    en.add_argument("--max-tokens", type=int, default=80)
+    en.add_argument("--max-tokens", type=int, default=200)
     en.add_argument("--eval-seed", type=int, default=987654)
     en.add_argument("--update-readme", action="store_true", help="store the result in training_log.json/README.md")
     sa = sub.add_parser("sample")

@@ -16,15 +16,15 @@ pub struct Args {
     /// seed of the problem generator (training used Python's generator; any seed gives fresh problems)
     #[arg(long, default_value_t = 2026)]
     seed: u64,
-    /// tasks to run: add, sub, mul, cmp
-    #[arg(long, value_delimiter = ',', default_value = "add,sub,mul,cmp")]
+    /// tasks to run: add, sub, mul, cmp (2–6 digit operands), ood (questions it must decline)
+    #[arg(long, value_delimiter = ',', default_value = "add,sub,mul,cmp,ood")]
     tasks: Vec<String>,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let tasks: Vec<Task> = a.tasks.iter().map(|t| Task::parse(t).ok_or_else(|| anyhow::anyhow!("unknown task {t:?} (add, sub, mul, cmp)"))).collect::<Result<_>>()?;
+    let tasks: Vec<Task> = a.tasks.iter().map(|t| Task::parse(t).ok_or_else(|| anyhow::anyhow!("unknown task {t:?} (add, sub, mul, cmp, ood)"))).collect::<Result<_>>()?;
     if a.n == 0 {
         bail!("--n must be at least 1");
     }
