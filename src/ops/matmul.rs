@@ -348,10 +348,10 @@ pub fn glu(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, a: &Args
     swiglu::dispatch(rec, k, items * gate.rows, scratch, a.y);
 }
 
-/// `y[t·heads + h] = W_h x[t·heads + h]` with per-head blocks of one matrix (see [`Heads`]);
+/// `y[t·heads + h] = W_h x[t·heads + h]` with per-head blocks of one matrix (see [`HeadBlocks`]);
 /// `a.slots` must be `heads`. False, with nothing recorded, when the fast kernels do not
 /// apply (the caller then uses its own kernel).
-pub fn per_head(rec: &mut Recorder, k: &Kernels, m: &Matrix, h: Heads, a: &Args) -> bool {
+pub fn per_head(rec: &mut Recorder, k: &Kernels, m: &Matrix, h: HeadBlocks, a: &Args) -> bool {
     let one_chunk = m.chunks.len() == 1 && m.chunks[0].r0 == 0 && m.chunks[0].e1 - m.chunks[0].e0 == m.n_mats;
     if !(one_chunk && a.slots == h.heads && fast_ok(k, m, a)) {
         return false;
@@ -363,7 +363,7 @@ pub fn per_head(rec: &mut Recorder, k: &Kernels, m: &Matrix, h: Heads, a: &Args)
 /// Per-head blocks of one matrix: head h uses rows `row_base .. row_base + rows` of the
 /// block of `e_rows` rows starting at `h · e_rows` (kv_b's W_UV), item t · heads + h.
 #[derive(Clone, Copy)]
-pub struct Heads {
+pub struct HeadBlocks {
     pub heads: usize,
     pub rows: usize,
     pub e_rows: usize,
@@ -385,7 +385,7 @@ fn fast_view(
     m2: Option<&Matrix>,
     a: &Args,
     groups: Option<&wgpu::Buffer>,
-    heads: Option<Heads>,
+    heads: Option<HeadBlocks>,
 ) -> bool {
     let gpu = rec.gpu();
     let j = if matches!(kind, Kind::Matvec | Kind::MatvecGlu) { matvec_j(k, m) } else { 0 };

@@ -67,7 +67,7 @@ pub fn q_absorb(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, q: &wg
             ids: None,
             accum: false,
         };
-        let view = matmul::Heads { heads: h.heads, rows: h.kvl, e_rows: h.kvl, row_base: 0 };
+        let view = matmul::HeadBlocks { heads: h.heads, rows: h.kvl, e_rows: h.kvl, row_base: 0 };
         if matmul::per_head(rec, k, &uk_t, view, &a) {
             return;
         }
@@ -94,7 +94,7 @@ pub fn v_up(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, o_lat: &wg
             ids: None,
             accum: false,
         };
-        let view = matmul::Heads { heads: h.heads, rows: h.v, e_rows: h.nope + h.v, row_base: h.nope };
+        let view = matmul::HeadBlocks { heads: h.heads, rows: h.v, e_rows: h.nope + h.v, row_base: h.nope };
         if matmul::per_head(rec, k, kv_b, view, &a) {
             return;
         }
