@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use deepseek_wgpu::checkpoint::Checkpoint;
-use deepseek_wgpu::config::ModelConfig;
+use deepseek_wgpu::config::{ConfigError, ModelConfig};
 use deepseek_wgpu::gpu::list_adapters;
 
 pub fn devices() -> Result<()> {
@@ -32,8 +32,9 @@ pub fn devices() -> Result<()> {
 /// Config-derived figures always; weight dtypes and bytes when the folder has weights (a folder
 /// with only `config.json` is enough to see what a checkpoint needs before downloading it).
 pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
-    let cfg = ModelConfig::load(dir)?;
-    let text = std::fs::read_to_string(dir.join("config.json"))?;
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|err| ConfigError::Read { path: path.clone(), err })?;
+    let cfg = ModelConfig::parse(&text, &path)?;
     let unknown = ModelConfig::unknown_keys(&text);
     let counts = cfg.param_counts();
     let has_weights = dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file();
