@@ -358,19 +358,14 @@ impl RawConfig {
 
         // transformers 5 writes `rope_parameters` (and may keep `rope_scaling` beside it): both
         // describe one RoPE, so they must agree on everything that changes the model.
-        let mut rope_kind = None;
-        for (name, block) in [("rope_parameters", &self.rope_parameters), ("rope_scaling", &self.rope_scaling)] {
-            if let Some(b) = block {
-                let k = b.kind(name).map_err(invalid)?;
-                rope_kind = rope_kind.or(k.map(str::to_string));
-            }
-        }
+        let kind_p = self.rope_parameters.as_ref().map(|b| b.kind("rope_parameters")).transpose().map_err(invalid)?.flatten();
+        let kind_s = self.rope_scaling.as_ref().map(|b| b.kind("rope_scaling")).transpose().map_err(invalid)?.flatten();
         if let (Some(p), Some(s)) = (&self.rope_parameters, &self.rope_scaling) {
-            let (kp, ks) = (p.kind("rope_parameters").map_err(invalid)?, s.kind("rope_scaling").map_err(invalid)?);
-            if kp.unwrap_or("default") != ks.unwrap_or("default") || p.scaling() != s.scaling() {
+            if kind_p.unwrap_or("default") != kind_s.unwrap_or("default") || p.scaling() != s.scaling() {
                 return Err(invalid(format!("rope_parameters {p:?} and rope_scaling {s:?} describe different RoPE scaling; keep one")));
             }
         }
+        let rope_kind = kind_p.or(kind_s).map(str::to_string);
         let rope = self.rope_parameters.clone().or(self.rope_scaling.clone()).unwrap_or_default();
         if let (Some(a), Some(b)) = (self.rope_theta, rope.rope_theta) {
             if a != b {

@@ -66,16 +66,16 @@ impl Task {
     }
 }
 
-/// A question and its exact answer.
-pub fn problem(task: Task, rng: &mut impl Rng) -> (String, String) {
+/// The `i`-th question of a task and its exact answer: fresh arithmetic from `rng`, or the
+/// held-out out-of-domain questions in turn (n = 20 asks each once).
+pub fn problem(task: Task, i: usize, rng: &mut impl Rng) -> (String, String) {
     // 2–6 digit operands, each length equally likely.
     let mut operand = || {
         let digits = rng.random_range(2..=6u32);
         rng.random_range(10i64.pow(digits - 1)..10i64.pow(digits))
     };
     match task {
-        // evaluate() takes the held-out questions in turn instead
-        Task::Ood => (OOD_QUESTIONS[rng.random_range(0..OOD_QUESTIONS.len())].to_string(), DECLINE.to_string()),
+        Task::Ood => (OOD_QUESTIONS[i % OOD_QUESTIONS.len()].to_string(), DECLINE.to_string()),
         Task::Add => {
             let (a, b) = (operand(), operand());
             (format!("What is {a} + {b}?"), (a + b).to_string())
@@ -125,12 +125,7 @@ pub fn evaluate(sess: &mut Session, tasks: &[Task], n: usize, seed: u64, progres
     for &task in tasks {
         let mut s = TaskScore { task, correct: 0, total: n, accuracy: 0.0, failures: vec![] };
         for i in 0..n {
-            // The out-of-domain questions are a fixed held-out set: each is asked in turn (n =
-            // 20 asks each once) rather than drawn with replacement.
-            let (q, want) = match task {
-                Task::Ood => (OOD_QUESTIONS[i % OOD_QUESTIONS.len()].to_string(), DECLINE.to_string()),
-                _ => problem(task, &mut rng),
-            };
+            let (q, want) = problem(task, i, &mut rng);
             sess.reset();
             let r = sess.chat(&q, &settings, &no, &mut |_| {})?;
             let got = r.answer.trim().to_string();

@@ -305,8 +305,7 @@ impl Session {
 
     fn finish_stats(&self, mut stats: Stats) -> Stats {
         stats.context_used = self.cached.len();
-        let per_token = (self.model.cfg.n_layers * self.model.cfg.cache_dim() * 4) as u64;
-        stats.cache_bytes_used = per_token * self.cached.len() as u64;
+        stats.cache_bytes_used = self.model.cfg.cache_bytes_per_token() * self.cached.len() as u64;
         stats.cache_bytes_allocated = self.cache.bytes(&self.model.cfg);
         stats
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use deepseek_wgpu::checkpoint::Checkpoint;
+use deepseek_wgpu::checkpoint::{Checkpoint, CheckpointError};
 use deepseek_wgpu::config::{ConfigError, ModelConfig};
 use deepseek_wgpu::gpu::list_adapters;
 
@@ -37,11 +37,14 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
     let cfg = ModelConfig::parse(&text, &path)?;
     let unknown = ModelConfig::unknown_keys(&text);
     let counts = cfg.param_counts();
-    let has_weights = dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file();
+    let ck = match Checkpoint::open(dir) {
+        Ok(ck) => Some(ck),
+        Err(CheckpointError::NoWeights { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
     let mut dtypes: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut weights_total, mut bytes) = (None, None);
-    if has_weights {
-        let ck = Checkpoint::open(dir)?;
+    if let Some(ck) = &ck {
         let mtp: Vec<String> = (cfg.n_layers..cfg.n_layers + cfg.num_nextn_predict_layers).map(|i| format!("model.layers.{i}.")).collect();
         let (mut total, mut b) = (0u64, 0u64);
         for name in ck.names() {

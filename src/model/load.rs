@@ -105,7 +105,7 @@ fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, 
     }
     let budget = opts.memory_budget.or_else(|| detect_budget(gpu));
     if let Some(avail) = budget {
-        let cache = (cfg.n_layers * opts.max_ctx * cfg.cache_dim() * 4) as u64;
+        let cache = cfg.cache_bytes_per_token() * opts.max_ctx as u64;
         let chunk = chunk_cap(cfg, limit).min(opts.max_chunk).max(1);
         let act = Activations::bytes(cfg, chunk, opts.max_ctx);
         let need = weights + cache + act;
