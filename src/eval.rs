@@ -117,7 +117,7 @@ pub struct TaskScore {
 /// `n` fresh problems per task, greedy, one conversation each.
 pub fn evaluate(sess: &mut Session, tasks: &[Task], n: usize, seed: u64, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<TaskScore>, SessionError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let settings = Settings { sample: SampleParams::greedy(), seed: None, max_tokens: 256, stop: vec![] };
+    let settings = Settings { sample: SampleParams::greedy(), max_tokens: 256, ..Settings::default() };
     let no = AtomicBool::new(false);
     let total = tasks.len() * n;
     let mut done = 0;

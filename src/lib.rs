@@ -3,14 +3,13 @@
 //! Layers, bottom to top (see ARCHITECTURE.md): [`checkpoint`] (safetensors, mmap),
 //! [`config`] (config.json → [`config::ModelConfig`]), [`gpu`] (device, buffers, recorder),
 //! [`tensor`] (chunked weight matrices), [`ops`] (one module per WGSL kernel family),
-//! [`model`] (the DeepSeek graph and latent cache), [`generate`] (token loop).
+//! [`model`] (the DeepSeek graph and latent cache), [`session`] (the token loop).
 
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod eval;
 pub mod format;
-pub mod generate;
 pub mod gpu;
 pub mod model;
 pub mod npy;

@@ -37,11 +37,15 @@ pub struct Settings {
     pub seed: Option<u64>,
     pub max_tokens: usize,
     pub stop: Vec<String>,
+    /// feed the prompt in forwards of this many tokens (0: the engine's own chunking); the
+    /// goldens check that results do not depend on it
+    #[serde(default)]
+    pub prefill_step: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { sample: SampleParams::default(), seed: None, max_tokens: 512, stop: Vec::new() }
+        Settings { sample: SampleParams::default(), seed: None, max_tokens: 512, stop: Vec::new(), prefill_step: 0 }
     }
 }
 
@@ -122,7 +126,8 @@ pub struct Reply {
 
 pub struct Session {
     pub model: Arc<Model>,
-    pub tokenizer: Arc<ChatTokenizer>,
+    /// `None`: a checkpoint without a tokenizer, driven by token ids alone (no text events)
+    pub tokenizer: Option<Arc<ChatTokenizer>>,
     pub generation: GenerationConfig,
     cache: KvCache,
     /// ids whose latent rows are in the cache, in order
@@ -134,6 +139,16 @@ pub struct Session {
 
 impl Session {
     pub fn new(model: Arc<Model>, tokenizer: Arc<ChatTokenizer>, generation: GenerationConfig, ctx: usize) -> Result<Self, SessionError> {
+        Self::with_tokenizer(model, Some(tokenizer), generation, ctx)
+    }
+
+    /// A session over token ids alone (a checkpoint without a tokenizer): [`Session::generate`]
+    /// works, with ids, routing and stats but no text; chat needs a tokenizer.
+    pub fn ids_only(model: Arc<Model>, generation: GenerationConfig, ctx: usize) -> Result<Self, SessionError> {
+        Self::with_tokenizer(model, None, generation, ctx)
+    }
+
+    fn with_tokenizer(model: Arc<Model>, tokenizer: Option<Arc<ChatTokenizer>>, generation: GenerationConfig, ctx: usize) -> Result<Self, SessionError> {
         let cache = model.new_cache(ctx)?;
         // As transformers' generate: generation_config.json, else config.json, and only
         // without either the tokenizer's eos token.
@@ -142,7 +157,9 @@ impl Session {
             eos = model.cfg.eos_token_ids.clone();
         }
         if eos.is_empty() {
-            eos.extend(tokenizer.eos_token.as_deref().and_then(|t| tokenizer.token_id(t)));
+            if let Some(t) = &tokenizer {
+                eos.extend(t.eos_token.as_deref().and_then(|e| t.token_id(e)));
+            }
         }
         Ok(Session { model, tokenizer, generation, cache, cached: Vec::new(), messages: Vec::new(), rng: ChaCha8Rng::seed_from_u64(0x5eed), eos })
     }
@@ -185,10 +202,16 @@ impl Session {
         r
     }
 
+    /// The tokenizer, or the error chat gives without one.
+    pub fn text_tokenizer(&self) -> Result<Arc<ChatTokenizer>, SessionError> {
+        self.tokenizer.clone().ok_or_else(|| SessionError::Input("this checkpoint has no tokenizer: give token ids (--ids) instead of text".into()))
+    }
+
     /// Generate the assistant's reply to the conversation as it stands.
     pub fn reply(&mut self, s: &Settings, cancel: &AtomicBool, on: &mut dyn FnMut(&Event)) -> Result<Reply, SessionError> {
-        let text = self.tokenizer.render_chat(&self.messages, true)?;
-        let ids = self.tokenizer.encode(&text, false)?;
+        let tok = self.text_tokenizer()?;
+        let text = tok.render_chat(&self.messages, true)?;
+        let ids = tok.encode(&text, false)?;
         let opened = text.trim_end().ends_with("<think>");
         let reply = self.generate(&ids, opened, s, cancel, on)?;
         if s.max_tokens > 0 {
@@ -202,12 +225,9 @@ impl Session {
     pub fn generate(&mut self, prompt: &[u32], opened: bool, s: &Settings, cancel: &AtomicBool, on: &mut dyn FnMut(&Event)) -> Result<Reply, SessionError> {
         // the one place sampling settings are validated
         let filter = s.sample.filter().map_err(SessionError::Input)?;
+        // (ids themselves are checked where they enter the model: `Model::forward_sampled`)
         if prompt.is_empty() {
             return Err(SessionError::Input("empty prompt: nothing to feed the model".into()));
-        }
-        let vocab = self.model.cfg.vocab;
-        if let Some(bad) = prompt.iter().find(|&&i| i as usize >= vocab) {
-            return Err(SessionError::Input(format!("token id {bad} is outside the vocabulary (0..{vocab})")));
         }
         let ctx = self.cache.ctx;
         if prompt.len() >= ctx {
@@ -244,7 +264,14 @@ impl Session {
         }
         let mut penalty: BTreeSet<u32> = prompt.iter().copied().collect();
         let t0 = Instant::now();
-        let mut token = self.feed(&prompt[reuse..], &penalty, &filter, &mut reply, on)?;
+        let step = if s.prefill_step == 0 { prompt.len() } else { s.prefill_step };
+        let mut chunks = prompt[reuse..].chunks(step).peekable();
+        let mut token = None;
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            token = self.feed(chunk, last.then_some((&penalty, &filter)), &mut reply, on)?;
+        }
+        let mut token = sampled(token)?;
         stats.prefill_tokens_per_s = (prompt.len() - reuse) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         let t1 = Instant::now();
         let mut dec = StreamDecoder::default();
@@ -258,7 +285,10 @@ impl Session {
             reply.ids.push(token);
             penalty.insert(token);
             let kind = split.kind();
-            let delta = dec.push(&tok, token)?;
+            let delta = match &tok {
+                Some(tok) => dec.push(tok, token)?,
+                None => None,
+            };
             on(&Event::Token { id: token, position: self.cached.len(), text: delta.clone().unwrap_or_default(), kind });
             if let Some(delta) = delta {
                 let (text, hit) = stop.push(&delta);
@@ -278,10 +308,10 @@ impl Session {
             if self.cached.len() + 1 > ctx {
                 break StopReason::ContextFull;
             }
-            token = self.feed(&[token], &penalty, &filter, &mut reply, on)?;
+            token = sampled(self.feed(&[token], Some((&penalty, &filter)), &mut reply, on)?)?;
         };
         if !matches!(reason, StopReason::StopString(_)) {
-            if let Some(rest) = dec.finish(&tok)? {
+            if let Some(rest) = tok.as_ref().map(|t| dec.finish(t)).transpose()?.flatten() {
                 let (text, _) = stop.push(&rest);
                 reply.text.push_str(&text);
                 let pieces = split.push(&text);
@@ -310,12 +340,16 @@ impl Session {
         stats
     }
 
-    /// Feed ids through the model and sample the next token; record routing per position.
-    fn feed(&mut self, ids: &[u32], penalty: &BTreeSet<u32>, filter: &Filter, reply: &mut Reply, on: &mut dyn FnMut(&Event)) -> Result<u32, SessionError> {
-        let pen: Vec<u32> = if filter.repeat_penalty != 1.0 { penalty.iter().copied().collect() } else { Vec::new() };
-        let sample = Sample { filter: *filter, u: self.rng.random::<f32>(), penalty_ids: &pen };
+    /// Feed ids through the model and, with `sample` (the penalty ids and the filter), sample
+    /// the next token; record routing per position.
+    fn feed(&mut self, ids: &[u32], sample: Option<(&BTreeSet<u32>, &Filter)>, reply: &mut Reply, on: &mut dyn FnMut(&Event)) -> Result<Option<u32>, SessionError> {
+        let pen: Vec<u32> = match sample {
+            Some((penalty, filter)) if filter.repeat_penalty != 1.0 => penalty.iter().copied().collect(),
+            _ => Vec::new(),
+        };
+        let sample = sample.map(|(_, filter)| Sample { filter: *filter, u: self.rng.random::<f32>(), penalty_ids: &pen });
         let pos0 = self.cached.len();
-        let out = self.model.forward_sampled(&mut self.cache, ids, LogitsMode::None, Some(&sample))?;
+        let out = self.model.forward_sampled(&mut self.cache, ids, LogitsMode::None, sample.as_ref())?;
         self.cached.extend_from_slice(ids);
         let k = self.model.top_k();
         let layers = self.model.moe_layers();
@@ -328,8 +362,12 @@ impl Session {
             on(&Event::Routing { position: pos0 + i, token: id, layers: routes.clone() });
             reply.routing.push((pos0 + i, id, routes));
         }
-        out.token.ok_or_else(|| SessionError::Input("the sampler returned no token".into()))
+        Ok(out.token)
     }
+}
+
+fn sampled(token: Option<u32>) -> Result<u32, SessionError> {
+    token.ok_or_else(|| SessionError::Input("the sampler returned no token".into()))
 }
 
 fn emit(pieces: Vec<(TextKind, String)>, reply: &mut Reply, on: &mut dyn FnMut(&Event)) {

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use deepseek_wgpu::format::Format;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
-use deepseek_wgpu::ops::{embed, Kernels};
+use deepseek_wgpu::ops::{embed, Kernels, Rows};
 use deepseek_wgpu::tensor::Matrix;
 
 fn cases() -> Vec<(Format, Vec<u8>, Vec<f32>)> {
@@ -51,7 +51,7 @@ fn shader_decode_matches_pytorch() {
         let ids = g.storage_init("ids", bytemuck::cast_slice(&[0u32]));
         let out = g.storage("out", (n * 4) as u64);
         let mut rec = Recorder::new(&g);
-        embed::dispatch(&mut rec, &k, &m, &ids, &out, 1);
+        embed::run(&mut rec, &k, &m, &ids, Rows::new(&out, n, 1));
         rec.submit("formats").unwrap();
         same(&format!("{f:?} shader"), &g.read_f32(&out, 0, n as u64).unwrap(), &want);
     }

@@ -6,6 +6,7 @@ use deepseek_wgpu::config::{Scoring, TopK};
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
 use deepseek_wgpu::ops::mla_absorb::Heads;
 use deepseek_wgpu::ops::moe_gate::Gate;
+use deepseek_wgpu::ops::matmul::Out;
 use deepseek_wgpu::ops::*;
 use deepseek_wgpu::tensor::Matrix;
 use rand::rngs::StdRng;
@@ -98,7 +99,7 @@ fn matmul_dense_all_dtypes_and_split() {
             let y0 = rnd(&mut rng, t * rows, 1.0);
             let (xb, yb) = (upload(&g, &x), upload(&g, &y0));
             let mut rec = Recorder::new(&g);
-            matmul::dispatch(&mut rec, &k, &m, &matmul::Args { accum: true, ..matmul::Args::dense(&xb, &yb, &m, t) });
+            matmul::run(&mut rec, &k, &m, Rows::new(&xb, cols, t), Rows::new(&yb, rows, t), Out::Add);
             rec.submit("test").unwrap();
             let got = g.read_f32(&yb, 0, (t * rows) as u64).unwrap();
             let want: Vec<f32> = matmul::reference(&wf, rows, cols, &x, cols, 0, t, 1, None).iter().zip(&y0).map(|(a, b)| a + b).collect();
@@ -121,21 +122,9 @@ fn matmul_routed_experts_from_gpu_ids() {
         let x = rnd(&mut rng, t * slots * cols, 1.0);
         let (xb, yb) = (upload(&g, &x), g.storage("y", (t * slots * rows * 4) as u64));
         let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
-        let args = matmul::Args {
-            x: &xb,
-            x_off: 0,
-            x_stride: slots * cols,
-            x_slot_stride: cols,
-            y: &yb,
-            y_off: 0,
-            y_stride: rows,
-            n_tok: t,
-            slots,
-            ids: Some(&idb),
-            accum: false,
-        };
+        let items = Routed { x: Rows::strided(&xb, 0, slots * cols, cols, t), slots, slot_stride: cols, ids: &idb };
         let mut rec = Recorder::new(&g);
-        matmul::dispatch(&mut rec, &k, &m, &args);
+        matmul::run_routed(&mut rec, &k, &m, items, Rows::new(&yb, rows, t * slots));
         rec.submit("test").unwrap();
         let got = g.read_f32(&yb, 0, (t * slots * rows) as u64).unwrap();
         let want = matmul::reference(&wf, rows, cols, &x, slots * cols, cols, t, slots, Some(&ids));
@@ -156,7 +145,7 @@ fn embed_gathers_across_chunks() {
         let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
         let out = g.storage("out", (ids.len() * hidden * 4) as u64);
         let mut rec = Recorder::new(&g);
-        embed::dispatch(&mut rec, &k, &m, &idb, &out, ids.len());
+        embed::run(&mut rec, &k, &m, &idb, Rows::new(&out, hidden, ids.len()));
         rec.submit("test").unwrap();
         let got = g.read_f32(&out, 0, (ids.len() * hidden) as u64).unwrap();
         assert_close(&format!("embed {dt:?}"), &got, &embed::reference(&wf, hidden, &ids), 0.0, 0.0);
@@ -172,9 +161,9 @@ fn rmsnorm_strided_rows() {
     let x = rnd(&mut rng, rows * stride, 30.0);
     let w = rnd(&mut rng, n, 2.0);
     let out = g.storage("out", (rows * stride * 4) as u64);
-    let p = rmsnorm::Params { n: n as u32, rows: rows as u32, x_off: 7, x_stride: stride as u32, o_off: 3, o_stride: stride as u32, eps: 1e-6, _pad: 0 };
+    let (wb, xb) = (upload(&g, &w), upload(&g, &x));
     let mut rec = Recorder::new(&g);
-    rmsnorm::dispatch(&mut rec, &k, &p, &upload(&g, &w), &upload(&g, &x), &out);
+    rmsnorm::run(&mut rec, &k, &wb, Rows::strided(&xb, 7, stride, n, rows), Rows::strided(&out, 3, stride, n, rows), 1e-6);
     rec.submit("test").unwrap();
     let got = g.read_f32(&out, 0, (rows * stride) as u64).unwrap();
     for r in 0..rows {
@@ -194,9 +183,8 @@ fn rope_rotates_interleaved_pairs() {
     let table: Vec<[f32; 2]> = (0..(pos0 + t) * rope_d / 2).map(|_| [rng.random(), rng.random()]).collect();
     let xb = upload(&g, &x);
     let tb = g.storage_init("table", bytemuck::cast_slice(&table));
-    let p = rope::Params { n_tok: t as u32, heads: heads as u32, half_dim: (rope_d / 2) as u32, row_stride: (heads * hs) as u32, head_stride: hs as u32, off: nope as u32, pos0: pos0 as u32, _pad: 0 };
     let mut rec = Recorder::new(&g);
-    rope::dispatch(&mut rec, &k, &p, &tb, &xb);
+    rope::run(&mut rec, &k, &tb, Rows::new(&xb, heads * hs, t).cols(nope, rope_d), heads, hs, pos0);
     rec.submit("test").unwrap();
     let got = g.read_f32(&xb, 0, x.len() as u64).unwrap();
     let mut want = x.clone();
@@ -222,8 +210,8 @@ fn mla_absorb_both_directions() {
         let ql = g.storage("q_lat", (t * h.heads * h.kvl * 4) as u64);
         let o = g.storage("o", (t * h.heads * h.v * 4) as u64);
         let mut rec = Recorder::new(&g);
-        mla_absorb::q_absorb(&mut rec, &k, &m, h, &qb, &ql, t);
-        mla_absorb::v_up(&mut rec, &k, &m, h, &olb, &o, t);
+        mla_absorb::q_absorb(&mut rec, &k, &m, None, h, Rows::new(&qb, h.heads * (h.nope + h.rope), t), Rows::new(&ql, h.kvl, t * h.heads));
+        mla_absorb::v_up(&mut rec, &k, &m, h, Rows::new(&olb, h.kvl, t * h.heads), Rows::new(&o, h.heads * h.v, t));
         rec.submit("test").unwrap();
         assert_close(&format!("q_absorb {dt:?}"), &g.read_f32(&ql, 0, (t * h.heads * h.kvl) as u64).unwrap(), &mla_absorb::q_absorb_ref(&wf, h, &q, t), 1e-4, 1e-4);
         assert_close(&format!("v_up {dt:?}"), &g.read_f32(&o, 0, (t * h.heads * h.v) as u64).unwrap(), &mla_absorb::v_up_ref(&wf, h, &ol, t), 1e-4, 1e-4);
@@ -243,7 +231,8 @@ fn mla_attention_over_long_cache_and_large_scores() {
         let q = rnd(&mut rng, t * h.heads * (h.nope + h.rope), amp);
         let out = g.storage("o_lat", (t * h.heads * h.kvl * 4) as u64);
         let mut rec = Recorder::new(&g);
-        mla_attn::dispatch(&mut rec, &k, h, 0.3, pos0, t, &upload(&g, &ql), &upload(&g, &q), &upload(&g, &cache), &out);
+        let (qlb, qb, cb) = (upload(&g, &ql), upload(&g, &q), upload(&g, &cache));
+        attend(&mut rec, &k, h, pos0, t, &qlb, &qb, &cb, &out);
         rec.submit("test").unwrap();
         let got = g.read_f32(&out, 0, (t * h.heads * h.kvl) as u64).unwrap();
         let want = mla_attn::reference(h, 0.3, pos0, t, &ql, &q, &cache);
@@ -270,7 +259,8 @@ fn moe_gate_all_methods() {
         let ids = g.storage("ids", (t * gate.k * 4) as u64);
         let wts = g.storage("wts", (t * gate.k * 4) as u64);
         let mut rec = Recorder::new(&g);
-        moe_gate::dispatch(&mut rec, &k, &gate, t, &lb, &upload(&g, &bias), &ids, &wts);
+        let bb = upload(&g, &bias);
+        moe_gate::run(&mut rec, &k, &gate, &bb, Rows::new(&lb, gate.n_exp, t), Rows::new(&ids, gate.k, t), Rows::new(&wts, gate.k, t));
         rec.submit("test").unwrap();
         let gi = g.read_u32(&ids, 0, (t * gate.k) as u64).unwrap();
         let gw = g.read_f32(&wts, 0, (t * gate.k) as u64).unwrap();
@@ -298,10 +288,10 @@ fn swiglu_combine_copy() {
     let src = rnd(&mut rng, 5 * 13, 1.0);
     let dst = g.storage("dst", 4 * 40 * 4);
     let mut rec = Recorder::new(&g);
-    swiglu::dispatch(&mut rec, &k, n, &upload(&g, &up), &gb);
-    moe_combine::dispatch(&mut rec, &k, hidden, t, top, &upload(&g, &wts), &upload(&g, &eo), &xb);
-    let cp = copy_rows::Params { n: 6, rows: 4, s_off: 7, s_stride: 13, d_off: 2, d_stride: 40, _pad: [0; 2] };
-    copy_rows::dispatch(&mut rec, &k, &cp, &upload(&g, &src), &dst);
+    let (upb, wb, eb, sb) = (upload(&g, &up), upload(&g, &wts), upload(&g, &eo), upload(&g, &src));
+    swiglu::run(&mut rec, &k, Rows::new(&upb, n, 1), Rows::new(&gb, n, 1));
+    moe_combine::run(&mut rec, &k, Rows::new(&wb, top, t), Rows::new(&eb, hidden, t * top), Rows::new(&xb, hidden, t));
+    copy_rows::run(&mut rec, &k, Rows::strided(&sb, 7, 13, 6, 4), Rows::strided(&dst, 2, 40, 6, 4));
     rec.submit("test").unwrap();
     assert_close("swiglu", &g.read_f32(&gb, 0, n as u64).unwrap(), &swiglu::reference(&ga, &up), 1e-6, 1e-5);
     let mut want = x.clone();
@@ -352,11 +342,11 @@ fn fast_dense(g: &Gpu, seed: u64) {
 
 /// Kernels whose gemm streams `shape.0` rows per lane over tiles of `shape.1` items.
 fn kernels_shaped(g: &Gpu, shape: Option<(u32, u32)>) -> Kernels {
-    let mut k = Kernels::new(g).unwrap();
-    if let Some((streams, nt)) = shape {
-        k.fast = matmul::Fast::with_tune(matmul::Tune { streams, nt, ..k.fast.tune });
+    let k = Kernels::new(g).unwrap();
+    match shape {
+        Some((streams, nt)) => Kernels::with_tune(g, matmul::Tune { streams, nt, ..k.tune() }).unwrap(),
+        None => k,
     }
-    k
 }
 
 fn fast_dense_with(g: &Gpu, seed: u64, shape: Option<(u32, u32)>) {
@@ -371,12 +361,12 @@ fn fast_dense_with(g: &Gpu, seed: u64, shape: Option<(u32, u32)>) {
             let (xb, yb) = (upload(g, &x), upload(g, &y0));
             let used = kernels_used(g, || {
                 let mut rec = Recorder::new(g);
-                matmul::dispatch(&mut rec, &k, &m, &matmul::Args { accum: true, ..matmul::Args::dense(&xb, &yb, &m, t) });
+                matmul::run(&mut rec, &k, &m, Rows::new(&xb, cols, t), Rows::new(&yb, rows, t), Out::Add);
                 rec.submit("test").unwrap();
             });
             let want_kernel = if t <= matmul::MATVEC_MAX_TOKENS { "matvec/" } else { "gemm/" };
             // Lanes of 8 (lavapipe): every dtype's rows are a whole number of lane words.
-            if k.fast.tune.lanes == 8 {
+            if k.tune().lanes == 8 {
                 assert!(used.iter().all(|l| l.starts_with(want_kernel)), "{dt:?} t {t}: dispatched {used:?}");
             }
             let got = g.read_f32(&yb, 0, (t * rows) as u64).unwrap();
@@ -441,23 +431,20 @@ fn glu_and_grouped_with(g: &Gpu, seed: u64, shape: Option<(u32, u32)>) {
             let scratch = g.storage("scratch", (n * width * 4) as u64);
             let eo = g.storage("eo", (n * hidden * 4) as u64);
             let groups = g.storage("groups", (moe_group::out_len(n, e) * 4) as u64);
-            let routed = |x, x_stride, x_slot_stride, y, y_stride| matmul::Args::routed(&idb, t, slots, (x, x_stride, x_slot_stride), (y, y_stride));
-            let grouped = t > 2;
+            let grouped = n > matmul::MATVEC_MAX_ROUTED;
             let used = kernels_used(g, || {
                 let mut rec = Recorder::new(g);
-                let gr = grouped.then_some(&groups);
-                if grouped {
-                    moe_group::dispatch(&mut rec, &k, n, e, &idb, &groups);
-                }
-                matmul::glu(&mut rec, &k, &gate, &up, &routed(&xb, hidden, 0, &hb, width), &scratch, gr);
-                let down_args = routed(&hb, slots * width, width, &eo, hidden);
-                match gr {
-                    Some(gr) => matmul::dispatch_grouped(&mut rec, &k, &down, &down_args, gr),
-                    None => matmul::dispatch(&mut rec, &k, &down, &down_args),
-                }
+                let items = Routed { x: Rows::new(&xb, hidden, t), slots, slot_stride: 0, ids: &idb };
+                matmul::routed_swiglu(&mut rec, &k, [&gate, &up, &down], items, &hb, &scratch, Rows::new(&eo, hidden, n), n);
                 rec.submit("test").unwrap();
             });
-            if k.fast.tune.lanes == 8 {
+            if grouped {
+                // the expert lists routed_swiglu grouped its items by, listed again to check them
+                let mut rec = Recorder::new(g);
+                moe_group::run(&mut rec, &k, e, &idb, n, &groups);
+                rec.submit("test").unwrap();
+            }
+            if k.tune().lanes == 8 {
                 let fused = if grouped { "gemm/gemm_glu" } else { "matvec/matvec_glu" };
                 assert!(used.iter().any(|l| l.starts_with(fused)), "{dt:?} t {t}: dispatched {used:?}");
                 assert!(!used.iter().any(|l| l.starts_with("swiglu") || l.starts_with("matmul")), "{dt:?} t {t}: dispatched {used:?}");
@@ -487,6 +474,13 @@ fn glu_and_grouped_with(g: &Gpu, seed: u64, shape: Option<(u32, u32)>) {
     }
 }
 
+/// Attention of `t` queries at `pos0..` over `cache` rows, with the tests' scale 0.3.
+#[allow(clippy::too_many_arguments)]
+fn attend(rec: &mut Recorder, k: &Kernels, h: Heads, pos0: usize, t: usize, ql: &wgpu::Buffer, q: &wgpu::Buffer, cache: &wgpu::Buffer, out: &wgpu::Buffer) {
+    let (q_lat, o_lat) = (Rows::new(ql, h.kvl, t * h.heads), Rows::new(out, h.kvl, t * h.heads));
+    mla_attn::run(rec, k, h, 0.3, pos0, q_lat, Rows::new(q, h.heads * (h.nope + h.rope), t), cache, o_lat);
+}
+
 #[test]
 fn flash_decoding_attention_splits_and_heads() {
     let mut rng = StdRng::seed_from_u64(17);
@@ -503,7 +497,7 @@ fn flash_decoding_attention_splits_and_heads() {
         let (qlb, qb, cb) = (upload(&g, &ql), upload(&g, &q), upload(&g, &cache));
         let used = kernels_used(&g, || {
             let mut rec = Recorder::new(&g);
-            mla_attn::dispatch(&mut rec, &k, h, 0.3, pos0, t, &qlb, &qb, &cb, &out);
+            attend(&mut rec, &k, h, pos0, t, &qlb, &qb, &cb, &out);
             rec.submit("test").unwrap();
         });
         if g.subgroups() && g.info.subgroup_min_size == g.info.subgroup_max_size {
@@ -527,6 +521,8 @@ fn mla_absorb_fast_paths() {
     let h = Heads { heads: 5, nope: 64, rope: 8, v: 32, kvl: 128 };
     for dt in DTYPES {
         let (m, wf) = matrix_blk(&g, &mut rng, dt, 1, h.heads * (h.nope + h.v), h.kvl, [16, 128]);
+        let uk_t = mla_absorb::transpose_uk(&k, &g, &m, h).unwrap();
+        assert_eq!(uk_t.is_some(), dt != DType::F8E4M3, "{dt:?}: W_UK transposed");
         for t in [1, 2, 9] {
             let q = rnd(&mut rng, t * h.heads * (h.nope + h.rope), 1.0);
             let ol = rnd(&mut rng, t * h.heads * h.kvl, 1.0);
@@ -535,11 +531,11 @@ fn mla_absorb_fast_paths() {
             let o = g.storage("o", (t * h.heads * h.v * 4) as u64);
             let used = kernels_used(&g, || {
                 let mut rec = Recorder::new(&g);
-                mla_absorb::q_absorb(&mut rec, &k, &m, h, &qb, &ql, t);
-                mla_absorb::v_up(&mut rec, &k, &m, h, &olb, &o, t);
+                mla_absorb::q_absorb(&mut rec, &k, &m, uk_t.as_ref(), h, Rows::new(&qb, h.heads * (h.nope + h.rope), t), Rows::new(&ql, h.kvl, t * h.heads));
+                mla_absorb::v_up(&mut rec, &k, &m, h, Rows::new(&olb, h.kvl, t * h.heads), Rows::new(&o, h.heads * h.v, t));
                 rec.submit("test").unwrap();
             });
-            if dt != DType::F8E4M3 && k.fast.tune.lanes == 8 {
+            if dt != DType::F8E4M3 && k.tune().lanes == 8 {
                 let kernel = if t <= matmul::MATVEC_MAX_TOKENS { "matvec/" } else { "gemm/" };
                 assert_eq!(used.iter().filter(|l| l.starts_with(kernel)).count(), 2, "{dt:?} t {t}: {used:?}");
             }

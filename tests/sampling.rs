@@ -4,7 +4,7 @@
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
 use deepseek_wgpu::ops::sample;
 use deepseek_wgpu::sampling::SampleParams;
-use deepseek_wgpu::ops::Kernels;
+use deepseek_wgpu::ops::{Kernels, Rows};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -28,8 +28,8 @@ impl Fixture {
         let out = self.g.storage("out", (us.len() * 16) as u64);
         let mut rec = Recorder::new(&self.g);
         for (i, u) in us.iter().enumerate() {
-            let io = sample::Io { logits: &lb, l_off: 0, pen: &pb, n_pen: pen.len(), out: &out, out_off: i * 4 };
-            sample::dispatch(&mut rec, &self.k, logits.len(), s, *u, &io);
+            let out_row = Rows::strided(&out, i * 4, 4, 4, 1);
+            sample::run(&mut rec, &self.k, s, *u, Rows::new(&lb, logits.len(), 1), Rows::new(&pb, pen.len(), 1), out_row);
         }
         rec.submit("sample test").unwrap();
         let o = self.g.read_u32(&out, 0, (us.len() * 4) as u64).unwrap();

@@ -21,7 +21,7 @@ fn session() -> Session {
 }
 
 fn greedy(n: usize) -> Settings {
-    Settings { sample: SampleParams::greedy(), seed: None, max_tokens: n, stop: vec![] }
+    Settings { sample: SampleParams::greedy(), max_tokens: n, ..Settings::default() }
 }
 
 #[test]

@@ -205,7 +205,10 @@ impl Engine {
         };
         s.messages = history;
         s.set_system(system);
-        let tok = s.tokenizer.clone();
+        let tok = match s.text_tokenizer() {
+            Ok(t) => t,
+            Err(e) => return self.emit(WorkerEvent::TurnFailed(e.to_string())),
+        };
         let (out, ctx) = (self.out.clone(), self.ctx.clone());
         let emit = |ev: WorkerEvent| {
             let _ = out.send(ev);

@@ -269,6 +269,7 @@ fn profile_json(p: &Profile) -> Value {
         "gpu_ms": total / 1e6,
         "record_ms": p.record_ns / 1e6,
         "submissions": p.submits,
+        "bind_groups_created": p.bind_groups_created,
         "dispatches": p.dispatches.len(),
         "kernels": p.by_family().into_iter().map(|(k, ns, n)| json!({"kernel": k, "ms": ns / 1e6, "share": ns / total.max(1.0), "dispatches": n})).collect::<Vec<_>>(),
         "top_dispatches": top_dispatches(p, 8),
@@ -365,11 +366,12 @@ fn print_profile(p: &Value) {
         return;
     }
     println!(
-        "  GPU {:.2} ms in {} dispatches, {} submission(s); host recording {:.2} ms",
+        "  GPU {:.2} ms in {} dispatches, {} submission(s); host recording {:.2} ms ({} bind groups created)",
         p["gpu_ms"].as_f64().unwrap_or(0.0),
         p["dispatches"],
         p["submissions"],
-        p["record_ms"].as_f64().unwrap_or(0.0)
+        p["record_ms"].as_f64().unwrap_or(0.0),
+        p["bind_groups_created"]
     );
     for k in p["kernels"].as_array().into_iter().flatten() {
         println!(

@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{bail, Result};
 use deepseek_wgpu::chat::{Message, TextKind};
-use deepseek_wgpu::generate;
 use deepseek_wgpu::session::{Event, Reply};
 
 use super::{ModelArgs, SamplingArgs};
@@ -33,7 +32,7 @@ pub struct Args {
     /// most tokens to generate (0: only render and tokenise the prompt)
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
-    /// with --ids: feed the prompt N tokens at a time
+    /// feed the prompt N tokens at a time (results do not depend on it; for tests)
     #[arg(long)]
     step: Option<usize>,
     /// print only the answer, not the reasoning
@@ -114,27 +113,14 @@ pub fn run(a: Args) -> Result<()> {
         bail!("empty prompt: give some text with --prompt");
     }
     let model = super::load(&a.m)?;
-    // Token ids need no tokenizer: a checkpoint without one still generates greedily, and
-    // `--step N` keeps the plain loop the golden tests compare against.
-    let session = super::session_on(&a.m, model.clone());
-    let plain = match (&a.ids, &session) {
-        (Some(_), Err(_)) => true,
-        (Some(_), Ok(_)) => a.step.is_some(),
-        (None, _) => false,
+    // Token ids need no tokenizer: a checkpoint without one runs the same session on ids alone.
+    let mut sess = match (super::session_on(&a.m, model.clone()), &a.ids) {
+        (Ok(s), _) => s,
+        (Err(_), Some(_)) => super::ids_session(&a.m, model)?,
+        (Err(e), None) => return Err(e),
     };
-    if plain {
-        let ids = a.ids.as_deref().unwrap_or_default();
-        let t = a.sampling.temperature.unwrap_or(0.0);
-        if t != 0.0 {
-            match session {
-                Err(e) => return Err(e.context("sampling needs the tokenizer's generation settings; use --temperature 0 for greedy ids")),
-                Ok(_) => bail!("--step applies to greedy decoding only (--temperature 0)"),
-            }
-        }
-        return greedy_ids(&a, &model, ids);
-    }
-    let mut sess = session?;
-    let settings = a.sampling.settings(sess.default_settings(), a.max_tokens)?;
+    let mut settings = a.sampling.settings(sess.default_settings(), a.max_tokens)?;
+    settings.prefill_step = a.step.unwrap_or(0);
 
     let (prompt_ids, opened) = match (&a.prompt, &a.ids) {
         (Some(p), _) if a.chat => {
@@ -142,10 +128,11 @@ pub fn run(a: Args) -> Result<()> {
                 sess.set_system(sys);
             }
             sess.messages.push(Message::new("user", p));
-            let text = sess.tokenizer.render_chat(&sess.messages, true)?;
-            (sess.tokenizer.encode(&text, false)?, text.trim_end().ends_with("<think>"))
+            let tok = sess.text_tokenizer()?;
+            let text = tok.render_chat(&sess.messages, true)?;
+            (tok.encode(&text, false)?, text.trim_end().ends_with("<think>"))
         }
-        (Some(p), _) => (sess.tokenizer.encode_prompt(p)?, false),
+        (Some(p), _) => (sess.text_tokenizer()?.encode_prompt(p)?, false),
         (None, Some(ids)) => (ids.clone(), false),
         (None, None) => unreachable!("checked above"),
     };
@@ -158,36 +145,20 @@ pub fn run(a: Args) -> Result<()> {
     if a.max_tokens > 0 {
         printer.end();
     }
+    let joined = |ids: &[u32]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
     if a.json {
         println!("{}", reply_json(&sess, &reply));
     } else {
         if a.max_tokens == 0 {
-            println!("{}", sess.tokenizer.decode(&reply.prompt_ids)?);
-            println!("{}", reply.prompt_ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+            if let Some(tok) = &sess.tokenizer {
+                println!("{}", tok.decode(&reply.prompt_ids)?);
+            }
+            println!("{}", joined(&reply.prompt_ids));
+        } else if sess.tokenizer.is_none() {
+            // no text to stream: the ids are the output
+            println!("{}", joined(&reply.ids));
         }
         eprintln!("{}", stats_line(&reply));
-    }
-    Ok(())
-}
-
-/// The plain greedy loop over ids (CPU argmax over read-back logits).
-fn greedy_ids(a: &Args, model: &deepseek_wgpu::model::Model, ids: &[u32]) -> Result<()> {
-    let mut cache = model.new_cache(a.m.ctx.min(model.max_ctx))?;
-    if ids.len() + a.max_tokens > cache.ctx {
-        bail!("{} prompt ids + {} new tokens exceed the context of {} tokens; pass a larger --ctx", ids.len(), a.max_tokens, cache.ctx);
-    }
-    let g = generate::greedy(model, &mut cache, ids, a.max_tokens, a.step.unwrap_or(0))?;
-    let routing: BTreeMap<String, Vec<Vec<u32>>> = model
-        .moe_layers()
-        .iter()
-        .zip(&g.routing)
-        .map(|(l, per)| (l.to_string(), per.iter().map(|r| sorted(r)).collect()))
-        .collect();
-    let o = serde_json::json!({ "prompt_ids": ids, "ids": g.ids, "routing": routing });
-    if a.json {
-        println!("{o}");
-    } else {
-        println!("{}", g.ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","));
     }
     Ok(())
 }

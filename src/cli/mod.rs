@@ -117,6 +117,14 @@ pub fn session_on(m: &ModelArgs, model: Arc<Model>) -> Result<Session> {
     Ok(Session::new(model, Arc::new(tok), gen, ctx)?)
 }
 
+/// A session over token ids alone, for a checkpoint without a tokenizer.
+pub fn ids_session(m: &ModelArgs, model: Arc<Model>) -> Result<Session> {
+    let dir = model_dir(m.model.as_deref())?;
+    let gen = GenerationConfig::load(&dir)?;
+    let ctx = m.ctx.min(model.max_ctx);
+    Ok(Session::ids_only(model, gen, ctx)?)
+}
+
 pub fn logits(m: &ModelArgs, ids: &[u32], step: Option<usize>, out: &Path) -> Result<()> {
     let model = load(m)?;
     let mut cache = model.new_cache(m.ctx.min(model.max_ctx))?;

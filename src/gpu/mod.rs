@@ -23,6 +23,8 @@ pub enum GpuError {
     Map(String),
     #[error("GPU error during {what}: {msg}")]
     Validation { what: String, msg: String },
+    #[error("the kernel {label} does not build on this adapter: {msg}")]
+    Kernel { label: String, msg: String },
 }
 
 /// Options for opening the device.
@@ -72,6 +74,8 @@ pub struct Gpu {
     /// pipeline → label, for per-kernel timings
     labels: Mutex<HashMap<wgpu::ComputePipeline, String>>,
     profile: Mutex<Option<Profile>>,
+    /// bind groups and the params arena, kept across submissions (see `recorder`)
+    binds: Mutex<recorder::BindCache>,
 }
 
 /// Features the engine uses when the adapter offers them; none is required. A program that
@@ -125,7 +129,7 @@ impl Gpu {
         .map_err(|source| GpuError::Device { adapter: info.name.clone(), source })?;
         let adapter_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         let max_binding = opts.max_binding_bytes.map_or(adapter_max, |m| m.min(adapter_max)) & !3;
-        Ok(Self { device, queue, info, limits, max_binding, features, tuning: opts.tuning, labels: Mutex::default(), profile: Mutex::default() })
+        Ok(Self { device, queue, info, limits, max_binding, features, tuning: opts.tuning, labels: Mutex::default(), profile: Mutex::default(), binds: Mutex::default() })
     }
 
     /// Share a device created elsewhere (e.g. the desktop app's renderer), so the engine and
@@ -135,7 +139,7 @@ impl Gpu {
         let dev_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         let max_binding = opts.max_binding_bytes.map_or(dev_max, |m| m.min(dev_max)) & !3;
         let features = device.features() & OPTIONAL_FEATURES;
-        Self { device, queue, info: adapter.get_info(), limits, max_binding, features, tuning: opts.tuning, labels: Mutex::default(), profile: Mutex::default() }
+        Self { device, queue, info: adapter.get_info(), limits, max_binding, features, tuning: opts.tuning, labels: Mutex::default(), profile: Mutex::default(), binds: Mutex::default() }
     }
 
     /// Whether kernels may use subgroup operations.

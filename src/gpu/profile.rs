@@ -10,6 +10,8 @@ pub struct Profile {
     /// host time spent recording and submitting command buffers (nanoseconds)
     pub record_ns: f64,
     pub submits: usize,
+    /// bind groups the submissions had to create (the rest came from the cache)
+    pub bind_groups_created: usize,
 }
 
 impl Profile {

@@ -5,37 +5,38 @@
 use super::{Chunk, Layer, Model, QProj, LORA_NORM_EPS};
 use crate::config::ModelConfig;
 use crate::gpu::Recorder;
-use crate::ops::matmul::Args;
+use crate::ops::matmul::Out;
 use crate::ops::mla_absorb::Heads;
-use crate::ops::{copy_rows, matmul, mla_absorb, mla_attn, rmsnorm, rope};
+use crate::ops::{copy_rows, matmul, mla_absorb, mla_attn, rmsnorm, rope, Rows};
+
+/// MLA's head shape.
+pub(super) fn mla_heads(c: &ModelConfig) -> Heads {
+    Heads { heads: c.n_heads, nope: c.nope_dim, rope: c.rope_dim, v: c.v_dim, kvl: c.kv_lora }
+}
 
 /// Where one layer's cache `[ctx][kv_lora + rope]` holds a chunk's rows: `c_kv` at
 /// `pos · cd`, `k_pe` at `pos · cd + kv_lora` (cd = kv_lora + rope).
-pub(super) struct CacheRows {
+struct CacheRows<'a> {
+    buf: &'a wgpu::Buffer,
     kv_lora: usize,
     rope: usize,
     cd: usize,
     ch: Chunk,
 }
 
-impl CacheRows {
-    pub(super) fn new(c: &ModelConfig, ch: Chunk) -> Self {
-        CacheRows { kv_lora: c.kv_lora, rope: c.rope_dim, cd: c.cache_dim(), ch }
+impl<'a> CacheRows<'a> {
+    fn new(c: &ModelConfig, buf: &'a wgpu::Buffer, ch: Chunk) -> Self {
+        CacheRows { buf, kv_lora: c.kv_lora, rope: c.rope_dim, cd: c.cache_dim(), ch }
     }
 
-    /// RMSNorm of `kv[.., ..kv_lora]` (rows of width cd) straight into the cache's c_kv rows.
-    fn c_kv_norm(&self) -> rmsnorm::Params {
-        rmsnorm::Params::strided(self.kv_lora, self.ch.t, (0, self.cd), (self.ch.pos0 * self.cd, self.cd), LORA_NORM_EPS)
+    /// The chunk's c_kv rows.
+    fn c_kv(&self) -> Rows<'a> {
+        Rows::strided(self.buf, self.ch.pos0 * self.cd, self.cd, self.kv_lora, self.ch.t)
     }
 
-    /// `kv[.., kv_lora..]` copied into the cache's k_pe rows.
-    fn k_pe_copy(&self) -> copy_rows::Params {
-        copy_rows::Params::new(self.rope, self.ch.t, (self.kv_lora, self.cd), (self.ch.pos0 * self.cd + self.kv_lora, self.cd))
-    }
-
-    /// RoPE of the cached k_pe rows (one rope key shared by all heads).
-    fn k_pe_rope(&self) -> rope::Params {
-        rope::Params::new(self.ch.t, 1, self.rope / 2, self.cd, 0, self.ch.pos0 * self.cd + self.kv_lora, self.ch.pos0)
+    /// The chunk's k_pe rows (one rope key shared by all heads).
+    fn k_pe(&self) -> Rows<'a> {
+        Rows::strided(self.buf, self.ch.pos0 * self.cd + self.kv_lora, self.cd, self.rope, self.ch.t)
     }
 }
 
@@ -43,27 +44,31 @@ impl Model {
     /// `x += W_o · MLA(RMSNorm(x))` for the chunk, with its latent rows written to `cache`.
     pub(super) fn attention(&self, rec: &mut Recorder, layer: &Layer, cache: &wgpu::Buffer, ch: Chunk) {
         let (k, a, c, t) = (&self.kernels, &self.act, &self.cfg, ch.t);
-        let at = &layer.attn;
-        rmsnorm::dispatch(rec, k, &rmsnorm::Params::rows(c.hidden, t, c.rms_norm_eps), &layer.input_layernorm, &a.x, &a.xb);
+        let (at, heads, qk) = (&layer.attn, mla_heads(c), c.qk_head_dim());
+        let (x, xb) = (Rows::new(&a.x, c.hidden, t), Rows::new(&a.xb, c.hidden, t));
+        rmsnorm::run(rec, k, &layer.input_layernorm, x, xb, c.rms_norm_eps);
+        let q = Rows::new(&a.q, c.n_heads * qk, t);
         match &at.q {
-            QProj::Direct(w) => matmul::dispatch(rec, k, w, &Args::dense(&a.xb, &a.q, w, t)),
+            QProj::Direct(w) => matmul::run(rec, k, w, xb, q, Out::Set),
             QProj::LowRank { a: qa, norm, b } => {
-                matmul::dispatch(rec, k, qa, &Args::dense(&a.xb, &a.qa, qa, t));
-                rmsnorm::dispatch(rec, k, &rmsnorm::Params::rows(qa.rows, t, LORA_NORM_EPS), norm, &a.qa, &a.qa_n);
-                matmul::dispatch(rec, k, b, &Args::dense(&a.qa_n, &a.q, b, t));
+                let (q_a, q_a_n) = (Rows::new(&a.qa, qa.rows, t), Rows::new(&a.qa_n, qa.rows, t));
+                matmul::run(rec, k, qa, xb, q_a, Out::Set);
+                rmsnorm::run(rec, k, norm, q_a, q_a_n, LORA_NORM_EPS);
+                matmul::run(rec, k, b, q_a_n, q, Out::Set);
             }
         }
-        matmul::dispatch(rec, k, &at.kv_a, &Args::dense(&a.xb, &a.kv, &at.kv_a, t));
-        let rows = CacheRows::new(c, ch);
-        rmsnorm::dispatch(rec, k, &rows.c_kv_norm(), &at.kv_a_norm, &a.kv, cache);
-        copy_rows::dispatch(rec, k, &rows.k_pe_copy(), &a.kv, cache);
-        rope::dispatch(rec, k, &rows.k_pe_rope(), &self.rope_table, cache);
-        let qk = c.qk_head_dim();
-        rope::dispatch(rec, k, &rope::Params::new(t, c.n_heads, c.rope_dim / 2, c.n_heads * qk, qk, c.nope_dim, ch.pos0), &self.rope_table, &a.q);
-        let heads = Heads { heads: c.n_heads, nope: c.nope_dim, rope: c.rope_dim, v: c.v_dim, kvl: c.kv_lora };
-        mla_absorb::q_absorb(rec, k, &at.kv_b, heads, &a.q, &a.q_lat, t);
-        mla_attn::dispatch(rec, k, heads, c.softmax_scale(), ch.pos0, t, &a.q_lat, &a.q, cache, &a.o_lat);
-        mla_absorb::v_up(rec, k, &at.kv_b, heads, &a.o_lat, &a.o, t);
-        matmul::dispatch(rec, k, &at.o, &Args { accum: true, ..Args::dense(&a.o, &a.x, &at.o, t) });
+        let kv = Rows::new(&a.kv, c.cache_dim(), t);
+        matmul::run(rec, k, &at.kv_a, xb, kv, Out::Set);
+        let rows = CacheRows::new(c, cache, ch);
+        rmsnorm::run(rec, k, &at.kv_a_norm, kv.cols(0, c.kv_lora), rows.c_kv(), LORA_NORM_EPS);
+        copy_rows::run(rec, k, kv.cols(c.kv_lora, c.rope_dim), rows.k_pe());
+        rope::run(rec, k, &self.rope_table, rows.k_pe(), 1, 0, ch.pos0);
+        rope::run(rec, k, &self.rope_table, q.cols(c.nope_dim, c.rope_dim), c.n_heads, qk, ch.pos0);
+        let (q_lat, o_lat) = (Rows::new(&a.q_lat, c.kv_lora, t * c.n_heads), Rows::new(&a.o_lat, c.kv_lora, t * c.n_heads));
+        mla_absorb::q_absorb(rec, k, &at.kv_b, at.uk_t.as_ref(), heads, q, q_lat);
+        mla_attn::run(rec, k, heads, c.softmax_scale(), ch.pos0, q_lat, q, cache, o_lat);
+        let o = Rows::new(&a.o, c.n_heads * c.v_dim, t);
+        mla_absorb::v_up(rec, k, &at.kv_b, heads, o_lat, o);
+        matmul::run(rec, k, &at.o, o, x, Out::Add);
     }
 }

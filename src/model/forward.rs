@@ -4,9 +4,9 @@
 
 use super::{Ffn, KvCache, LoadError, Mlp, Model, Moe};
 use crate::gpu::Recorder;
-use crate::ops::matmul::Args;
+use crate::ops::matmul::Out;
 use crate::ops::sample::Filter;
-use crate::ops::{embed, matmul, moe_combine, moe_gate, rmsnorm, sample};
+use crate::ops::{embed, matmul, moe_combine, moe_gate, rmsnorm, sample, Routed, Rows};
 
 /// Choose the next token on the GPU after the last position (only its id is read back).
 pub struct Sample<'a> {
@@ -90,15 +90,14 @@ impl Model {
     /// `x += ffn(norm(x))`; final norm and head; sample. One command buffer, one readback.
     fn forward_chunk(&self, cache: &mut KvCache, ids: &[u32], mode: LogitsMode, sample: Option<&Sample>, out: &mut ForwardOut) -> Result<(), LoadError> {
         let ch = Chunk { t: ids.len(), pos0: cache.len };
-        let (k, a) = (&self.kernels, &self.act);
+        let (k, a, h) = (&self.kernels, &self.act, self.cfg.hidden);
         self.gpu.queue.write_buffer(&a.ids, 0, bytemuck::cast_slice(ids));
         let mut rec = Recorder::new(&self.gpu);
-        embed::dispatch(&mut rec, k, &self.embed, &a.ids, &a.x, ch.t);
+        embed::run(&mut rec, k, &self.embed, &a.ids, Rows::new(&a.x, h, ch.t));
         let mut moe_i = 0;
         for (li, layer) in self.layers.iter().enumerate() {
             self.attention(&mut rec, layer, &cache.layers[li], ch);
-            let norm = rmsnorm::Params::rows(self.cfg.hidden, ch.t, self.cfg.rms_norm_eps);
-            rmsnorm::dispatch(&mut rec, k, &norm, &layer.post_attention_layernorm, &a.x, &a.xb);
+            rmsnorm::run(&mut rec, k, &layer.post_attention_layernorm, Rows::new(&a.x, h, ch.t), Rows::new(&a.xb, h, ch.t), self.cfg.rms_norm_eps);
             match &layer.ffn {
                 Ffn::Dense(mlp) => self.mlp(&mut rec, mlp, ch.t),
                 Ffn::Moe(moe) => {
@@ -120,21 +119,23 @@ impl Model {
 
     /// Dense SwiGLU MLP on `xb`, added into the residual `x`.
     fn mlp(&self, rec: &mut Recorder, mlp: &Mlp, t: usize) {
-        let (k, a) = (&self.kernels, &self.act);
-        matmul::glu(rec, k, &mlp.gate, &mlp.up, &Args::dense(&a.xb, &a.hb, &mlp.gate, t), &a.hb2, None);
-        matmul::dispatch(rec, k, &mlp.down, &Args { accum: true, ..Args::dense(&a.hb, &a.x, &mlp.down, t) });
+        let (k, a, h, w) = (&self.kernels, &self.act, self.cfg.hidden, mlp.gate.rows);
+        matmul::glu(rec, k, &mlp.gate, &mlp.up, Rows::new(&a.xb, h, t), Rows::new(&a.hb, w, t), &a.hb2);
+        matmul::run(rec, k, &mlp.down, Rows::new(&a.hb, w, t), Rows::new(&a.x, h, t), Out::Add);
     }
 
     /// DeepSeek's `MoE.forward` on `xb`, added into `x`: router scores, the gate's top-k on the
     /// GPU, each token's experts, their gate-weighted sum, and the shared experts.
     fn moe(&self, rec: &mut Recorder, moe: &Moe, moe_i: usize, t: usize) {
         let (k, a, h) = (&self.kernels, &self.act, self.cfg.hidden);
-        let (ids, wts, top) = (&a.route_ids[moe_i], &a.route_wts[moe_i], moe.gate.k);
-        matmul::dispatch(rec, k, &moe.router, &Args::dense(&a.xb, &a.router, &moe.router, t));
-        moe_gate::dispatch(rec, k, &moe.gate, t, &a.router, &moe.bias, ids, wts);
-        let routed = matmul::Routed { x: &a.xb, ids, hb: &a.hb, hb2: &a.hb2, out: &a.eo, n_tok: t, slots: top, max_items: self.max_chunk * top };
-        matmul::routed_swiglu(rec, k, &moe.experts.gate, &moe.experts.up, &moe.experts.down, &routed);
-        moe_combine::dispatch(rec, k, h, t, top, wts, &a.eo, &a.x);
+        let (top, n_exp, e) = (moe.gate.k, moe.gate.n_exp, &moe.experts);
+        let (ids, wts) = (Rows::new(&a.route_ids[moe_i], top, t), Rows::new(&a.route_wts[moe_i], top, t));
+        let (xb, router, eo) = (Rows::new(&a.xb, h, t), Rows::new(&a.router, n_exp, t), Rows::new(&a.eo, h, t * top));
+        matmul::run(rec, k, &moe.router, xb, router, Out::Set);
+        moe_gate::run(rec, k, &moe.gate, &moe.bias, router, ids, wts);
+        let items = Routed { x: xb, slots: top, slot_stride: 0, ids: ids.buf };
+        matmul::routed_swiglu(rec, k, [&e.gate, &e.up, &e.down], items, &a.hb, &a.hb2, eo, self.max_chunk * top);
+        moe_combine::run(rec, k, wts, eo, Rows::new(&a.x, h, t));
         if let Some(sh) = &moe.shared {
             self.mlp(rec, sh, t);
         }
@@ -146,9 +147,9 @@ impl Model {
             return;
         }
         let (k, a, h) = (&self.kernels, &self.act, self.cfg.hidden);
-        let fin = rmsnorm::Params::strided(h, n, (first * h, h), (0, h), self.cfg.rms_norm_eps);
-        rmsnorm::dispatch(rec, k, &fin, &self.norm, &a.x, &a.xb);
-        matmul::dispatch(rec, k, &self.lm_head, &Args::dense(&a.xb, &a.logits, &self.lm_head, n));
+        let xb = Rows::new(&a.xb, h, n);
+        rmsnorm::run(rec, k, &self.norm, Rows::new(&a.x, h, first + n).range(first, n), xb, self.cfg.rms_norm_eps);
+        matmul::run(rec, k, &self.lm_head, xb, Rows::new(&a.logits, self.cfg.vocab, n), Out::Set);
     }
 
     /// The next token from the last logits row (of `rows`), chosen on the GPU.
@@ -157,8 +158,8 @@ impl Model {
         if !s.penalty_ids.is_empty() {
             self.gpu.queue.write_buffer(&a.penalty, 0, bytemuck::cast_slice(s.penalty_ids));
         }
-        let io = sample::Io { logits: &a.logits, l_off: (n - 1) * vocab, pen: &a.penalty, n_pen: s.penalty_ids.len(), out: &a.sample_out, out_off: 0 };
-        sample::dispatch(rec, &self.kernels, vocab, &s.filter, s.u, &io);
+        let logits = Rows::new(&a.logits, vocab, n).range(n - 1, 1);
+        sample::run(rec, &self.kernels, &s.filter, s.u, logits, Rows::new(&a.penalty, s.penalty_ids.len(), 1), Rows::new(&a.sample_out, 4, 1));
     }
 
     /// One readback of everything the chunk produced: the sampled id, `logit_rows` rows of

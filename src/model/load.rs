@@ -12,7 +12,7 @@ use crate::format::Format;
 use crate::config::{ConfigError, ModelConfig};
 use crate::gpu::{Gpu, GpuError};
 use crate::ops::moe_gate::Gate;
-use crate::ops::{rope, Kernels};
+use crate::ops::{mla_absorb, rope, Kernels};
 use crate::tensor::{Matrix, TensorError};
 
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +206,10 @@ impl Model {
         let total = total_bytes(ck, &cfg);
         preflight(ck, &cfg, &gpu, opts, total)?;
         let kernels = Kernels::new(&gpu)?;
+        let mut formats: Vec<Format> = ck.names().filter_map(|n| ck.get(n)).map(|t| t.dtype).collect();
+        formats.sort_by_key(|f| f.wgsl_id());
+        formats.dedup();
+        kernels.prepare(&gpu, &formats)?;
         let mut l = Loader { gpu: &gpu, ck, cfg: &cfg, done: 0, total, progress };
         let (h, nh) = (cfg.hidden, cfg.n_heads);
         let qk = cfg.qk_head_dim();
@@ -228,11 +232,13 @@ impl Model {
                 // mla_absorb reads every head's W_UK / W_UV from one binding
                 return Err(LoadError::Binding { tensor: format!("{a}.kv_b_proj.weight"), unit: "whole matrix", need: kv_b.bytes(), limit: gpu.max_binding });
             }
+            let uk_t = mla_absorb::transpose_uk(&kernels, &gpu, &kv_b, super::attention::mla_heads(&cfg))?;
             let attn = Attn {
                 q,
                 kv_a: l.mat(&format!("{a}.kv_a_proj_with_mqa.weight"), cfg.kv_lora + cfg.rope_dim, h)?,
                 kv_a_norm: l.vec(&format!("{a}.kv_a_layernorm.weight"), cfg.kv_lora)?,
                 kv_b,
+                uk_t,
                 o: l.mat(&format!("{a}.o_proj.weight"), h, nh * cfg.v_dim)?,
             };
             let ffn = match (&cfg.moe, cfg.is_moe_layer(i)) {

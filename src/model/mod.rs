@@ -30,6 +30,8 @@ pub struct Attn {
     pub kv_a: Matrix,         // [kvl + rope][hidden]
     pub kv_a_norm: wgpu::Buffer, // [kvl]
     pub kv_b: Matrix,         // [H·(nope + v)][kvl]
+    /// W_UK of kv_b transposed per head, made at load for the fast q_absorb (None for FP8)
+    pub uk_t: Option<Matrix>, // [H][kvl][nope]
     pub o: Matrix,            // [hidden][H·v]
 }
 
@@ -107,6 +109,22 @@ pub struct KvCache {
     pub ctx: usize,
     /// tokens currently cached
     pub len: usize,
+    gpu: Arc<Gpu>,
+}
+
+impl Drop for Model {
+    /// The GPU keeps bind groups across submissions, and they hold the buffers they bind:
+    /// drop them with the model so its weights and activations are freed now.
+    fn drop(&mut self) {
+        self.gpu.clear_bind_cache();
+    }
+}
+
+impl Drop for KvCache {
+    /// As for [`Model`]: cached bind groups would keep the cache's memory alive.
+    fn drop(&mut self) {
+        self.gpu.clear_bind_cache();
+    }
 }
 
 impl KvCache {
@@ -134,6 +152,6 @@ impl Model {
             return Err(LoadError::CacheTooLarge { ctx, per_layer, limit: self.gpu.max_binding });
         }
         let layers = (0..self.cfg.n_layers).map(|i| self.gpu.storage(&format!("kv cache layer {i}"), per_layer)).collect();
-        Ok(KvCache { layers, ctx, len: 0 })
+        Ok(KvCache { layers, ctx, len: 0, gpu: self.gpu.clone() })
     }
 }

@@ -1,7 +1,9 @@
 //! `shaders/embed.wgsl`: embedding gather over a row-chunked table.
 
 use crate::gpu::Recorder;
-use crate::ops::Kernels;
+use crate::format::Format;
+use crate::gpu::{Gpu, GpuError};
+use crate::ops::{Key, Kernels, Rows};
 use crate::tensor::Matrix;
 
 #[repr(C)]
@@ -13,11 +15,18 @@ struct Params {
     rows: u32,
 }
 
-/// `out[t] = table[ids[t]]`; ids must be < table rows (checked by the caller).
-pub fn dispatch(rec: &mut Recorder, k: &Kernels, table: &Matrix, ids: &wgpu::Buffer, out: &wgpu::Buffer, n_tok: usize) {
+pub(super) fn pipeline(k: &Kernels, gpu: &Gpu, f: Format) -> Result<wgpu::ComputePipeline, GpuError> {
+    let key = Key { format: Some(f), ..Key::plain("embed") };
+    k.pipeline(gpu, key, || (super::with_weights(include_str!("../../shaders/embed.wgsl")), vec![]))
+}
+
+/// `out[t] = table[ids[t]]` for the `out.rows` ids; ids must be < table rows (checked when
+/// they enter the engine).
+pub fn run(rec: &mut Recorder, k: &Kernels, table: &Matrix, ids: &wgpu::Buffer, out: Rows) {
+    debug_assert!(out.contiguous() && out.off == 0 && out.width == table.cols);
     for c in &table.chunks {
-        let p = Params { hidden: table.cols as u32, n_tok: n_tok as u32, r0: c.r0 as u32, rows: c.rows as u32 };
-        rec.dispatch(k.embed.get(table.dtype), &p, &[&c.buf, ids, out], [(table.cols as u32).div_ceil(64), n_tok as u32, 1]);
+        let p = Params { hidden: table.cols as u32, n_tok: out.rows as u32, r0: c.r0 as u32, rows: c.rows as u32 };
+        rec.dispatch(pipeline(k, rec.gpu(), table.dtype), &p, &[&c.buf, ids, out.buf], [(table.cols as u32).div_ceil(64), out.rows as u32, 1]);
     }
 }
 

@@ -4,13 +4,13 @@
 //! expert from `moe_group`'s lists). [`dispatch`], [`dispatch_grouped`] and [`glu`] pick the
 //! kernel per call from the item count and the shape; the fast kernels need 16-byte aligned
 //! rows and x, and fall back to the generic one otherwise.
+//!
+//! The graph calls [`run`] (dense rows), [`glu`] (dense SwiGLU) and [`routed_swiglu`]
+//! (routed experts); which kernel runs is this module's business.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use crate::gpu::{Gpu, Recorder};
 use crate::format::Format;
-use crate::ops::{repeat_lines, swiglu, Kernels};
+use crate::gpu::{Gpu, GpuError, Recorder};
+use crate::ops::{repeat_lines, swiglu, Key, Kernels, Routed, Rows};
 use crate::tensor::Matrix;
 
 #[repr(C)]
@@ -67,37 +67,50 @@ struct FastParams {
     _pad: u32,
 }
 
-/// Where the inputs come from and the outputs go, in f32 elements.
+/// Whether a product overwrites its output or adds into it (residual connections).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Out {
+    Set,
+    Add,
+}
+
+/// The kernels' view of a product's items, in f32 elements.
 #[derive(Clone, Copy)]
-pub struct Args<'a> {
-    pub x: &'a wgpu::Buffer,
-    pub x_off: usize,
+pub(super) struct Args<'a> {
+    x: &'a wgpu::Buffer,
+    x_off: usize,
     /// stride between tokens
-    pub x_stride: usize,
+    x_stride: usize,
     /// stride between slots of one token (0: all slots read the token's row)
-    pub x_slot_stride: usize,
-    pub y: &'a wgpu::Buffer,
-    pub y_off: usize,
+    x_slot_stride: usize,
+    y: &'a wgpu::Buffer,
+    y_off: usize,
     /// stride between work items (token · slots + slot)
-    pub y_stride: usize,
-    pub n_tok: usize,
-    pub slots: usize,
+    y_stride: usize,
+    n_tok: usize,
+    slots: usize,
     /// expert of each item, `[n_tok][slots]`; `None` for a single matrix
-    pub ids: Option<&'a wgpu::Buffer>,
-    /// add into y instead of overwriting it (residual connections)
-    pub accum: bool,
+    ids: Option<&'a wgpu::Buffer>,
+    accum: bool,
 }
 
 impl<'a> Args<'a> {
-    /// `y[t] = W x[t]` for rows of width `m.cols` in `x` and `m.rows` in `y`.
-    pub fn dense(x: &'a wgpu::Buffer, y: &'a wgpu::Buffer, m: &Matrix, n_tok: usize) -> Self {
-        Args { x, x_off: 0, x_stride: m.cols, x_slot_stride: 0, y, y_off: 0, y_stride: m.rows, n_tok, slots: 1, ids: None, accum: false }
+    /// One item per row of `x`.
+    fn dense(x: Rows<'a>, y: Rows<'a>, out: Out) -> Self {
+        debug_assert_eq!(x.rows, y.rows);
+        Args { x: x.buf, x_off: x.off, x_stride: x.stride, x_slot_stride: 0, y: y.buf, y_off: y.off, y_stride: y.stride, n_tok: x.rows, slots: 1, ids: None, accum: out == Out::Add }
     }
 
-    /// Routed items: item (t, s) runs expert `ids[t·slots + s]` on x at `t·x.1 + s·x.2` and
-    /// writes y at `(t·slots + s)·y.1`.
-    pub fn routed(ids: &'a wgpu::Buffer, n_tok: usize, slots: usize, x: (&'a wgpu::Buffer, usize, usize), y: (&'a wgpu::Buffer, usize)) -> Self {
-        Args { x: x.0, x_off: 0, x_stride: x.1, x_slot_stride: x.2, y: y.0, y_off: 0, y_stride: y.1, n_tok, slots, ids: Some(ids), accum: false }
+    /// Routed items, y row per item.
+    fn routed(x: Routed<'a>, y: Rows<'a>) -> Self {
+        debug_assert_eq!(x.items(), y.rows);
+        let r = x.x;
+        Args { x: r.buf, x_off: r.off, x_stride: r.stride, x_slot_stride: x.slot_stride, y: y.buf, y_off: y.off, y_stride: y.stride, n_tok: r.rows, slots: x.slots, ids: Some(x.ids), accum: false }
+    }
+
+    /// Every item as one of `heads` per-head blocks (see [`HeadBlocks`]): item t·heads + h.
+    pub(super) fn heads(x: Rows<'a>, heads: usize, y: Rows<'a>) -> Self {
+        Args { x: x.buf, x_off: x.off, x_stride: x.stride * heads, x_slot_stride: x.stride, y: y.buf, y_off: y.off, y_stride: y.stride, n_tok: x.rows / heads, slots: heads, ids: None, accum: false }
     }
 }
 
@@ -174,75 +187,51 @@ impl Kind {
     }
 }
 
-/// Pipelines of matvec and gemm, built on first use per (entry, dtype, words per lane).
-pub struct Fast {
-    pub tune: Tune,
-    matvec_src: String,
-    gemm_src: String,
-    cache: Mutex<HashMap<(Kind, Format, u32), Option<wgpu::ComputePipeline>>>,
+/// The assembled matvec and gemm sources for a tune (the pipelines' override constants set
+/// the rest).
+pub(super) fn sources(tune: &Tune) -> [String; 2] {
+    let lanes = if tune.subgroups { include_str!("../../shaders/common/lanes_subgroup.wgsl") } else { include_str!("../../shaders/common/lanes_workgroup.wgsl") };
+    // The subgroup exchange holds one word per item of a tile (the workgroup one, 8 at most:
+    // `for_gpu` clamps nt to 8 without subgroups).
+    let lanes = format!("const NT_MAX: u32 = {}u;\n{lanes}", tune.nt.max(8));
+    let words = format!("{}\n{}", super::FORMATS_WGSL, include_str!("../../shaders/common/mm_words.wgsl"));
+    [
+        format!("{words}\n{lanes}\n{}", include_str!("../../shaders/matvec.wgsl")),
+        format!(
+            "{words}\n{lanes}\nconst NT: u32 = {}u;\nconst S: u32 = {}u;\n{}",
+            tune.nt,
+            tune.streams,
+            expand(include_str!("../../shaders/gemm.wgsl"), tune.streams, tune.nt)
+        ),
+    ]
 }
 
-impl Fast {
-    pub fn new(gpu: &Gpu) -> Self {
-        Self::with_tune(Tune::for_gpu(gpu))
-    }
-
-    /// Kernels of a given shape (tests cover the shapes other adapters get).
-    pub fn with_tune(tune: Tune) -> Self {
-        let lanes =
-            if tune.subgroups { include_str!("../../shaders/common/lanes_subgroup.wgsl") } else { include_str!("../../shaders/common/lanes_workgroup.wgsl") };
-        // The subgroup exchange holds one word per item of a tile (the workgroup one, 8 at most:
-        // `for_gpu` clamps nt to 8 without subgroups).
-        let lanes = format!("const NT_MAX: u32 = {}u;\n{lanes}", tune.nt.max(8));
-        let words = format!("{}\n{}", super::FORMATS_WGSL, include_str!("../../shaders/common/mm_words.wgsl"));
-        Fast {
-            tune,
-            matvec_src: format!("{words}\n{lanes}\n{}", include_str!("../../shaders/matvec.wgsl")),
-            gemm_src: format!(
-                "{words}\n{lanes}\nconst NT: u32 = {}u;\nconst S: u32 = {}u;\n{}",
-                tune.nt,
-                tune.streams,
-                expand(include_str!("../../shaders/gemm.wgsl"), tune.streams, tune.nt)
-            ),
-            cache: Mutex::new(HashMap::new()),
+/// The fast pipeline of `kind` for weights in `dt` (`j` words per lane per segment), or
+/// `None` when it does not build on this adapter (the caller then uses the generic kernel).
+fn fast_pipeline(k: &Kernels, gpu: &Gpu, kind: Kind, dt: Format, j: u32) -> Option<wgpu::ComputePipeline> {
+    let t = k.tune;
+    let family = match kind {
+        Kind::Matvec | Kind::MatvecGlu => "matvec",
+        Kind::Gemm | Kind::GemmGlu => "gemm",
+    };
+    let key = Key { family, entry: kind.entry(), format: Some(dt), variant: j };
+    k.pipeline(gpu, key, || {
+        let [matvec, gemm] = sources(&t);
+        let mut consts = vec![("LANES", t.lanes as f64)];
+        match kind {
+            Kind::Matvec | Kind::MatvecGlu => {
+                consts.extend([("NSG", t.nsg as f64), ("XREG", if t.xreg { 1.0 } else { 0.0 }), ("J", j as f64)]);
+                (matvec, consts)
+            }
+            Kind::Gemm | Kind::GemmGlu => (gemm, consts),
         }
-    }
+    })
+    .ok()
+}
 
-    /// The assembled matvec and gemm sources (for the test that validates every variant).
-    #[cfg(test)]
-    pub(super) fn sources(&self) -> [&str; 2] {
-        [&self.matvec_src, &self.gemm_src]
-    }
-
-    /// The pipeline, or `None` when it fails to build (the caller then uses the generic kernel).
-    fn pipeline(&self, gpu: &Gpu, kind: Kind, dt: Format, j: u32) -> Option<wgpu::ComputePipeline> {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .entry((kind, dt, j))
-            .or_insert_with(|| {
-                let t = self.tune;
-                let (family, src) = match kind {
-                    Kind::Matvec | Kind::MatvecGlu => ("matvec", &self.matvec_src),
-                    Kind::Gemm | Kind::GemmGlu => ("gemm", &self.gemm_src),
-                };
-                let label = format!("{family}/{}/wdt{}/j{j}", kind.entry(), dt.wgsl_id());
-                let mut consts = vec![("WDT", dt.wgsl_id() as f64), ("LANES", t.lanes as f64)];
-                match kind {
-                    Kind::Matvec | Kind::MatvecGlu => {
-                        consts.extend([("NSG", t.nsg as f64), ("XREG", if t.xreg { 1.0 } else { 0.0 }), ("J", j as f64)]);
-                    }
-                    Kind::Gemm | Kind::GemmGlu => {}
-                }
-                match gpu.checked(&label, || gpu.compute_pipeline(&label, src, kind.entry(), &consts)) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        log::warn!("{label} does not build on this adapter ({e}); using the generic matmul");
-                        None
-                    }
-                }
-            })
-            .clone()
-    }
+/// The generic kernel's pipeline for weights in `f`.
+pub(super) fn generic_pipeline(k: &Kernels, gpu: &Gpu, f: Format) -> Result<wgpu::ComputePipeline, GpuError> {
+    k.pipeline(gpu, Key { format: Some(f), ..Key::plain("matmul") }, || (super::with_weights(include_str!("../../shaders/matmul.wgsl")), vec![]))
 }
 
 /// Expand gemm.wgsl's per-stream and per-item lines (see the comment there): a line with
@@ -260,8 +249,12 @@ fn epw(dt: Format) -> usize {
 
 /// Whether `m` with `a` meets the fast kernels' alignment (see `shaders/common/mm_words.wgsl`).
 fn fast_ok(k: &Kernels, m: &Matrix, a: &Args) -> bool {
+    // block formats (GGUF's) are read element by element by the generic kernel for now
+    if m.dtype.block_elems() > 1 {
+        return false;
+    }
     let e = epw(m.dtype);
-    let lanes = k.fast.tune.lanes as usize;
+    let lanes = k.tune.lanes as usize;
     let scale_ok = m.scale.as_ref().is_none_or(|s| s.block[1] % e == 0);
     m.cols % e == 0 && (m.cols / e) % lanes == 0 && a.x_off % 4 == 0 && a.x_stride % 4 == 0 && a.x_slot_stride % 4 == 0 && a.x.size() % 16 == 0 && scale_ok
 }
@@ -269,10 +262,10 @@ fn fast_ok(k: &Kernels, m: &Matrix, a: &Args) -> bool {
 /// Words per lane per segment for matvec with x in registers: the largest divisor of the
 /// words each lane reads that fits the register budget.
 fn matvec_j(k: &Kernels, m: &Matrix) -> u32 {
-    if !k.fast.tune.xreg {
+    if !k.tune.xreg {
         return 1;
     }
-    let per_lane = (m.cols / epw(m.dtype)) as u32 / k.fast.tune.lanes;
+    let per_lane = (m.cols / epw(m.dtype)) as u32 / k.tune.lanes;
     let max = if m.dtype == Format::F8E4M3 { 8 } else { 16 };
     (1..=max.min(per_lane)).rev().find(|j| per_lane % j == 0).unwrap_or(1)
 }
@@ -286,9 +279,15 @@ fn few_items(a: &Args) -> bool {
     }
 }
 
+/// `y[t] (+)= W x[t]` for every row of `x` (`W` one matrix: `x.width` = cols, `y.width` = rows).
+pub fn run(rec: &mut Recorder, k: &Kernels, w: &Matrix, x: Rows, y: Rows, out: Out) {
+    debug_assert!(w.n_mats == 1 && x.width == w.cols && y.width == w.rows);
+    dispatch(rec, k, w, &Args::dense(x, y, out));
+}
+
 /// `y (+)= W x` for every item: matvec for few items, gemm for many dense ones, the generic
 /// kernel otherwise (routed items without groups beyond [`MATVEC_MAX_ROUTED`], odd shapes).
-pub fn dispatch(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
+fn dispatch(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
     let items = a.n_tok * a.slots;
     if items == 0 {
         return;
@@ -307,16 +306,22 @@ pub fn dispatch(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
 
 /// Routed experts with the items of each expert listed by `moe_group` in `groups`
 /// (`a.ids` must be the ids the lists were built from).
-pub fn dispatch_grouped(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args, groups: &wgpu::Buffer) {
+fn dispatch_grouped(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args, groups: &wgpu::Buffer) {
     if !(fast_ok(k, m, a) && fast(rec, k, Kind::Gemm, m, None, a, Some(groups))) {
         generic(rec, k, m, a);
     }
 }
 
-/// `y = silu(gate x) · (up x)` per item (SwiGLU), fused into one kernel where the shapes
-/// allow; otherwise two matmuls (up into `scratch`, laid out like y) and `swiglu`. y must
-/// be contiguous (`y_off` 0, `y_stride` = rows) for the fallback.
-pub fn glu(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, a: &Args, scratch: &wgpu::Buffer, groups: Option<&wgpu::Buffer>) {
+/// `y[t] = silu(gate x[t]) · (up x[t])` for every row of `x` (a dense SwiGLU), with
+/// `scratch` of y's size for the unfused fallback; y contiguous.
+pub fn glu(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, x: Rows, y: Rows, scratch: &wgpu::Buffer) {
+    glu_items(rec, k, gate, up, &Args::dense(x, y, Out::Set), scratch, None)
+}
+
+/// SwiGLU over the items of `a`, fused into one kernel where the shapes allow; otherwise two
+/// matmuls (up into `scratch`, laid out like y) and `swiglu`. y must be contiguous
+/// (`y_off` 0, `y_stride` = rows) for the fallback.
+fn glu_items(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, a: &Args, scratch: &wgpu::Buffer, groups: Option<&wgpu::Buffer>) {
     let items = a.n_tok * a.slots;
     let same = gate.dtype == up.dtype
         && gate.rows == up.rows
@@ -325,7 +330,7 @@ pub fn glu(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, a: &Args
         && gate.chunks.iter().zip(&up.chunks).all(|(g, u)| (g.r0, g.rows, g.e0, g.e1) == (u.r0, u.rows, u.e0, u.e1));
     if same && !a.accum && fast_ok(k, gate, a) {
         let few = few_items(a);
-        let one_segment = !k.fast.tune.xreg || (gate.cols / epw(gate.dtype)) as u32 / k.fast.tune.lanes == matvec_j(k, gate);
+        let one_segment = !k.tune.xreg || (gate.cols / epw(gate.dtype)) as u32 / k.tune.lanes == matvec_j(k, gate);
         if groups.is_none() && few && one_segment && fast(rec, k, Kind::MatvecGlu, gate, Some(up), a, None) {
             return;
         }
@@ -345,13 +350,13 @@ pub fn glu(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, a: &Args
             dispatch(rec, k, up, &up_args);
         }
     }
-    swiglu::dispatch(rec, k, items * gate.rows, scratch, a.y);
+    swiglu::run(rec, k, Rows::new(scratch, gate.rows, items), Rows::new(a.y, gate.rows, items));
 }
 
 /// `y[t·heads + h] = W_h x[t·heads + h]` with per-head blocks of one matrix (see [`HeadBlocks`]);
 /// `a.slots` must be `heads`. False, with nothing recorded, when the fast kernels do not
 /// apply (the caller then uses its own kernel).
-pub fn per_head(rec: &mut Recorder, k: &Kernels, m: &Matrix, h: HeadBlocks, a: &Args) -> bool {
+pub(super) fn per_head(rec: &mut Recorder, k: &Kernels, m: &Matrix, h: HeadBlocks, a: &Args) -> bool {
     let one_chunk = m.chunks.len() == 1 && m.chunks[0].r0 == 0 && m.chunks[0].e1 - m.chunks[0].e0 == m.n_mats;
     if !(one_chunk && a.slots == h.heads && fast_ok(k, m, a)) {
         return false;
@@ -389,10 +394,10 @@ fn fast_view(
 ) -> bool {
     let gpu = rec.gpu();
     let j = if matches!(kind, Kind::Matvec | Kind::MatvecGlu) { matvec_j(k, m) } else { 0 };
-    let Some(pipeline) = k.fast.pipeline(gpu, kind, m.dtype, j) else {
+    let Some(pipeline) = fast_pipeline(k, gpu, kind, m.dtype, j) else {
         return false;
     };
-    let t = k.fast.tune;
+    let t = k.tune;
     let items = a.n_tok * a.slots;
     let (s_rows, s_cols, blk) = m.scale.as_ref().map_or((1, 1, [1, 1]), |s| (s.s_rows, s.s_cols, s.block));
     fn scale<'b>(x: &'b Matrix, dummy: &'b wgpu::Buffer) -> &'b wgpu::Buffer {
@@ -450,13 +455,13 @@ fn fast_view(
                 [(rows as u32).div_ceil(rows_per_wg), y, 1]
             }
         };
-        rec.dispatch_bound(&pipeline, &p, &b, grid);
+        rec.dispatch_bound(Ok(pipeline.clone()), &p, &b, grid);
     }
     true
 }
 
 /// The generic kernel (`shaders/matmul.wgsl`): one dispatch per chunk, 4 rows per workgroup.
-pub fn generic(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
+fn generic(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
     let n_items = (a.n_tok * a.slots) as u32;
     let (scale_buf, s_rows, s_cols, blk) = match &m.scale {
         Some(s) => (&s.buf, s.s_rows, s.s_cols, s.block),
@@ -485,7 +490,7 @@ pub fn generic(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
             _pad: [0; 2],
         };
         let ids = a.ids.unwrap_or(&k.dummy);
-        rec.dispatch(k.matmul.get(m.dtype), &p, &[&c.buf, scale_buf, a.x, ids, a.y], [(c.rows as u32).div_ceil(4), n_items, 1]);
+        rec.dispatch(generic_pipeline(k, rec.gpu(), m.dtype), &p, &[&c.buf, scale_buf, a.x, ids, a.y], [(c.rows as u32).div_ceil(4), n_items, 1]);
     }
 }
 
@@ -518,37 +523,32 @@ pub fn reference(
     y
 }
 
-/// Buffers of a routed-expert SwiGLU: `n_tok · slots` items, item (t, s) runs expert
-/// `ids[t·slots + s]` on row t of `x` and writes row (t, s) of `out`.
-pub struct Routed<'a> {
-    pub x: &'a wgpu::Buffer,   // [n_tok][cols]
-    pub ids: &'a wgpu::Buffer, // [n_tok][slots] u32
-    pub hb: &'a wgpu::Buffer,  // [n_tok][slots][width] silu(gate) * up
-    pub hb2: &'a wgpu::Buffer, // scratch of hb's size
-    pub out: &'a wgpu::Buffer, // [n_tok][slots][rows of down]
-    pub n_tok: usize,
-    pub slots: usize,
-    /// the most items any call makes (sizes the group lists)
-    pub max_items: usize,
-}
-
-/// `out[t][s] = down_e(silu(gate_e x_t) ⊙ up_e x_t)` for every item, with `e` chosen on the
-/// GPU. Few items run each expert alone (matvec); many are listed per expert on the GPU
-/// (`moe_group`) so that each expert's batch runs as one gemm.
-pub fn routed_swiglu(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, down: &Matrix, r: &Routed) {
-    let (w, h, top, t) = (gate.rows, down.rows, r.slots, r.n_tok);
-    let n_exp = gate.n_mats;
-    let groups = (t * top > MATVEC_MAX_ROUTED && n_exp <= super::moe_group::MAX_EXPERTS).then(|| {
-        let buf = k.groups_buffer(rec.gpu(), (super::moe_group::out_len(r.max_items, n_exp) * 4) as u64);
-        super::moe_group::dispatch(rec, k, t * top, n_exp, r.ids, &buf);
+/// `out[i] = down_e(silu(gate_e x_i) ⊙ up_e x_i)` for every routed item i, with `e` chosen
+/// on the GPU (`hb`, `hb2`: scratch `[items][width]`; `max_items`: the most items any call
+/// makes, which sizes the group lists). Few items run each expert alone (matvec); many are
+/// listed per expert on the GPU (`moe_group`) so that each expert's batch runs as one gemm.
+#[allow(clippy::too_many_arguments)]
+pub fn routed_swiglu(rec: &mut Recorder, k: &Kernels, [gate, up, down]: [&Matrix; 3], x: Routed, hb: &wgpu::Buffer, hb2: &wgpu::Buffer, out: Rows, max_items: usize) {
+    let (w, items, n_exp) = (gate.rows, x.items(), gate.n_mats);
+    let groups = (items > MATVEC_MAX_ROUTED && n_exp <= super::moe_group::MAX_EXPERTS).then(|| {
+        let buf = k.scratch(rec.gpu(), "moe groups", (super::moe_group::out_len(max_items, n_exp) * 4) as u64);
+        super::moe_group::run(rec, k, n_exp, x.ids, items, &buf);
         buf
     });
-    glu(rec, k, gate, up, &Args::routed(r.ids, t, top, (r.x, gate.cols, 0), (r.hb, w)), r.hb2, groups.as_ref());
-    let a = Args::routed(r.ids, t, top, (r.hb, top * w, w), (r.out, h));
+    let h = Rows::new(hb, w, items);
+    glu_items(rec, k, gate, up, &Args::routed(x, h), hb2, groups.as_ref());
+    // item (t, s) of the down projection reads row t·slots + s of hb
+    let a = Args::routed(Routed { x: Rows::strided(hb, 0, x.slots * w, w, x.x.rows), slots: x.slots, slot_stride: w, ids: x.ids }, out);
     match &groups {
         Some(g) => dispatch_grouped(rec, k, down, &a, g),
         None => dispatch(rec, k, down, &a),
     }
+}
+
+/// `y[i] = W_{ids[i]} x_i` for every routed item (tests; the graph runs whole experts with
+/// [`routed_swiglu`]).
+pub fn run_routed(rec: &mut Recorder, k: &Kernels, w: &Matrix, x: Routed, y: Rows) {
+    dispatch(rec, k, w, &Args::routed(x, y));
 }
 
 /// The params layouts of the generic kernel and of matvec/gemm, for the layout test.

@@ -1,26 +1,25 @@
 //! `shaders/mla_absorb.wgsl`: per-head products with kv_b_proj (W_UK absorbed into the query,
 //! W_UV applied to the latent attention output).
 
-use crate::gpu::Recorder;
-use crate::ops::matmul::{self, Args};
 use crate::format::Format;
-use crate::ops::Kernels;
+use crate::gpu::{Gpu, GpuError, Recorder};
+use crate::ops::{matmul, Key, Kernels, Rows};
 use crate::tensor::{MatChunk, Matrix};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub heads: u32,
-    pub nope: u32,
-    pub v: u32,
-    pub kvl: u32,
-    pub q_stride: u32,
-    pub qk: u32,
-    pub s_cols: u32,
-    pub blk_r: u32,
-    pub blk_c: u32,
-    pub n_tok: u32,
-    pub _pad: [u32; 2],
+struct Params {
+    heads: u32,
+    nope: u32,
+    v: u32,
+    kvl: u32,
+    q_stride: u32,
+    qk: u32,
+    s_cols: u32,
+    blk_r: u32,
+    blk_c: u32,
+    n_tok: u32,
+    _pad: [u32; 2],
 }
 
 /// MLA head shape.
@@ -50,50 +49,43 @@ fn params(kv_b: &Matrix, h: Heads, n_tok: usize) -> Params {
     }
 }
 
-/// `q_lat[t][h] = W_UK_hᵀ q_nope[t][h]`. kv_b must be a single chunk (checked at load).
-pub fn q_absorb(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, q: &wgpu::Buffer, q_lat: &wgpu::Buffer, n_tok: usize) {
-    if let Some(uk_t) = transposed_uk(rec, k, kv_b, h) {
+/// The pipelines of `shaders/mla_absorb.wgsl` for weights in `f`: q_absorb, v_up, transpose_uk.
+pub(super) fn pipelines(k: &Kernels, gpu: &Gpu, f: Format) -> Result<[wgpu::ComputePipeline; 3], GpuError> {
+    Ok([pipeline(k, gpu, f, "q_absorb")?, pipeline(k, gpu, f, "v_up")?, pipeline(k, gpu, f, "transpose_uk")?])
+}
+
+fn pipeline(k: &Kernels, gpu: &Gpu, f: Format, entry: &'static str) -> Result<wgpu::ComputePipeline, GpuError> {
+    k.pipeline(gpu, Key { family: "mla_absorb", entry, format: Some(f), variant: 0 }, || (super::with_weights(include_str!("../../shaders/mla_absorb.wgsl")), vec![]))
+}
+
+/// `q_lat[t][h] = W_UK_hᵀ q_nope[t][h]` for the rows of `q` (`[n_tok][H·qk]`) into `q_lat`
+/// (`[n_tok·H][kvl]`). kv_b must be a single chunk (checked at load); `uk_t` is
+/// [`transpose_uk`]'s copy of W_UK, which the fast kernels read.
+pub fn q_absorb(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, uk_t: Option<&Matrix>, h: Heads, q: Rows, q_lat: Rows) {
+    let n_tok = q.rows;
+    debug_assert!(q.contiguous() && q.off == 0 && q_lat.contiguous() && q_lat.off == 0 && q_lat.rows == n_tok * h.heads);
+    if let Some(uk_t) = uk_t {
         // Heads as experts of a pool [H][kvl][nope]: item t·H + h reads q_nope of head h.
-        let a = Args {
-            x: q,
-            x_off: 0,
-            x_stride: h.heads * (h.nope + h.rope),
-            x_slot_stride: h.nope + h.rope,
-            y: q_lat,
-            y_off: 0,
-            y_stride: h.kvl,
-            n_tok,
-            slots: h.heads,
-            ids: None,
-            accum: false,
-        };
+        let a = matmul::Args::heads(q.split(h.heads).cols(0, h.nope), h.heads, q_lat);
         let view = matmul::HeadBlocks { heads: h.heads, rows: h.kvl, e_rows: h.kvl, row_base: 0 };
-        if matmul::per_head(rec, k, &uk_t, view, &a) {
+        if matmul::per_head(rec, k, uk_t, view, &a) {
             return;
         }
     }
     let scale = kv_b.scale.as_ref().map_or(&k.dummy, |s| &s.buf);
     let p = params(kv_b, h, n_tok);
-    rec.dispatch(k.q_absorb.get(kv_b.dtype), &p, &[&kv_b.chunks[0].buf, scale, q, q_lat], [(h.kvl as u32).div_ceil(64), h.heads as u32, n_tok as u32]);
+    let groups = [(h.kvl as u32).div_ceil(64), h.heads as u32, n_tok as u32];
+    rec.dispatch(pipeline(k, rec.gpu(), kv_b.dtype, "q_absorb"), &p, &[&kv_b.chunks[0].buf, scale, q.buf, q_lat.buf], groups);
 }
 
-/// `o[t][h] = W_UV_h o_lat[t][h]`.
-pub fn v_up(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, o_lat: &wgpu::Buffer, o: &wgpu::Buffer, n_tok: usize) {
+/// `o[t][h] = W_UV_h o_lat[t][h]` for the rows of `o_lat` (`[n_tok·H][kvl]`) into `o`
+/// (`[n_tok][H·v]`).
+pub fn v_up(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, o_lat: Rows, o: Rows) {
+    let n_tok = o.rows;
+    debug_assert!(o_lat.contiguous() && o_lat.off == 0 && o.contiguous() && o.off == 0 && o_lat.rows == n_tok * h.heads);
     if kv_b.dtype != Format::F8E4M3 {
         // W_UV_h is rows nope .. nope + v of head h's block of nope + v rows.
-        let a = Args {
-            x: o_lat,
-            x_off: 0,
-            x_stride: h.heads * h.kvl,
-            x_slot_stride: h.kvl,
-            y: o,
-            y_off: 0,
-            y_stride: h.v,
-            n_tok,
-            slots: h.heads,
-            ids: None,
-            accum: false,
-        };
+        let a = matmul::Args::heads(o_lat, h.heads, o.split(h.heads));
         let view = matmul::HeadBlocks { heads: h.heads, rows: h.v, e_rows: h.nope + h.v, row_base: h.nope };
         if matmul::per_head(rec, k, kv_b, view, &a) {
             return;
@@ -101,34 +93,26 @@ pub fn v_up(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, o_lat: &wg
     }
     let scale = kv_b.scale.as_ref().map_or(&k.dummy, |s| &s.buf);
     let p = params(kv_b, h, n_tok);
-    rec.dispatch(k.v_up.get(kv_b.dtype), &p, &[&kv_b.chunks[0].buf, scale, o_lat, o], [(h.v as u32).div_ceil(64), h.heads as u32, n_tok as u32]);
+    let groups = [(h.v as u32).div_ceil(64), h.heads as u32, n_tok as u32];
+    rec.dispatch(pipeline(k, rec.gpu(), kv_b.dtype, "v_up"), &p, &[&kv_b.chunks[0].buf, scale, o_lat.buf, o.buf], groups);
 }
 
-/// W_UK of every head transposed to a pool `[H][kvl][nope]` in kv_b's dtype, made on the GPU
-/// the first time (the transpose is recorded ahead of its first use) and kept. None for FP8
-/// (its block scales would need transposing too) and odd nope.
-fn transposed_uk(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads) -> Option<Matrix> {
-    if kv_b.dtype == Format::F8E4M3 || h.nope % 2 != 0 {
-        return None;
+/// W_UK of every head transposed to a pool `[H][kvl][nope]` in kv_b's dtype, made once on
+/// the GPU at load (the fast per-head kernels read it in q_absorb). None for FP8 (its block
+/// scales would need transposing too), block formats and odd nope.
+pub fn transpose_uk(k: &Kernels, gpu: &Gpu, kv_b: &Matrix, h: Heads) -> Result<Option<Matrix>, GpuError> {
+    if !matches!(kv_b.dtype, Format::F32 | Format::BF16 | Format::F16) || h.nope % 2 != 0 {
+        return Ok(None);
     }
-    let src = &kv_b.chunks[0].buf;
     let esize = kv_b.dtype.block_bytes();
     let name = format!("{} W_UK transposed", kv_b.name);
-    let buf = {
-        let mut d = k.derived.lock().unwrap_or_else(|e| e.into_inner());
-        match d.get(src) {
-            Some(b) => b.clone(),
-            None => {
-                let b = rec.gpu().storage(&name, (h.heads * h.kvl * h.nope * esize) as u64);
-                let per = if esize == 2 { 2 } else { 1 };
-                let words = (h.kvl * h.nope / per) as u32;
-                rec.dispatch_bound(k.transpose_uk.get(kv_b.dtype), &params(kv_b, h, 0), &[(1, src), (5, &b)], [words.div_ceil(64), h.heads as u32, 1]);
-                d.insert(src.clone(), b.clone());
-                b
-            }
-        }
-    };
-    Some(Matrix {
+    let buf = gpu.storage(&name, (h.heads * h.kvl * h.nope * esize) as u64);
+    let per = if esize == 2 { 2 } else { 1 };
+    let words = (h.kvl * h.nope / per) as u32;
+    let mut rec = Recorder::new(gpu);
+    rec.dispatch_bound(pipeline(k, gpu, kv_b.dtype, "transpose_uk"), &params(kv_b, h, 0), &[(1, &kv_b.chunks[0].buf), (5, &buf)], [words.div_ceil(64), h.heads as u32, 1]);
+    rec.submit("transposing W_UK")?;
+    Ok(Some(Matrix {
         name,
         dtype: kv_b.dtype,
         n_mats: h.heads,
@@ -136,7 +120,7 @@ fn transposed_uk(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads) -> Op
         cols: h.nope,
         chunks: vec![MatChunk { buf, e0: 0, e1: h.heads, r0: 0, rows: h.kvl }],
         scale: None,
-    })
+    }))
 }
 
 /// CPU references over the dequantised kv_b `[H·(nope+v)][kvl]`.

@@ -2,13 +2,9 @@
 //! subgroups, the flash-decoding kernel (`split`, then `combine` when a query's keys are cut
 //! into several splits); otherwise the portable one-workgroup-per-head kernel (`main`).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
 use crate::gpu::{Gpu, Recorder};
-use crate::ops::matmul::Tune;
 use crate::ops::mla_absorb::Heads;
-use crate::ops::{repeat_lines, Kernels};
+use crate::ops::{repeat_lines, Key, Kernels, Rows};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -33,47 +29,21 @@ const WMAX: usize = 24;
 /// Query tokens from which every query gets a single split (enough workgroups already).
 const SPLIT_MAX_TOKENS: usize = 4;
 
-/// The split and combine pipelines.
-type SplitPipelines = (wgpu::ComputePipeline, wgpu::ComputePipeline);
-
 /// Query tokens per `split` workgroup in a prefill (a decode step has one).
 pub const PREFILL_TT: u32 = 2;
 
-/// Pipelines of the split kernel, per (cache words, c_kv words) per lane and tokens per
-/// workgroup, built on first use, and the one combine pipeline.
-pub struct Split {
-    lanes: u32,
-    enabled: bool,
-    /// tokens per workgroup in a prefill (PREFILL_TT unless `Tuning::attn_tt` overrides it)
-    prefill_tt: u32,
-    cache: Mutex<HashMap<(u32, u32, u32), Option<wgpu::ComputePipeline>>>,
-    combine: OnceLock<Option<wgpu::ComputePipeline>>,
-}
+pub(super) const KEY: Key = Key::plain("mla_attn");
 
-impl Split {
-    /// Uses the lane count and subgroup choice of the matmul kernels (`tune`).
-    pub fn new(tune: &Tune) -> Self {
-        Split { lanes: tune.lanes, enabled: tune.subgroups, prefill_tt: tune.attn_tt, cache: Mutex::new(HashMap::new()), combine: OnceLock::new() }
-    }
-
-    fn pipelines(&self, gpu: &Gpu, wpl: u32, vpl: u32, tt: u32) -> Option<SplitPipelines> {
-        let split = {
-            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            c.entry((wpl, vpl, tt))
-                .or_insert_with(|| {
-                    let consts = [("LANES", self.lanes as f64), ("WPL", wpl as f64), ("VPL", vpl as f64)];
-                    let label = format!("mla_attn/split/w{wpl}/t{tt}");
-                    let src = split_source(tt);
-                    built(&label, gpu.checked(&label, || gpu.compute_pipeline(&label, &src, "split", &consts)))
-                })
-                .clone()?
-        };
-        let combine = self
-            .combine
-            .get_or_init(|| built("mla_attn/combine", gpu.checked("mla_attn/combine", || gpu.compute_pipeline("mla_attn/combine", BASE, "combine", &[]))))
-            .clone()?;
-        Some((split, combine))
-    }
+/// The split pipeline for (cache words, c_kv words) per lane and `tt` tokens per workgroup,
+/// and the combine pipeline; `None` when either does not build on this adapter (the caller
+/// then uses the portable kernel).
+fn split_pipelines(k: &Kernels, gpu: &Gpu, wpl: u32, vpl: u32, tt: u32) -> Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)> {
+    let lanes = k.tune.lanes;
+    let split = k.pipeline(gpu, Key { family: "mla_attn", entry: "split", format: None, variant: wpl | vpl << 8 | tt << 16 }, || {
+        (split_source(tt), vec![("LANES", lanes as f64), ("WPL", wpl as f64), ("VPL", vpl as f64)])
+    });
+    let combine = k.pipeline(gpu, Key { entry: "combine", ..KEY }, || (BASE.to_string(), vec![]));
+    Some((split.ok()?, combine.ok()?))
 }
 
 const BASE: &str = include_str!("../../shaders/mla_attn.wgsl");
@@ -87,24 +57,11 @@ pub(super) fn split_source(tt: u32) -> String {
     format!("{BASE}\nconst TT: u32 = {tt}u;\n{states}")
 }
 
-fn built(label: &str, r: Result<wgpu::ComputePipeline, crate::gpu::GpuError>) -> Option<wgpu::ComputePipeline> {
-    r.map_err(|e| log::warn!("{label} does not build on this adapter ({e}); using the portable attention kernel")).ok()
-}
-
 /// Queries for positions `pos0 .. pos0 + n_tok` attend to cache rows `0 ..= their position`.
-#[allow(clippy::too_many_arguments)]
-pub fn dispatch(
-    rec: &mut Recorder,
-    k: &Kernels,
-    h: Heads,
-    scale: f32,
-    pos0: usize,
-    n_tok: usize,
-    q_lat: &wgpu::Buffer,
-    q: &wgpu::Buffer,
-    cache: &wgpu::Buffer,
-    o_lat: &wgpu::Buffer,
-) {
+pub fn run(rec: &mut Recorder, k: &Kernels, h: Heads, scale: f32, pos0: usize, q_lat: Rows, q: Rows, cache: &wgpu::Buffer, o_lat: Rows) {
+    let n_tok = q.rows;
+    debug_assert!(q.off == 0 && q.contiguous() && q_lat.off == 0 && q_lat.contiguous() && o_lat.off == 0 && o_lat.contiguous() && q_lat.rows == n_tok * h.heads);
+    let (q_lat, q, o_lat) = (q_lat.buf, q.buf, o_lat.buf);
     let mut p = Params {
         heads: h.heads as u32,
         kvl: h.kvl as u32,
@@ -119,16 +76,16 @@ pub fn dispatch(
         n_splits: 1,
         _pad: 0,
     };
-    let lanes = k.attn.lanes as usize;
+    let lanes = k.tune.lanes as usize;
     let cw = (h.kvl + h.rope) / 4;
     let (wpl, vpl) = (cw.div_ceil(lanes), h.kvl / 4 / lanes);
     let aligned = h.kvl % (4 * lanes) == 0 && h.rope % 4 == 0 && h.nope % 4 == 0 && wpl <= WMAX && vpl >= 1;
     // A decode step cuts its keys into splits (one token per workgroup); a prefill gives each
     // workgroup PREFILL_TT tokens, which share every key row it loads.
-    let tt = if n_tok >= SPLIT_MAX_TOKENS { k.attn.prefill_tt } else { 1 };
-    let pipes = if k.attn.enabled && aligned { k.attn.pipelines(rec.gpu(), wpl as u32, vpl as u32, tt) } else { None };
+    let tt = if n_tok >= SPLIT_MAX_TOKENS { k.tune.attn_tt } else { 1 };
+    let pipes = if k.tune.subgroups && aligned { split_pipelines(k, rec.gpu(), wpl as u32, vpl as u32, tt) } else { None };
     let Some((split, combine)) = pipes else {
-        rec.dispatch(&k.mla_attn, &p, &[q_lat, q, cache, o_lat], [h.heads as u32, n_tok as u32, 1]);
+        rec.dispatch(k.plain(rec.gpu(), KEY), &p, &[q_lat, q, cache, o_lat], [h.heads as u32, n_tok as u32, 1]);
         return;
     };
     // A short decode cuts the keys into splits so that several workgroups share them.
@@ -137,11 +94,11 @@ pub fn dispatch(
     let n_splits = keys.div_ceil(split_len);
     p.split_len = split_len as u32;
     p.n_splits = n_splits as u32;
-    let part = if n_splits > 1 { k.attn_partials(rec.gpu(), (n_tok * n_splits * h.heads * (h.kvl + 2) * 4) as u64) } else { k.dummy.clone() };
+    let part = if n_splits > 1 { k.scratch(rec.gpu(), "attention partials", (n_tok * n_splits * h.heads * (h.kvl + 2) * 4) as u64) } else { k.dummy.clone() };
     let groups = [n_splits as u32, h.heads.div_ceil(HG) as u32, (n_tok as u32).div_ceil(tt)];
-    rec.dispatch_bound(&split, &p, &[(4, o_lat), (5, &part), (6, q_lat), (7, q), (8, cache)], groups);
+    rec.dispatch_bound(Ok(split), &p, &[(4, o_lat), (5, &part), (6, q_lat), (7, q), (8, cache)], groups);
     if n_splits > 1 {
-        rec.dispatch_bound(&combine, &p, &[(4, o_lat), (5, &part)], [h.heads as u32, n_tok as u32, 1]);
+        rec.dispatch_bound(Ok(combine), &p, &[(4, o_lat), (5, &part)], [h.heads as u32, n_tok as u32, 1]);
     }
 }
 

@@ -1,6 +1,14 @@
-//! One module per WGSL kernel family: its params struct, its dispatch and a plain-Rust CPU
-//! reference that the kernel tests compare against. Pipelines are built once in
-//! [`Kernels`]; shaders are compiled into the binary with `include_str!`.
+//! One module per WGSL kernel family. Every op has one calling convention:
+//!
+//! `op::run(rec, kernels, weights…, inputs…, outputs…, settings…)`
+//!
+//! where activations are [`Rows`] views (buffer, offset, stride, width, rows) or, for routed
+//! experts, a [`Routed`] view, and weights are [`Matrix`](crate::tensor::Matrix) stacks or
+//! small vectors. Each module keeps its params struct private, owns its pipelines (built on
+//! first use through the [`Kernels`] registry, keyed by shader, entry, weight format and
+//! variant) and makes its own fast/portable choice; the graph never names a kernel. Each
+//! module also has a plain-Rust CPU reference that the kernel tests compare against.
+//! Shaders are compiled into the binary with `include_str!`.
 
 /// A `#[repr(C)]` params struct as Rust lays it out: size and `(field, offset, type)`. The
 /// macro also checks at compile time that each listed field has the listed type.
@@ -40,87 +48,211 @@ pub mod rope;
 pub mod sample;
 pub mod swiglu;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use crate::format::Format;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuError};
 
 /// One decode function per weight format (included by every kernel that reads weights).
 pub const FORMATS_WGSL: &str = include_str!("../../shaders/common/formats.wgsl");
 const WEIGHTS_WGSL: &str = include_str!("../../shaders/common/weights.wgsl");
 
-/// A pipeline per weight dtype for kernels that read packed weights.
-pub struct PerDType([wgpu::ComputePipeline; Format::ALL.len()]);
+/// `src` with the weight-format decoders and the single-element weight gathers before it.
+fn with_weights(src: &str) -> String {
+    format!("{FORMATS_WGSL}\n{WEIGHTS_WGSL}\n{src}")
+}
 
-impl PerDType {
-    fn new(gpu: &Gpu, label: &str, src: &str, entry: &str) -> Self {
-        let full = format!("{FORMATS_WGSL}\n{WEIGHTS_WGSL}\n{src}");
-        let mk = |f: Format| {
-            let d = f.wgsl_id();
-            gpu.compute_pipeline(&format!("{label}/{entry}/wdt{d}"), &full, entry, &[("WDT", d as f64)])
-        };
-        Self(Format::ALL.map(mk))
+/// f32 activations in a storage buffer, counted in elements: row `r` (of `rows`) holds
+/// `width` values starting at `off + r·stride`.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    pub buf: &'a wgpu::Buffer,
+    pub off: usize,
+    pub stride: usize,
+    pub width: usize,
+    pub rows: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// `rows` contiguous rows of `width` values from the start of `buf`.
+    pub fn new(buf: &'a wgpu::Buffer, width: usize, rows: usize) -> Self {
+        Rows { buf, off: 0, stride: width, width, rows }
     }
 
-    pub fn get(&self, f: Format) -> &wgpu::ComputePipeline {
-        &self.0[Format::ALL.iter().position(|&a| a == f).unwrap_or(0)]
+    /// `rows` rows of `width` values, row r at `off + r·stride`.
+    pub fn strided(buf: &'a wgpu::Buffer, off: usize, stride: usize, width: usize, rows: usize) -> Self {
+        Rows { buf, off, stride, width, rows }
+    }
+
+    /// Rows `first .. first + n`.
+    pub fn range(self, first: usize, n: usize) -> Self {
+        Rows { off: self.off + first * self.stride, rows: n, ..self }
+    }
+
+    /// Columns `c0 .. c0 + width` of every row.
+    pub fn cols(self, c0: usize, width: usize) -> Self {
+        Rows { off: self.off + c0, width, ..self }
+    }
+
+    /// Each row split into `n` rows of `width / n` (heads of a token): rows·n rows.
+    pub fn split(self, n: usize) -> Self {
+        debug_assert!(self.width % n == 0 && self.stride == self.width);
+        Rows { stride: self.width / n, width: self.width / n, rows: self.rows * n, ..self }
+    }
+
+    /// The rows are packed one after another from `off`.
+    pub fn contiguous(&self) -> bool {
+        self.stride == self.width || self.rows <= 1
     }
 }
 
+/// Routed work items: item `(t, s)` for `t < x.rows`, `s < slots` runs expert
+/// `ids[t·slots + s]` on `x.width` values at `x.off + t·x.stride + s·slot_stride`
+/// (`slot_stride` 0: every slot reads the token's row). Outputs are rows in item order.
+#[derive(Clone, Copy)]
+pub struct Routed<'a> {
+    pub x: Rows<'a>,
+    pub slots: usize,
+    pub slot_stride: usize,
+    pub ids: &'a wgpu::Buffer, // [x.rows][slots] u32
+}
+
+impl Routed<'_> {
+    pub fn items(&self) -> usize {
+        self.x.rows * self.slots
+    }
+}
+
+/// Which pipeline: a shader family and entry point, the weight format it decodes (if any)
+/// and a variant number its module defines (words per lane, unroll count, …).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Key {
+    pub family: &'static str,
+    pub entry: &'static str,
+    pub format: Option<Format>,
+    pub variant: u32,
+}
+
+impl Key {
+    pub const fn plain(family: &'static str) -> Self {
+        Key { family, entry: "main", format: None, variant: 0 }
+    }
+
+    /// The label of the pipeline: the family first (profiles group by it).
+    fn label(&self) -> String {
+        let mut l = format!("{}/{}", self.family, self.entry);
+        if let Some(f) = self.format {
+            l.push_str(&format!("/wdt{}", f.wgsl_id()));
+        }
+        if self.variant != 0 {
+            l.push_str(&format!("/v{}", self.variant));
+        }
+        l
+    }
+}
+
+/// The pipeline registry: every op's pipelines, built on first use and kept (a failed build
+/// is kept too, so it is reported once), plus the kernels' scratch buffers and the tuning of
+/// the fast kernels for this adapter.
 pub struct Kernels {
-    pub matmul: PerDType,
-    /// matvec and gemm pipelines (built on first use) and how they are tuned for the adapter
-    pub fast: matmul::Fast,
-    pub moe_group: wgpu::ComputePipeline,
-    /// the flash-decoding attention pipelines (built on first use)
-    pub attn: mla_attn::Split,
+    pub(crate) tune: matmul::Tune,
+    pipelines: Mutex<HashMap<Key, Result<wgpu::ComputePipeline, String>>>,
     /// scratch buffers of the kernels (moe_group lists, attention partials), grown on demand
-    scratch: std::sync::Mutex<std::collections::HashMap<&'static str, wgpu::Buffer>>,
-    /// weights rearranged once for a faster kernel, by source buffer (W_UK transposed)
-    pub(crate) derived: std::sync::Mutex<std::collections::HashMap<wgpu::Buffer, wgpu::Buffer>>,
-    pub embed: PerDType,
-    pub q_absorb: PerDType,
-    pub v_up: PerDType,
-    pub transpose_uk: PerDType,
-    pub rmsnorm: wgpu::ComputePipeline,
-    pub rope: wgpu::ComputePipeline,
-    pub mla_attn: wgpu::ComputePipeline,
-    pub moe_gate: wgpu::ComputePipeline,
-    pub moe_combine: wgpu::ComputePipeline,
-    pub swiglu: wgpu::ComputePipeline,
-    pub copy_rows: wgpu::ComputePipeline,
-    pub sample: wgpu::ComputePipeline,
+    scratch: Mutex<HashMap<&'static str, wgpu::Buffer>>,
     /// 4-byte placeholder bound where a kernel's optional input is unused.
-    pub dummy: wgpu::Buffer,
+    pub(crate) dummy: wgpu::Buffer,
 }
 
 impl Kernels {
-    pub fn new(gpu: &Gpu) -> Result<Self, crate::gpu::GpuError> {
-        gpu.checked("compiling the WGSL kernels", || {
-            let plain = |label: &str, src: &str| gpu.compute_pipeline(label, src, "main", &[]);
-            let absorb = include_str!("../../shaders/mla_absorb.wgsl");
-            let fast = matmul::Fast::new(gpu);
-            let attn = mla_attn::Split::new(&fast.tune);
-            Kernels {
-                matmul: PerDType::new(gpu, "matmul", include_str!("../../shaders/matmul.wgsl"), "main"),
-                fast,
-                moe_group: plain("moe_group", include_str!("../../shaders/moe_group.wgsl")),
-                attn,
-                scratch: std::sync::Mutex::new(std::collections::HashMap::new()),
-                derived: std::sync::Mutex::new(std::collections::HashMap::new()),
-                embed: PerDType::new(gpu, "embed", include_str!("../../shaders/embed.wgsl"), "main"),
-                q_absorb: PerDType::new(gpu, "mla_absorb", absorb, "q_absorb"),
-                v_up: PerDType::new(gpu, "mla_absorb", absorb, "v_up"),
-                transpose_uk: PerDType::new(gpu, "mla_absorb", absorb, "transpose_uk"),
-                rmsnorm: plain("rmsnorm", include_str!("../../shaders/rmsnorm.wgsl")),
-                rope: plain("rope", include_str!("../../shaders/rope.wgsl")),
-                mla_attn: plain("mla_attn", include_str!("../../shaders/mla_attn.wgsl")),
-                moe_gate: plain("moe_gate", include_str!("../../shaders/moe_gate.wgsl")),
-                moe_combine: plain("moe_combine", include_str!("../../shaders/moe_combine.wgsl")),
-                swiglu: plain("swiglu", include_str!("../../shaders/swiglu.wgsl")),
-                copy_rows: plain("copy_rows", include_str!("../../shaders/copy_rows.wgsl")),
-                sample: plain("sample", include_str!("../../shaders/sample.wgsl")),
-                dummy: gpu.storage("dummy", 16),
+    /// The registry for `gpu`, with the kernels every model needs built (so a shader that
+    /// does not build on this adapter fails here, by name).
+    pub fn new(gpu: &Gpu) -> Result<Self, GpuError> {
+        Self::with_tune(gpu, matmul::Tune::for_gpu(gpu))
+    }
+
+    /// Fast kernels of a given shape (tests cover the shapes other adapters get).
+    pub fn with_tune(gpu: &Gpu, tune: matmul::Tune) -> Result<Self, GpuError> {
+        let k = Kernels { tune, pipelines: Mutex::default(), scratch: Mutex::default(), dummy: gpu.storage("dummy", 16) };
+        k.prepare(gpu, &[])?;
+        Ok(k)
+    }
+
+    /// The fast kernels' shape on this adapter.
+    pub fn tune(&self) -> matmul::Tune {
+        self.tune
+    }
+
+    /// Build the pipelines a model with weights in `formats` needs, up front: the load then
+    /// reports a kernel that does not build on this adapter instead of the first forward.
+    /// (The fast matvec/gemm/attention variants are built on first use and fall back to the
+    /// portable kernels when they do not build.)
+    pub fn prepare(&self, gpu: &Gpu, formats: &[Format]) -> Result<(), GpuError> {
+        for key in [copy_rows::KEY, rmsnorm::KEY, rope::KEY, moe_gate::KEY, moe_combine::KEY, moe_group::KEY, swiglu::KEY, sample::KEY, mla_attn::KEY] {
+            self.plain(gpu, key)?;
+        }
+        for &f in formats {
+            embed::pipeline(self, gpu, f)?;
+            matmul::generic_pipeline(self, gpu, f)?;
+            mla_absorb::pipelines(self, gpu, f)?;
+        }
+        Ok(())
+    }
+
+    /// The pipeline of `key`, built on first use from `build()` = (WGSL source, override
+    /// constants). A shader that does not validate on this adapter is an error naming it.
+    pub(crate) fn pipeline(&self, gpu: &Gpu, key: Key, build: impl FnOnce() -> (String, Vec<(&'static str, f64)>)) -> Result<wgpu::ComputePipeline, GpuError> {
+        let mut m = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(key)
+            .or_insert_with(|| {
+                let label = key.label();
+                let (src, mut consts) = build();
+                if let Some(f) = key.format {
+                    consts.push(("WDT", f.wgsl_id() as f64));
+                }
+                gpu.checked(&label, || gpu.compute_pipeline(&label, &src, key.entry, &consts)).map_err(|e| match e {
+                    GpuError::Validation { msg, .. } => msg,
+                    e => e.to_string(),
+                })
+            })
+            .clone()
+            .map_err(|msg| GpuError::Kernel { label: key.label(), msg })
+    }
+
+    /// A kernel without variants: `shaders/<family>.wgsl`'s `main`.
+    fn plain(&self, gpu: &Gpu, key: Key) -> Result<wgpu::ComputePipeline, GpuError> {
+        self.pipeline(gpu, key, || (plain_source(key.family).to_string(), vec![]))
+    }
+
+    /// A scratch buffer of at least `bytes`, shared by every use of `name`: the commands of
+    /// one submission run in order, so one buffer serves every layer. A grown buffer replaces
+    /// the old one, which lives on while recorded commands still hold it.
+    fn scratch(&self, gpu: &Gpu, name: &'static str, bytes: u64) -> wgpu::Buffer {
+        let mut m = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(name) {
+            Some(b) if b.size() >= bytes => b.clone(),
+            _ => {
+                let b = gpu.storage(name, bytes);
+                m.insert(name, b.clone());
+                b
             }
-        })
+        }
+    }
+}
+
+/// The source of a kernel without weights or templates.
+fn plain_source(family: &str) -> &'static str {
+    match family {
+        "copy_rows" => include_str!("../../shaders/copy_rows.wgsl"),
+        "rmsnorm" => include_str!("../../shaders/rmsnorm.wgsl"),
+        "rope" => include_str!("../../shaders/rope.wgsl"),
+        "moe_gate" => include_str!("../../shaders/moe_gate.wgsl"),
+        "moe_combine" => include_str!("../../shaders/moe_combine.wgsl"),
+        "moe_group" => include_str!("../../shaders/moe_group.wgsl"),
+        "swiglu" => include_str!("../../shaders/swiglu.wgsl"),
+        "sample" => include_str!("../../shaders/sample.wgsl"),
+        "mla_attn" => include_str!("../../shaders/mla_attn.wgsl"),
+        other => unreachable!("no plain shader named {other}"),
     }
 }
 
@@ -142,33 +274,6 @@ pub(crate) fn repeat_lines(src: &str, marker: &str, n: u32, subst: impl Fn(&str,
         }
     }
     out
-}
-
-impl Kernels {
-    /// A scratch buffer of at least `bytes`, shared by every use of `name`: the commands of
-    /// one submission run in order, so one buffer serves every layer. A grown buffer replaces
-    /// the old one, which lives on while recorded commands still hold it.
-    fn scratch(&self, gpu: &Gpu, name: &'static str, bytes: u64) -> wgpu::Buffer {
-        let mut m = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        match m.get(name) {
-            Some(b) if b.size() >= bytes => b.clone(),
-            _ => {
-                let b = gpu.storage(name, bytes);
-                m.insert(name, b.clone());
-                b
-            }
-        }
-    }
-
-    /// Output of moe_group (`moe_group::out_len` u32 values).
-    pub fn groups_buffer(&self, gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
-        self.scratch(gpu, "moe groups", bytes)
-    }
-
-    /// Per-split partial sums of the flash-decoding attention.
-    pub fn attn_partials(&self, gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
-        self.scratch(gpu, "attention partials", bytes)
-    }
 }
 
 #[cfg(test)]
@@ -253,11 +358,10 @@ mod tests {
             for streams in (2..=16).step_by(2) {
                 for nt in 1..=if subgroups { 32 } else { 8 } {
                     let tune = matmul::Tune { lanes: 8, subgroups, xreg: true, nsg: 1, nt, streams, attn_tt: 2 };
-                    let fast = matmul::Fast::with_tune(tune);
-                    let [matvec, gemm] = fast.sources();
-                    validate(&format!("gemm streams {streams} nt {nt} subgroups {subgroups}"), gemm);
+                    let [matvec, gemm] = matmul::sources(&tune);
+                    validate(&format!("gemm streams {streams} nt {nt} subgroups {subgroups}"), &gemm);
                     if streams == 2 && nt == 1 {
-                        validate(&format!("matvec subgroups {subgroups}"), matvec);
+                        validate(&format!("matvec subgroups {subgroups}"), &matvec);
                     }
                     n += 1;
                 }

@@ -1,7 +1,7 @@
 //! `shaders/moe_combine.wgsl`: gate-weighted sum of expert outputs into the residual.
 
 use crate::gpu::Recorder;
-use crate::ops::Kernels;
+use crate::ops::{Key, Kernels, Rows};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -12,9 +12,15 @@ struct Params {
     _pad: u32,
 }
 
-pub fn dispatch(rec: &mut Recorder, k: &Kernels, hidden: usize, n_tok: usize, top_k: usize, wts: &wgpu::Buffer, eo: &wgpu::Buffer, x: &wgpu::Buffer) {
+pub(super) const KEY: Key = Key::plain("moe_combine");
+
+/// `x[t] += Σ_s wts[t][s] · eo[t·k + s]`: `wts` `[n_tok][k]`, the experts' outputs `eo`
+/// `[n_tok·k][hidden]`, all contiguous.
+pub fn run(rec: &mut Recorder, k: &Kernels, wts: Rows, eo: Rows, x: Rows) {
+    let (hidden, n_tok, top_k) = (x.width, x.rows, wts.width);
+    debug_assert!(x.contiguous() && x.off == 0 && eo.contiguous() && eo.rows == n_tok * top_k && eo.width == hidden && wts.rows == n_tok);
     let p = Params { hidden: hidden as u32, n_tok: n_tok as u32, k: top_k as u32, _pad: 0 };
-    rec.dispatch(&k.moe_combine, &p, &[wts, eo, x], [(hidden as u32).div_ceil(64), n_tok as u32, 1]);
+    rec.dispatch(k.plain(rec.gpu(), KEY), &p, &[wts.buf, eo.buf, x.buf], [(hidden as u32).div_ceil(64), n_tok as u32, 1]);
 }
 
 pub fn reference(x: &mut [f32], hidden: usize, top_k: usize, wts: &[f32], eo: &[f32]) {

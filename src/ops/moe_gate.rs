@@ -2,7 +2,7 @@
 
 use crate::config::{Moe, Scoring, TopK};
 use crate::gpu::Recorder;
-use crate::ops::Kernels;
+use crate::ops::{Key, Kernels, Rows};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -45,8 +45,14 @@ impl Gate {
     }
 }
 
-/// `logits` `[n_tok][E]` (overwritten with scores) → `ids`, `wts` `[n_tok][k]`.
-pub fn dispatch(rec: &mut Recorder, k: &Kernels, g: &Gate, n_tok: usize, logits: &wgpu::Buffer, bias: &wgpu::Buffer, ids: &wgpu::Buffer, wts: &wgpu::Buffer) {
+pub(super) const KEY: Key = Key::plain("moe_gate");
+
+/// The router's `logits` `[n_tok][n_exp]` (+ correction `bias` `[n_exp]`; the logits are
+/// overwritten with scores) → each token's experts `ids` and gate weights `wts`, both
+/// `[n_tok][k]`, contiguous.
+pub fn run(rec: &mut Recorder, k: &Kernels, g: &Gate, bias: &wgpu::Buffer, logits: Rows, ids: Rows, wts: Rows) {
+    let n_tok = logits.rows;
+    debug_assert!(logits.contiguous() && logits.off == 0 && logits.width == g.n_exp && ids.off == 0 && wts.off == 0 && ids.width == g.k && wts.width == g.k);
     let p = Params {
         n_tok: n_tok as u32,
         n_exp: g.n_exp as u32,
@@ -63,7 +69,7 @@ pub fn dispatch(rec: &mut Recorder, k: &Kernels, g: &Gate, n_tok: usize, logits:
         scale: g.scale,
         _pad: [0; 3],
     };
-    rec.dispatch(&k.moe_gate, &p, &[logits, bias, ids, wts], [(n_tok as u32).div_ceil(64), 1, 1]);
+    rec.dispatch(k.plain(rec.gpu(), KEY), &p, &[logits.buf, bias, ids.buf, wts.buf], [(n_tok as u32).div_ceil(64), 1, 1]);
 }
 
 /// CPU reference for one token: (ids in choice order, weights).

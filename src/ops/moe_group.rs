@@ -2,7 +2,7 @@
 //! (the routing never comes back to the CPU), for the grouped expert GEMM of a prefill.
 
 use crate::gpu::Recorder;
-use crate::ops::Kernels;
+use crate::ops::{Key, Kernels};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -25,11 +25,13 @@ pub fn list_off(n_exp: usize) -> usize {
     n_exp + 1
 }
 
+pub(super) const KEY: Key = Key::plain("moe_group");
+
 /// `ids` `[n_items]` → `out`: offsets `[n_exp + 1]`, then the items of each expert in turn.
-pub fn dispatch(rec: &mut Recorder, k: &Kernels, n_items: usize, n_exp: usize, ids: &wgpu::Buffer, out: &wgpu::Buffer) {
+pub fn run(rec: &mut Recorder, k: &Kernels, n_exp: usize, ids: &wgpu::Buffer, n_items: usize, out: &wgpu::Buffer) {
     debug_assert!(n_exp <= MAX_EXPERTS);
     let p = Params { n_items: n_items as u32, n_exp: n_exp as u32, _pad: [0; 2] };
-    rec.dispatch(&k.moe_group, &p, &[ids, out], [1, 1, 1]);
+    rec.dispatch(k.plain(rec.gpu(), KEY), &p, &[ids, out], [1, 1, 1]);
 }
 
 /// CPU reference: offsets and, per expert, its items in increasing order.

@@ -40,7 +40,7 @@ pub fn measure(gpu: &Gpu, total: u64, reps: usize) -> Result<f64, GpuError> {
     for _ in 0..reps.max(1) + 1 {
         let mut rec = Recorder::new(gpu);
         for b in &bufs {
-            rec.dispatch(&pipeline, &Params { n: (per / 16) as u32, magic: 0x9e37_79b9, _pad: [0; 2] }, &[b, &out], [groups, 1, 1]);
+            rec.dispatch(Ok(pipeline.clone()), &Params { n: (per / 16) as u32, magic: 0x9e37_79b9, _pad: [0; 2] }, &[b, &out], [groups, 1, 1]);
         }
         let timed = gpu.start_profile();
         let t0 = Instant::now();

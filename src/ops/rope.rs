@@ -3,40 +3,38 @@
 
 use crate::config::{yarn_get_mscale, ModelConfig};
 use crate::gpu::Recorder;
-use crate::ops::Kernels;
+use crate::ops::{Key, Kernels, Rows};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n_tok: u32,
-    pub heads: u32,
-    pub half_dim: u32,
-    pub row_stride: u32,
-    pub head_stride: u32,
-    pub off: u32,
-    pub pos0: u32,
-    pub _pad: u32,
+struct Params {
+    n_tok: u32,
+    heads: u32,
+    half_dim: u32,
+    row_stride: u32,
+    head_stride: u32,
+    off: u32,
+    pos0: u32,
+    _pad: u32,
 }
 
-impl Params {
-    /// Rotate `heads` runs of `2·half_dim` values per token: token i's head j starts at
-    /// `off + i·row_stride + j·head_stride`; token i is at position `pos0 + i`.
-    pub fn new(n_tok: usize, heads: usize, half_dim: usize, row_stride: usize, head_stride: usize, off: usize, pos0: usize) -> Self {
-        Params {
-            n_tok: n_tok as u32,
-            heads: heads as u32,
-            half_dim: half_dim as u32,
-            row_stride: row_stride as u32,
-            head_stride: head_stride as u32,
-            off: off as u32,
-            pos0: pos0 as u32,
-            _pad: 0,
-        }
-    }
-}
+pub(super) const KEY: Key = Key::plain("rope");
 
-pub fn dispatch(rec: &mut Recorder, k: &Kernels, p: &Params, table: &wgpu::Buffer, x: &wgpu::Buffer) {
-    rec.dispatch(&k.rope, p, &[table, x], [(p.heads * p.half_dim).div_ceil(64), p.n_tok, 1]);
+/// Rotate, in place, `heads` runs of `x.width` values per row: row i's head j starts at
+/// `x.off + i·x.stride + j·head_stride` and is at position `pos0 + i`. `table` is
+/// [`table`]'s cos/sin rows.
+pub fn run(rec: &mut Recorder, k: &Kernels, table: &wgpu::Buffer, x: Rows, heads: usize, head_stride: usize, pos0: usize) {
+    let p = Params {
+        n_tok: x.rows as u32,
+        heads: heads as u32,
+        half_dim: (x.width / 2) as u32,
+        row_stride: x.stride as u32,
+        head_stride: head_stride as u32,
+        off: x.off as u32,
+        pos0: pos0 as u32,
+        _pad: 0,
+    };
+    rec.dispatch(k.plain(rec.gpu(), KEY), &p, &[table, x.buf], [(p.heads * p.half_dim).div_ceil(64), p.n_tok, 1]);
 }
 
 /// Inverse frequencies and the cos/sin attention factor, as transformers'

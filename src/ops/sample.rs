@@ -2,7 +2,7 @@
 //! min-p, inverse-CDF draw with a host-provided uniform).
 
 use crate::gpu::Recorder;
-use crate::ops::Kernels;
+use crate::ops::{Key, Kernels, Rows};
 
 /// The sampler's arguments: a validated [`crate::sampling::SampleParams`] (the only way to
 /// build one besides [`Filter::greedy`], so the kernel never sees an invalid setting).
@@ -42,34 +42,27 @@ struct Params {
     _pad: [u32; 2],
 }
 
-/// Where the sampler reads and writes.
-pub struct Io<'a> {
-    /// logits row at `logits[l_off .. l_off + vocab]`
-    pub logits: &'a wgpu::Buffer,
-    pub l_off: usize,
-    /// unique ids for the repetition penalty, `pen[..n_pen]`
-    pub pen: &'a wgpu::Buffer,
-    pub n_pen: usize,
-    /// (id, threshold key, survivors, 0) written at `out[out_off..]`
-    pub out: &'a wgpu::Buffer,
-    pub out_off: usize,
-}
+pub(super) const KEY: Key = Key::plain("sample");
 
-pub fn dispatch(rec: &mut Recorder, k: &Kernels, vocab: usize, s: &Filter, u: f32, io: &Io) {
+/// The next token from one row of `logits` (`width` = vocab): repetition penalty on the
+/// `penalty.width` unique ids of `penalty` (u32), temperature, top-k/top-p/min-p and a draw
+/// with the uniform `u`. Writes (id, threshold key, survivors, 0) at `out.off` (u32).
+pub fn run(rec: &mut Recorder, k: &Kernels, s: &Filter, u: f32, logits: Rows, penalty: Rows, out: Rows) {
+    debug_assert!(logits.rows == 1 && out.width >= 4);
     let p = Params {
-        vocab: vocab as u32,
-        n_pen: io.n_pen as u32,
+        vocab: logits.width as u32,
+        n_pen: penalty.width as u32,
         top_k: s.top_k.min(u32::MAX as usize) as u32,
-        out_off: io.out_off as u32,
+        out_off: out.off as u32,
         temperature: s.temperature,
         top_p: s.top_p,
         min_p: s.min_p,
         penalty: s.repeat_penalty,
         u,
-        l_off: io.l_off as u32,
+        l_off: logits.off as u32,
         _pad: [0; 2],
     };
-    rec.dispatch(&k.sample, &p, &[io.logits, io.pen, io.out], [1, 1, 1]);
+    rec.dispatch(k.plain(rec.gpu(), KEY), &p, &[logits.buf, penalty.buf, out.buf], [1, 1, 1]);
 }
 
 /// The order-preserving u32 key of an f32 (as the shader computes it).

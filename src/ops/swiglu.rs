@@ -1,7 +1,7 @@
 //! `shaders/swiglu.wgsl`: `gate = silu(gate) · up`, in place.
 
 use crate::gpu::{grid, Recorder};
-use crate::ops::Kernels;
+use crate::ops::{Key, Kernels, Rows};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -11,9 +11,14 @@ struct Params {
     _pad: [u32; 2],
 }
 
-pub fn dispatch(rec: &mut Recorder, k: &Kernels, n: usize, up: &wgpu::Buffer, gate: &wgpu::Buffer) {
+pub(super) const KEY: Key = Key::plain("swiglu");
+
+/// `gate = silu(gate) · up`, in place, over contiguous rows of the same shape.
+pub fn run(rec: &mut Recorder, k: &Kernels, up: Rows, gate: Rows) {
+    debug_assert!(up.contiguous() && gate.contiguous() && up.off == 0 && gate.off == 0 && up.width * up.rows == gate.width * gate.rows);
+    let n = gate.width * gate.rows;
     let [gx, gy] = grid((n as u32).div_ceil(64), 65535);
-    rec.dispatch(&k.swiglu, &Params { n: n as u32, gx, _pad: [0; 2] }, &[up, gate], [gx, gy, 1]);
+    rec.dispatch(k.plain(rec.gpu(), KEY), &Params { n: n as u32, gx, _pad: [0; 2] }, &[up.buf, gate.buf], [gx, gy, 1]);
 }
 
 pub fn reference(gate: &[f32], up: &[f32]) -> Vec<f32> {
