@@ -233,24 +233,29 @@ impl Gpu {
         if total == 0 {
             return Ok(());
         }
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: total,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
-        let mut at = 0;
-        for &(buf, off, len) in ranges {
-            let len4 = len.next_multiple_of(4);
-            enc.copy_buffer_to_buffer(buf, off, &staging, at, len4);
-            at += len4;
-        }
-        self.queue.submit([enc.finish()]);
+        // In an error scope: on a lost device the staging buffer is invalid, and mapping it
+        // must be an error, not a panic in wgpu's default handler.
         let (tx, rx) = mpsc::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+        let staging = self.checked("reading results back", || {
+            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: total,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+            let mut at = 0;
+            for &(buf, off, len) in ranges {
+                let len4 = len.next_multiple_of(4);
+                enc.copy_buffer_to_buffer(buf, off, &staging, at, len4);
+                at += len4;
+            }
+            self.queue.submit([enc.finish()]);
+            staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            staging
+        })?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| GpuError::Map(e.to_string()))?;

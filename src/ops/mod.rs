@@ -226,12 +226,16 @@ impl Kernels {
 
     /// A scratch buffer of at least `bytes`, shared by every use of `name`: the commands of
     /// one submission run in order, so one buffer serves every layer. A grown buffer replaces
-    /// the old one, which lives on while recorded commands still hold it.
+    /// the old one, which lives on while recorded commands still hold it; cached bind groups
+    /// are dropped then, so they do not keep it alive too.
     fn scratch(&self, gpu: &Gpu, name: &'static str, bytes: u64) -> wgpu::Buffer {
         let mut m = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
         match m.get(name) {
             Some(b) if b.size() >= bytes => b.clone(),
-            _ => {
+            old => {
+                if old.is_some() {
+                    gpu.clear_bind_cache();
+                }
                 let b = gpu.storage(name, bytes);
                 m.insert(name, b.clone());
                 b
