@@ -11,6 +11,7 @@ pub mod config;
 pub mod eval;
 pub mod format;
 pub mod generate;
+pub mod gguf;
 pub mod gpu;
 pub mod model;
 pub mod npy;
