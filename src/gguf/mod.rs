@@ -508,7 +508,8 @@ fn parse(data: &[u8], path: &Path) -> Result<Parsed, GgufError> {
         let type_id = c.u32("ggml type").map_err(terr)?;
         let offset = c.u64("data offset").map_err(terr)?;
         let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| {
-            terr(format!("unknown ggml type id {type_id} (known: 0..=41 except 4, 5, 31..=33, 36..=38); a newer llama.cpp may have written it"))
+            let max = GgmlType::ALL.iter().map(|t| t.id()).max().unwrap_or(0);
+            terr(format!("unknown ggml type id {type_id} (not one of the {} types this reader knows, ids 0..={max}); a newer llama.cpp may have written it", GgmlType::ALL.len()))
         })?;
         let n_bytes = tensor_bytes(&dims, ggml_type).map_err(terr)?;
         if !seen.insert(name.clone()) {
@@ -534,7 +535,7 @@ fn parse(data: &[u8], path: &Path) -> Result<Parsed, GgufError> {
     let len = data.len() as u64;
     for (t, &(offset, n_bytes)) in tensors.iter_mut().zip(&spans) {
         let terr = |msg: String| GgufError::Tensor { path: path.to_path_buf(), tensor: t.name.clone(), msg };
-        if offset % alignment != 0 {
+        if !offset.is_multiple_of(alignment) {
             return Err(terr(format!("data offset {offset} is not a multiple of the alignment {alignment}")));
         }
         let start = data_offset.checked_add(offset);
