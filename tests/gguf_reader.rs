@@ -7,6 +7,7 @@
 //! Checksums are FNV-1a 64, which the fixture script writes next to sha256: the crate has no
 //! sha2 dependency and a byte-for-byte check only needs a hash both sides can compute.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use deepseek_wgpu::gguf::{Array, GgmlType, Gguf, GgufError, TensorInfo, Value};
@@ -285,13 +286,13 @@ const Q4_K: u32 = 12;
 
 #[test]
 fn hand_built_valid_files() {
-    let b = Build::new().kv_u32("general.alignment", 64).tensor("a", &[16], F32, 0).tensor("b", &[16], F32, 64).data(128);
-    let mut b64 = b.clone();
-    b64.align = 64;
-    let g = b64.open().unwrap();
-    let (a, bt) = (g.tensor("a").unwrap(), g.tensor("b").unwrap());
+    // The infos end at byte 135: the data starts at 192 with alignment 64 (160 with 32).
+    let mut b = Build::new().kv_u32("general.alignment", 64).tensor("a", &[16], F32, 0).tensor("b_tensor_name", &[16], F32, 64).data(128);
+    b.align = 64;
+    let g = b.open().unwrap();
+    let (a, bt) = (g.tensor("a").unwrap(), g.tensor("b_tensor_name").unwrap());
     let d = g.files()[0].data_offset() as usize;
-    assert_eq!(d % 64, 0);
+    assert_eq!(d, 192);
     assert_eq!((a.range(), bt.range()), (d..d + 64, d + 64..d + 128));
     assert_eq!(g.bytes(bt)[0], 64);
     // Zero-sized dims: no bytes, may share an offset; a 0-dim tensor is one value.
@@ -521,6 +522,98 @@ fn read_mutated(bytes: Vec<u8>) {
     }
 }
 
+/// GGUF encoding of a value's payload (after its type id): the writer side of the round trip.
+fn encode(v: &Value) -> Vec<u8> {
+    match v {
+        Value::U8(x) => x.to_le_bytes().to_vec(),
+        Value::I8(x) => x.to_le_bytes().to_vec(),
+        Value::U16(x) => x.to_le_bytes().to_vec(),
+        Value::I16(x) => x.to_le_bytes().to_vec(),
+        Value::U32(x) => x.to_le_bytes().to_vec(),
+        Value::I32(x) => x.to_le_bytes().to_vec(),
+        Value::U64(x) => x.to_le_bytes().to_vec(),
+        Value::I64(x) => x.to_le_bytes().to_vec(),
+        Value::F32(x) => x.to_le_bytes().to_vec(),
+        Value::F64(x) => x.to_le_bytes().to_vec(),
+        Value::Bool(x) => vec![*x as u8],
+        Value::String(x) => gstr(x.as_bytes()),
+        Value::Array(a) => {
+            let mut b = a.elem_type_id().to_le_bytes().to_vec();
+            b.extend((a.len() as u64).to_le_bytes());
+            for i in 0..a.len() {
+                b.extend(encode(&a.get(i).unwrap()));
+            }
+            b
+        }
+    }
+}
+
+fn arb_value() -> impl Strategy<Value = Value> {
+    use prop::collection::vec;
+    prop_oneof![
+        any::<u8>().prop_map(Value::U8),
+        any::<i8>().prop_map(Value::I8),
+        any::<u16>().prop_map(Value::U16),
+        any::<i16>().prop_map(Value::I16),
+        any::<u32>().prop_map(Value::U32),
+        any::<i32>().prop_map(Value::I32),
+        any::<u64>().prop_map(Value::U64),
+        any::<i64>().prop_map(Value::I64),
+        any::<f32>().prop_map(Value::F32),
+        any::<f64>().prop_map(Value::F64),
+        any::<bool>().prop_map(Value::Bool),
+        "[a-zé✓ ]{0,8}".prop_map(Value::String),
+        vec(any::<u32>(), 0..5).prop_map(|v| Value::Array(Array::U32(v))),
+        vec(any::<f32>(), 0..5).prop_map(|v| Value::Array(Array::F32(v))),
+        vec(any::<bool>(), 0..5).prop_map(|v| Value::Array(Array::Bool(v))),
+        vec("[a-z]{0,4}", 0..5).prop_map(|v| Value::Array(Array::String(v))),
+        vec(vec(any::<i16>(), 0..3).prop_map(Array::I16), 0..3).prop_map(|v| Value::Array(Array::Array(v))),
+    ]
+}
+
+/// A file's bytes, its metadata and its tensors (name, dims, type).
+type FileAndContents = (Vec<u8>, Vec<(String, Value)>, Vec<(String, Vec<u64>, GgmlType)>);
+
+/// A valid file of random metadata and tensors of random types and shapes, with what it holds.
+fn arb_file() -> impl Strategy<Value = FileAndContents> {
+    use prop::collection::vec;
+    let meta = vec(("[a-z]{1,3}\\.[a-z_]{1,6}", arb_value()), 0..6).prop_map(|kv| {
+        let mut seen = std::collections::HashSet::new();
+        kv.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect::<Vec<_>>()
+    });
+    let tensor = (0..GgmlType::ALL.len(), 1u64..3, vec(0u64..3, 0..4)).prop_map(|(t, blocks, rest)| {
+        let t = GgmlType::ALL[t];
+        let mut dims = vec![blocks * t.block_size()];
+        dims.extend(rest);
+        (dims, t)
+    });
+    (meta, vec(tensor, 0..4), prop_oneof![Just(32u32), Just(64), Just(1), Just(256)]).prop_map(|(meta, tensors, align)| {
+        let mut b = Build::new();
+        if align != 32 {
+            b = b.kv_u32("general.alignment", align);
+        }
+        b.align = align as usize;
+        for (k, v) in &meta {
+            b = b.kv(k, v.type_id(), &encode(v));
+        }
+        let mut off = 0u64;
+        let mut infos = Vec::new();
+        for (i, (dims, t)) in tensors.into_iter().enumerate() {
+            let name = format!("blk.{i}.w");
+            b = b.tensor(&name, &dims, t.id(), off);
+            let n = dims.iter().skip(1).product::<u64>() * (dims[0] / t.block_size()) * t.type_size();
+            off = (off + n).div_ceil(align as u64) * align as u64;
+            infos.push((name, dims, t));
+        }
+        let b = b.data(off as usize);
+        let mut meta = meta;
+        if align != 32 {
+            meta.push(("general.alignment".into(), Value::U32(align)));
+        }
+        (b.bytes(), meta, infos)
+    })
+}
+
 proptest! {
     #[test]
     fn mutated_fixture_never_panics(
@@ -553,11 +646,51 @@ proptest! {
     }
 
     #[test]
-    fn random_bodies_never_panic(body in prop::collection::vec(any::<u8>(), 0..512), n_t in 0u64..4, n_kv in 0u64..4) {
+    fn random_bodies_never_panic(
+        // Plausible pieces (small lengths and counts, valid type ids, short names), so the
+        // parser gets deep into metadata and tensor infos before the bytes run out.
+        pieces in prop::collection::vec(prop_oneof![
+            (0u64..48).prop_map(|v| v.to_le_bytes().to_vec()),
+            (0u32..14).prop_map(|v| v.to_le_bytes().to_vec()),
+            (0u32..42).prop_map(|v| v.to_le_bytes().to_vec()),
+            "[a-z.]{0,6}".prop_map(String::into_bytes),
+            any::<u8>().prop_map(|b| vec![b]),
+        ], 0..64),
+        n_t in 0u64..4,
+        n_kv in 0u64..4,
+    ) {
         let mut b = b"GGUF\x03\0\0\0".to_vec();
         b.extend(n_t.to_le_bytes());
         b.extend(n_kv.to_le_bytes());
-        b.extend(body);
+        b.extend(pieces.concat());
+        read_mutated(b);
+    }
+
+    #[test]
+    fn random_files_round_trip((bytes, meta, tensors) in arb_file()) {
+        let g = Gguf::from_memory("rt.gguf", bytes).unwrap_or_else(|e| panic!("{e}"));
+        let want: BTreeMap<String, Json> = meta.iter().map(|(k, v)| (k.clone(), to_json(v))).collect();
+        let got: BTreeMap<String, Json> = g.metadata().iter().map(|(k, v)| (k.clone(), to_json(v))).collect();
+        prop_assert_eq!(got, want);
+        let got: Vec<_> = g.tensors().map(|t| (t.name().to_string(), t.dims().to_vec(), t.ggml_type())).collect();
+        prop_assert_eq!(got, tensors);
+    }
+
+    #[test]
+    fn random_files_cut_and_mutated_never_panic(
+        (bytes, _, _) in arb_file(),
+        cut in any::<prop::sample::Index>(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+    ) {
+        let mut b = bytes;
+        for (i, x) in edits {
+            let n = b.len();
+            if n > 0 {
+                b[i.index(n)] = x;
+            }
+        }
+        let n = b.len();
+        b.truncate(cut.index(n + 1));
         read_mutated(b);
     }
 }
