@@ -1,6 +1,6 @@
 //! deepseek-wgpu: DeepSeek-V3/R1/V2 inference on any GPU through wgpu compute shaders.
 //!
-//! Layers, bottom to top (see ARCHITECTURE.md): [`checkpoint`] (safetensors, mmap),
+//! Layers, bottom to top (see ARCHITECTURE.md): [`checkpoint`] (safetensors, mmap), [`gguf`] (GGUF files),
 //! [`config`] (config.json → [`config::ModelConfig`]), [`gpu`] (device, buffers, recorder),
 //! [`tensor`] (chunked weight matrices), [`ops`] (one module per WGSL kernel family),
 //! [`model`] (the DeepSeek graph and latent cache), [`session`] (the token loop).
@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod eval;
 pub mod format;
+pub mod gguf;
 pub mod gpu;
 pub mod model;
 pub mod npy;
