@@ -50,6 +50,18 @@ pub enum Storage {
     Owned(Vec<u8>),
 }
 
+impl Storage {
+    /// Memory-map a file read-only.
+    pub fn map(path: &Path) -> Result<Self, CheckpointError> {
+        let io = |err| CheckpointError::Io { path: path.to_path_buf(), err };
+        let file = File::open(path).map_err(io)?;
+        // SAFETY: the file is opened read-only; a concurrent truncation by another process
+        // could fault, which is the documented risk of every mmap-based loader.
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        Ok(Storage::Mmap(map))
+    }
+}
+
 impl std::ops::Deref for Storage {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -108,6 +120,26 @@ impl Checkpoint {
         Ok(ck)
     }
 
+    /// A checkpoint of tensor views into already validated files (a GGUF file's tensors under
+    /// transformers' names: see `gguf::deepseek2`). Each view is (name, format, shape, file
+    /// index, byte range); the bytes must hold exactly format × shape, which is checked.
+    pub fn from_views(dir: &Path, files: Vec<(PathBuf, Storage)>, views: Vec<(String, Format, Vec<usize>, usize, std::ops::Range<usize>)>) -> Result<Self, CheckpointError> {
+        let mut tensors = BTreeMap::new();
+        for (name, dtype, shape, file, range) in views {
+            let path = files.get(file).map_or_else(|| dir.to_path_buf(), |f| f.0.clone());
+            let terr = |msg: String| CheckpointError::Tensor { path: path.clone(), tensor: name.clone(), msg };
+            let len = files.get(file).map_or(0, |f| f.1.len());
+            let want = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|n| dtype.bytes_for(n));
+            if range.end > len || range.start > range.end || Some(range.len()) != want {
+                return Err(terr(format!("bytes {range:?} of a {len}-byte file do not hold {} × {shape:?}", dtype.name())));
+            }
+            if tensors.insert(name.clone(), TensorInfo { dtype, shape, file, start: range.start, end: range.end }).is_some() {
+                return Err(terr("appears twice".into()));
+            }
+        }
+        Ok(Checkpoint { dir: dir.to_path_buf(), files, tensors })
+    }
+
     /// A checkpoint held in memory as safetensors files' bytes; `name` labels errors.
     pub fn from_memory(name: &str, files: Vec<Storage>) -> Result<Self, CheckpointError> {
         let mut ck = Checkpoint { dir: PathBuf::from(name), files: Vec::new(), tensors: BTreeMap::new() };
@@ -118,12 +150,7 @@ impl Checkpoint {
     }
 
     fn add_file(&mut self, path: &Path) -> Result<(), CheckpointError> {
-        let io = |err| CheckpointError::Io { path: path.to_path_buf(), err };
-        let file = File::open(path).map_err(io)?;
-        // SAFETY: the file is opened read-only; a concurrent truncation by another process
-        // could fault, which is the documented risk of every mmap-based loader.
-        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-        self.add_storage(path, Storage::Mmap(map))
+        self.add_storage(path, Storage::map(path)?)
     }
 
     fn add_storage(&mut self, path: &Path, map: Storage) -> Result<(), CheckpointError> {

@@ -4,7 +4,7 @@
 use deepseek_wgpu::format::{fp8_e4m3_to_f32, Format as DType};
 use deepseek_wgpu::config::{Scoring, TopK};
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
-use deepseek_wgpu::ops::mla_absorb::Heads;
+use deepseek_wgpu::ops::mla_absorb::{Absorb, Heads};
 use deepseek_wgpu::ops::moe_gate::Gate;
 use deepseek_wgpu::ops::matmul::Out;
 use deepseek_wgpu::ops::*;
@@ -210,8 +210,9 @@ fn mla_absorb_both_directions() {
         let ql = g.storage("q_lat", (t * h.heads * h.kvl * 4) as u64);
         let o = g.storage("o", (t * h.heads * h.v * 4) as u64);
         let mut rec = Recorder::new(&g);
-        mla_absorb::q_absorb(&mut rec, &k, &m, None, h, Rows::new(&qb, h.heads * (h.nope + h.rope), t), Rows::new(&ql, h.kvl, t * h.heads));
-        mla_absorb::v_up(&mut rec, &k, &m, h, Rows::new(&olb, h.kvl, t * h.heads), Rows::new(&o, h.heads * h.v, t));
+        let w = Absorb::KvB { kv_b: m, uk_t: None };
+        mla_absorb::q_absorb(&mut rec, &k, &w, h, Rows::new(&qb, h.heads * (h.nope + h.rope), t), Rows::new(&ql, h.kvl, t * h.heads));
+        mla_absorb::v_up(&mut rec, &k, &w, h, Rows::new(&olb, h.kvl, t * h.heads), Rows::new(&o, h.heads * h.v, t));
         rec.submit("test").unwrap();
         assert_close(&format!("q_absorb {dt:?}"), &g.read_f32(&ql, 0, (t * h.heads * h.kvl) as u64).unwrap(), &mla_absorb::q_absorb_ref(&wf, h, &q, t), 1e-4, 1e-4);
         assert_close(&format!("v_up {dt:?}"), &g.read_f32(&o, 0, (t * h.heads * h.v) as u64).unwrap(), &mla_absorb::v_up_ref(&wf, h, &ol, t), 1e-4, 1e-4);
@@ -523,6 +524,7 @@ fn mla_absorb_fast_paths() {
         let (m, wf) = matrix_blk(&g, &mut rng, dt, 1, h.heads * (h.nope + h.v), h.kvl, [16, 128]);
         let uk_t = mla_absorb::transpose_uk(&k, &g, &m, h).unwrap();
         assert_eq!(uk_t.is_some(), dt != DType::F8E4M3, "{dt:?}: W_UK transposed");
+        let w = Absorb::KvB { kv_b: m, uk_t };
         for t in [1, 2, 9] {
             let q = rnd(&mut rng, t * h.heads * (h.nope + h.rope), 1.0);
             let ol = rnd(&mut rng, t * h.heads * h.kvl, 1.0);
@@ -531,8 +533,8 @@ fn mla_absorb_fast_paths() {
             let o = g.storage("o", (t * h.heads * h.v * 4) as u64);
             let used = kernels_used(&g, || {
                 let mut rec = Recorder::new(&g);
-                mla_absorb::q_absorb(&mut rec, &k, &m, uk_t.as_ref(), h, Rows::new(&qb, h.heads * (h.nope + h.rope), t), Rows::new(&ql, h.kvl, t * h.heads));
-                mla_absorb::v_up(&mut rec, &k, &m, h, Rows::new(&olb, h.kvl, t * h.heads), Rows::new(&o, h.heads * h.v, t));
+                mla_absorb::q_absorb(&mut rec, &k, &w, h, Rows::new(&qb, h.heads * (h.nope + h.rope), t), Rows::new(&ql, h.kvl, t * h.heads));
+                mla_absorb::v_up(&mut rec, &k, &w, h, Rows::new(&olb, h.kvl, t * h.heads), Rows::new(&o, h.heads * h.v, t));
                 rec.submit("test").unwrap();
             });
             if dt != DType::F8E4M3 && k.tune().lanes == 8 {
@@ -544,6 +546,53 @@ fn mla_absorb_fast_paths() {
             assert_close(&format!("q_absorb {dt:?} t {t}"), &g.read_f32(&ql, 0, (t * h.heads * h.kvl) as u64).unwrap(), &want, scaled(&want), 1e-4);
             let want = mla_absorb::v_up_ref(&wf, h, &ol, t);
             assert_close(&format!("v_up {dt:?} t {t}"), &g.read_f32(&o, 0, (t * h.heads * h.v) as u64).unwrap(), &want, scaled(&want), 1e-4);
+        }
+    }
+}
+
+/// llama.cpp's split kv_b (GGUF): W_UK transposed `[H][kvl][nope]` and W_UV `[H][v][kvl]` as
+/// pools of heads, through the fast per-head kernels and (binding limit lowered, pools
+/// split) the generic kernel with head ids, against the references over the same weights
+/// laid out as transformers' kv_b_proj.
+#[test]
+fn mla_absorb_split_form() {
+    let mut rng = StdRng::seed_from_u64(19);
+    let h = Heads { heads: 5, nope: 64, rope: 8, v: 32, kvl: 128 };
+    for limit in [None, Some(40_000)] {
+        let g = gpu_with(limit);
+        let k = Kernels::new(&g).unwrap();
+        for dt in [DType::F32, DType::BF16, DType::F16] {
+            let (k_b, kf) = matrix(&g, &mut rng, dt, h.heads, h.kvl, h.nope);
+            let (v_b, vf) = matrix(&g, &mut rng, dt, h.heads, h.v, h.kvl);
+            assert_eq!(limit.is_some(), k_b.chunks.len() > 1, "{dt:?} limit {limit:?}: pool chunks");
+            let mut wf = vec![0.0; h.heads * (h.nope + h.v) * h.kvl];
+            for hh in 0..h.heads {
+                for c in 0..h.kvl {
+                    for d in 0..h.nope {
+                        wf[(hh * (h.nope + h.v) + d) * h.kvl + c] = kf[(hh * h.kvl + c) * h.nope + d];
+                    }
+                    for j in 0..h.v {
+                        wf[(hh * (h.nope + h.v) + h.nope + j) * h.kvl + c] = vf[(hh * h.v + j) * h.kvl + c];
+                    }
+                }
+            }
+            let w = Absorb::Split { k_b, v_b };
+            for t in [1, 9] {
+                let q = rnd(&mut rng, t * h.heads * (h.nope + h.rope), 1.0);
+                let ol = rnd(&mut rng, t * h.heads * h.kvl, 1.0);
+                let (qb, olb) = (upload(&g, &q), upload(&g, &ol));
+                let ql = g.storage("q_lat", (t * h.heads * h.kvl * 4) as u64);
+                let o = g.storage("o", (t * h.heads * h.v * 4) as u64);
+                let mut rec = Recorder::new(&g);
+                mla_absorb::q_absorb(&mut rec, &k, &w, h, Rows::new(&qb, h.heads * (h.nope + h.rope), t), Rows::new(&ql, h.kvl, t * h.heads));
+                mla_absorb::v_up(&mut rec, &k, &w, h, Rows::new(&olb, h.kvl, t * h.heads), Rows::new(&o, h.heads * h.v, t));
+                rec.submit("test").unwrap();
+                let scaled = |v: &[f32]| 1e-5 * v.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let want = mla_absorb::q_absorb_ref(&wf, h, &q, t);
+                assert_close(&format!("split q_absorb {dt:?} t {t} limit {limit:?}"), &g.read_f32(&ql, 0, (t * h.heads * h.kvl) as u64).unwrap(), &want, scaled(&want), 1e-4);
+                let want = mla_absorb::v_up_ref(&wf, h, &ol, t);
+                assert_close(&format!("split v_up {dt:?} t {t} limit {limit:?}"), &g.read_f32(&o, 0, (t * h.heads * h.v) as u64).unwrap(), &want, scaled(&want), 1e-4);
+            }
         }
     }
 }

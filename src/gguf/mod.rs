@@ -22,6 +22,7 @@
 //! - Duplicate metadata keys and duplicate tensor names (within a file or across splits)
 //!   are refused.
 
+pub mod deepseek2;
 mod types;
 mod value;
 

@@ -65,7 +65,7 @@ impl Model {
         rope::run(rec, k, &self.rope_table, rows.k_pe(), 1, 0, ch.pos0);
         rope::run(rec, k, &self.rope_table, q.cols(c.nope_dim, c.rope_dim), c.n_heads, qk, ch.pos0);
         let (q_lat, o_lat) = (Rows::new(&a.q_lat, c.kv_lora, t * c.n_heads), Rows::new(&a.o_lat, c.kv_lora, t * c.n_heads));
-        mla_absorb::q_absorb(rec, k, &at.kv_b, at.uk_t.as_ref(), heads, q, q_lat);
+        mla_absorb::q_absorb(rec, k, &at.kv_b, heads, q, q_lat);
         mla_attn::run(rec, k, heads, c.softmax_scale(), ch.pos0, q_lat, q, cache, o_lat);
         let o = Rows::new(&a.o, c.n_heads * c.v_dim, t);
         mla_absorb::v_up(rec, k, &at.kv_b, heads, o_lat, o);

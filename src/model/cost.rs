@@ -44,7 +44,7 @@ impl Model {
                 QProj::Direct(w) => params(w),
                 QProj::LowRank { a, b, .. } => params(a) + params(b),
             };
-            per_tok += params(&l.attn.kv_a) + params(&l.attn.kv_b) + params(&l.attn.o);
+            per_tok += params(&l.attn.kv_a) + l.attn.kv_b.params() as f64 + params(&l.attn.o);
             let mlp = |x: &Mlp| params(&x.gate) + params(&x.up) + params(&x.down);
             per_tok += match &l.ffn {
                 Ffn::Dense(x) => mlp(x),

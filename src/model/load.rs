@@ -12,7 +12,8 @@ use crate::format::Format;
 use crate::config::{ConfigError, ModelConfig};
 use crate::gpu::{Gpu, GpuError};
 use crate::ops::moe_gate::Gate;
-use crate::ops::{mla_absorb, rope, Kernels};
+use crate::ops::mla_absorb::{self, Absorb};
+use crate::ops::{rope, Kernels};
 use crate::tensor::{Matrix, TensorError};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum LoadError {
     Tensor(#[from] TensorError),
     #[error(transparent)]
     Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Gguf(#[from] crate::gguf::GgufError),
     #[error("requested context {requested} is outside 1..={max}; pass a smaller --ctx")]
     Context { requested: usize, max: usize },
     #[error("a KV cache of {ctx} tokens needs {per_layer} bytes per layer, over the adapter's binding limit of {limit} bytes; pass a smaller --ctx")]
@@ -84,6 +87,26 @@ pub fn host_available_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Whether `path` is a GGUF file (by extension or magic) rather than a model folder.
+pub fn is_gguf(path: &Path) -> bool {
+    let magic = || {
+        let mut m = [0u8; 4];
+        std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut m)).is_ok() && &m == b"GGUF"
+    };
+    path.is_file() && (path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) || magic())
+}
+
+/// A model's config and weights: from a folder (config.json + safetensors), or from a GGUF
+/// file (llama.cpp's `deepseek2` architecture; the rest of a split set is found beside it).
+pub fn open(path: &Path) -> Result<(ModelConfig, Checkpoint), LoadError> {
+    if !is_gguf(path) {
+        return Ok((ModelConfig::load(path)?, Checkpoint::open(path)?));
+    }
+    let g = crate::gguf::Gguf::open(path)?;
+    let cfg = ModelConfig::parse(&crate::gguf::deepseek2::hf_config(&g)?.to_string(), path)?;
+    Ok((cfg, crate::gguf::deepseek2::checkpoint(&g)?))
+}
+
 /// Checks that need no upload: every tensor can be split to fit one binding, and the whole
 /// model fits the memory budget. Fails with the numbers before a single byte moves.
 fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, weights: u64) -> Result<(), LoadError> {
@@ -94,7 +117,7 @@ fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, 
             continue;
         }
         let row = t.dtype.size_of(t.shape[t.shape.len() - 1]) as u64;
-        let (unit, need) = if name.contains(".mlp.experts.") || name.contains("kv_b_proj") {
+        let (unit, need) = if name.contains(".mlp.experts.") || name.contains("kv_b_proj") || name.contains("k_b_proj") {
             ("matrix", t.dtype.size_of(t.numel()) as u64 / if t.shape.len() == 3 { t.shape[0] as u64 } else { 1 })
         } else {
             ("row", row)
@@ -149,6 +172,16 @@ impl Loader<'_> {
         Ok(self.gpu.storage_init(name, bytemuck::cast_slice(&v)))
     }
 
+    /// A 3-D tensor `[n][rows][cols]` as a pool of n matrices.
+    fn pool(&mut self, name: &str, n: usize, rows: usize, cols: usize) -> Result<Matrix, LoadError> {
+        let t = self.ck.expect_shape(name, &[n, rows, cols])?;
+        let (dt, bytes) = (t.dtype, self.ck.bytes(name)?);
+        let mb = dt.size_of(rows * cols);
+        let m = Matrix::build(self.gpu, name, dt, n, rows, cols, |e| &bytes[e * mb..][..mb], None)?;
+        self.tick(name, m.bytes());
+        Ok(m)
+    }
+
     fn mlp(&mut self, p: &str, width: usize) -> Result<Mlp, LoadError> {
         let h = self.cfg.hidden;
         Ok(Mlp {
@@ -194,10 +227,9 @@ impl Loader<'_> {
 }
 
 impl Model {
-    /// Load `dir` (config.json + safetensors) onto `gpu`.
-    pub fn load(gpu: Arc<Gpu>, dir: &Path, opts: &LoadOptions, progress: &mut dyn FnMut(Progress)) -> Result<Model, LoadError> {
-        let cfg = ModelConfig::load(dir)?;
-        let ck = Checkpoint::open(dir)?;
+    /// Load `path` onto `gpu`: a folder (config.json + safetensors) or a GGUF file.
+    pub fn load(gpu: Arc<Gpu>, path: &Path, opts: &LoadOptions, progress: &mut dyn FnMut(Progress)) -> Result<Model, LoadError> {
+        let (cfg, ck) = open(path)?;
         Self::from_checkpoint(gpu, cfg, &ck, opts, progress)
     }
 
@@ -227,18 +259,25 @@ impl Model {
                     b: l.mat(&format!("{a}.q_b_proj.weight"), nh * qk, r)?,
                 },
             };
-            let kv_b = l.mat(&format!("{a}.kv_b_proj.weight"), nh * (cfg.nope_dim + cfg.v_dim), cfg.kv_lora)?;
-            if kv_b.chunks.len() != 1 {
-                // mla_absorb reads every head's W_UK / W_UV from one binding
-                return Err(LoadError::Binding { tensor: format!("{a}.kv_b_proj.weight"), unit: "whole matrix", need: kv_b.bytes(), limit: gpu.max_binding });
-            }
-            let uk_t = mla_absorb::transpose_uk(&kernels, &gpu, &kv_b, super::attention::mla_heads(&cfg))?;
+            let (kv_b_name, k_b_name) = (format!("{a}.kv_b_proj.weight"), format!("{a}.k_b_proj.weight"));
+            let kv_b = if ck.get(&k_b_name).is_some() && ck.get(&kv_b_name).is_none() {
+                // llama.cpp's split form (GGUF): W_UK transposed and W_UV, one pool of heads each
+                let k_b = l.pool(&k_b_name, nh, cfg.kv_lora, cfg.nope_dim)?;
+                Absorb::Split { k_b, v_b: l.pool(&format!("{a}.v_b_proj.weight"), nh, cfg.v_dim, cfg.kv_lora)? }
+            } else {
+                let kv_b = l.mat(&kv_b_name, nh * (cfg.nope_dim + cfg.v_dim), cfg.kv_lora)?;
+                if kv_b.chunks.len() != 1 {
+                    // mla_absorb reads every head's W_UK / W_UV from one binding
+                    return Err(LoadError::Binding { tensor: kv_b_name, unit: "whole matrix", need: kv_b.bytes(), limit: gpu.max_binding });
+                }
+                let uk_t = mla_absorb::transpose_uk(&kernels, &gpu, &kv_b, super::attention::mla_heads(&cfg))?;
+                Absorb::KvB { kv_b, uk_t }
+            };
             let attn = Attn {
                 q,
                 kv_a: l.mat(&format!("{a}.kv_a_proj_with_mqa.weight"), cfg.kv_lora + cfg.rope_dim, h)?,
                 kv_a_norm: l.vec(&format!("{a}.kv_a_layernorm.weight"), cfg.kv_lora)?,
                 kv_b,
-                uk_t,
                 o: l.mat(&format!("{a}.o_proj.weight"), h, nh * cfg.v_dim)?,
             };
             let ffn = match (&cfg.moe, cfg.is_moe_layer(i)) {

@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 pub use forward::{ForwardOut, LogitsMode, Sample};
 use forward::{Chunk, LORA_NORM_EPS};
-pub use load::{host_available_memory, LoadError, LoadOptions, Progress};
+pub use load::{host_available_memory, is_gguf, open, LoadError, LoadOptions, Progress};
 
 use crate::config::ModelConfig;
 use crate::gpu::Gpu;
+use crate::ops::mla_absorb::Absorb;
 use crate::ops::moe_gate::Gate;
 use crate::ops::Kernels;
 use crate::tensor::Matrix;
@@ -29,9 +30,8 @@ pub struct Attn {
     pub q: QProj,
     pub kv_a: Matrix,         // [kvl + rope][hidden]
     pub kv_a_norm: wgpu::Buffer, // [kvl]
-    pub kv_b: Matrix,         // [H·(nope + v)][kvl]
-    /// W_UK of kv_b transposed per head, made at load for the fast q_absorb (None for FP8)
-    pub uk_t: Option<Matrix>, // [H][kvl][nope]
+    /// kv_b_proj: W_UK and W_UV per head, as the checkpoint holds them
+    pub kv_b: Absorb,
     pub o: Matrix,            // [hidden][H·v]
 }
 

@@ -365,6 +365,18 @@ pub(super) fn per_head(rec: &mut Recorder, k: &Kernels, m: &Matrix, h: HeadBlock
     fast_view(rec, k, kind, m, None, a, None, Some(h))
 }
 
+/// `y[t·heads + h] = W_h x[t·heads + h]` for a pool of `heads` whole matrices (`h.rows` =
+/// `h.e_rows`, `row_base` 0), any format: the fast per-head kernels where they apply, else
+/// the generic kernel with each item's "expert" its head.
+pub(super) fn per_head_any(rec: &mut Recorder, k: &Kernels, m: &Matrix, h: HeadBlocks, x: Rows, y: Rows) {
+    debug_assert!(m.n_mats == h.heads && m.rows == h.rows && h.e_rows == h.rows && h.row_base == 0);
+    let a = Args::heads(x, h.heads, y);
+    if !per_head(rec, k, m, h, &a) {
+        let ids = k.head_ids(rec.gpu(), h.heads, a.n_tok * h.heads);
+        generic(rec, k, m, &Args { ids: Some(&ids), ..a });
+    }
+}
+
 /// Per-head blocks of one matrix: head h uses rows `row_base .. row_base + rows` of the
 /// block of `e_rows` rows starting at `h · e_rows` (kv_b's W_UV), item t · heads + h.
 #[derive(Clone, Copy)]

@@ -58,17 +58,48 @@ fn pipeline(k: &Kernels, gpu: &Gpu, f: Format, entry: &'static str) -> Result<wg
     k.pipeline(gpu, Key { family: "mla_absorb", entry, format: Some(f), variant: 0 }, || (super::with_weights(include_str!("../../shaders/mla_absorb.wgsl")), vec![]))
 }
 
+/// kv_b_proj (per head `[W_UK (nope rows) ; W_UV (v rows)] × kvl`) in the form the
+/// checkpoint holds it.
+pub enum Absorb {
+    /// transformers' `kv_b_proj` `[H·(nope + v)][kvl]` (one binding), with W_UK transposed
+    /// per head at load where the format allows (`[H][kvl][nope]`, read by the fast kernels)
+    KvB { kv_b: Matrix, uk_t: Option<Matrix> },
+    /// llama.cpp's split form: `k_b` = W_UK transposed `[H][kvl][nope]` and `v_b` = W_UV
+    /// `[H][v][kvl]`, each a pool of H matrices
+    Split { k_b: Matrix, v_b: Matrix },
+}
+
+impl Absorb {
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Absorb::KvB { kv_b, .. } => kv_b.bytes(),
+            Absorb::Split { k_b, v_b } => k_b.bytes() + v_b.bytes(),
+        }
+    }
+
+    /// Weights of the two products (for FLOP counts).
+    pub fn params(&self) -> usize {
+        match self {
+            Absorb::KvB { kv_b, .. } => kv_b.rows * kv_b.cols,
+            Absorb::Split { k_b, v_b } => k_b.n_mats * k_b.rows * k_b.cols + v_b.n_mats * v_b.rows * v_b.cols,
+        }
+    }
+}
+
 /// `q_lat[t][h] = W_UK_hᵀ q_nope[t][h]` for the rows of `q` (`[n_tok][H·qk]`) into `q_lat`
-/// (`[n_tok·H][kvl]`). kv_b must be a single chunk (checked at load); `uk_t` is
-/// [`transpose_uk`]'s copy of W_UK, which the fast kernels read.
-pub fn q_absorb(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, uk_t: Option<&Matrix>, h: Heads, q: Rows, q_lat: Rows) {
+/// (`[n_tok·H][kvl]`).
+pub fn q_absorb(rec: &mut Recorder, k: &Kernels, w: &Absorb, h: Heads, q: Rows, q_lat: Rows) {
     let n_tok = q.rows;
     debug_assert!(q.contiguous() && q.off == 0 && q_lat.contiguous() && q_lat.off == 0 && q_lat.rows == n_tok * h.heads);
+    // Heads as experts of a pool [H][kvl][nope]: item t·H + h reads q_nope of head h.
+    let q_nope = q.split(h.heads).cols(0, h.nope);
+    let view = matmul::HeadBlocks { heads: h.heads, rows: h.kvl, e_rows: h.kvl, row_base: 0 };
+    let (kv_b, uk_t) = match w {
+        Absorb::KvB { kv_b, uk_t } => (kv_b, uk_t.as_ref()),
+        Absorb::Split { k_b, .. } => return matmul::per_head_any(rec, k, k_b, view, q_nope, q_lat),
+    };
     if let Some(uk_t) = uk_t {
-        // Heads as experts of a pool [H][kvl][nope]: item t·H + h reads q_nope of head h.
-        let a = matmul::Args::heads(q.split(h.heads).cols(0, h.nope), h.heads, q_lat);
-        let view = matmul::HeadBlocks { heads: h.heads, rows: h.kvl, e_rows: h.kvl, row_base: 0 };
-        if matmul::per_head(rec, k, uk_t, view, &a) {
+        if matmul::per_head(rec, k, uk_t, view, &matmul::Args::heads(q_nope, h.heads, q_lat)) {
             return;
         }
     }
@@ -80,9 +111,16 @@ pub fn q_absorb(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, uk_t: Option<&Ma
 
 /// `o[t][h] = W_UV_h o_lat[t][h]` for the rows of `o_lat` (`[n_tok·H][kvl]`) into `o`
 /// (`[n_tok][H·v]`).
-pub fn v_up(rec: &mut Recorder, k: &Kernels, kv_b: &Matrix, h: Heads, o_lat: Rows, o: Rows) {
+pub fn v_up(rec: &mut Recorder, k: &Kernels, w: &Absorb, h: Heads, o_lat: Rows, o: Rows) {
     let n_tok = o.rows;
     debug_assert!(o_lat.contiguous() && o_lat.off == 0 && o.contiguous() && o.off == 0 && o_lat.rows == n_tok * h.heads);
+    let kv_b = match w {
+        Absorb::KvB { kv_b, .. } => kv_b,
+        Absorb::Split { v_b, .. } => {
+            let view = matmul::HeadBlocks { heads: h.heads, rows: h.v, e_rows: h.v, row_base: 0 };
+            return matmul::per_head_any(rec, k, v_b, view, o_lat, o.split(h.heads));
+        }
+    };
     if kv_b.dtype != Format::F8E4M3 {
         // W_UV_h is rows nope .. nope + v of head h's block of nope + v rows.
         let a = matmul::Args::heads(o_lat, h.heads, o.split(h.heads));

@@ -244,6 +244,21 @@ impl Kernels {
     }
 }
 
+impl Kernels {
+    /// `[items]` u32 with item i's head `i % heads` (the "expert" ids that run a per-head
+    /// pool through the routed kernels), grown on demand like a scratch buffer.
+    fn head_ids(&self, gpu: &Gpu, heads: usize, items: usize) -> wgpu::Buffer {
+        let name = "head ids";
+        let have = self.scratch.lock().unwrap_or_else(|e| e.into_inner()).get(name).map(|b| b.size());
+        let b = self.scratch(gpu, name, (items * 4) as u64);
+        if have != Some(b.size()) {
+            let ids: Vec<u32> = (0..b.size() as usize / 4).map(|i| (i % heads) as u32).collect();
+            gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(&ids));
+        }
+        b
+    }
+}
+
 /// The source of a kernel without weights or templates.
 fn plain_source(family: &str) -> &'static str {
     match family {
