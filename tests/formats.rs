@@ -1,7 +1,9 @@
-//! Every weight format decodes as PyTorch does (tests/fixtures/formats.json, made by
-//! tools/make_format_fixtures.py): the CPU reference (`Format::decode`) and the shaders'
-//! decode (`shaders/common/formats.wgsl`, through the embedding gather), bit for bit; NaN
-//! only has to stay NaN.
+//! Every weight format decodes as the independent reference does: the float formats as
+//! PyTorch (tests/fixtures/formats.json, made by tools/make_format_fixtures.py), GGUF's block
+//! formats as gguf-py's `dequantize` (tests/fixtures/blocks.json, made by
+//! tools/make_block_fixtures.py). Both the CPU reference (`Format::decode`) and the shaders'
+//! decode (`shaders/common/{formats,weights}.wgsl`, through the embedding gather), bit for
+//! bit; NaN only has to stay NaN.
 
 mod common;
 
@@ -13,12 +15,15 @@ use deepseek_wgpu::ops::{embed, Kernels, Rows};
 use deepseek_wgpu::tensor::Matrix;
 
 fn cases() -> Vec<(Format, Vec<u8>, Vec<f32>)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats.json");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let read = |file: &str| -> serde_json::Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(file);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let (floats, blocks) = (read("formats.json"), read("blocks.json"));
     Format::ALL
         .into_iter()
         .map(|f| {
-            let c = &v[f.name()];
+            let c = if f.is_block() { &blocks[f.name()] } else { &floats[f.name()] };
             let bytes: Vec<u8> = serde_json::from_value(c["bytes"].clone()).unwrap();
             let bits: Vec<u32> = serde_json::from_value(c["f32_bits"].clone()).unwrap();
             (f, bytes, bits.into_iter().map(f32::from_bits).collect())
@@ -29,20 +34,23 @@ fn cases() -> Vec<(Format, Vec<u8>, Vec<f32>)> {
 fn same(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g.is_nan() && w.is_nan()) || g.to_bits() == w.to_bits(), "{what}: value {i}: got {g:e} ({:#x}), PyTorch {w:e} ({:#x})", g.to_bits(), w.to_bits());
+        assert!((g.is_nan() && w.is_nan()) || g.to_bits() == w.to_bits(), "{what}: value {i}: got {g:e} ({:#x}), reference {w:e} ({:#x})", g.to_bits(), w.to_bits());
     }
 }
 
 #[test]
-fn cpu_decode_matches_pytorch() {
+fn cpu_decode_matches_reference() {
     for (f, bytes, want) in cases() {
         assert!(want.len() > 60, "{f:?}: fixture too small");
+        if f.is_block() {
+            assert!(want.len() >= 8 * f.block_elems(), "{f:?}: fixture has fewer than 8 blocks");
+        }
         same(&format!("{f:?} CPU"), &f.decode(&bytes), &want);
     }
 }
 
 #[test]
-fn shader_decode_matches_pytorch() {
+fn shader_decode_matches_reference() {
     let g = Gpu::new(&GpuOptions::default()).expect("GPU adapter");
     let k = Kernels::new(&g).unwrap();
     for (f, bytes, want) in cases() {

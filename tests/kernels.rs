@@ -56,6 +56,7 @@ fn weights(rng: &mut StdRng, dt: DType, n: usize) -> (Vec<u8>, Vec<f32>) {
             let f = b.iter().map(|&x| fp8_e4m3_to_f32(x)).collect();
             (b, f)
         }
+        _ => unreachable!("{dt:?}: block formats are tested in tests/block_kernels.rs"),
     }
 }
 
