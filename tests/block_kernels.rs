@@ -7,7 +7,7 @@
 use deepseek_wgpu::format::Format;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
 use deepseek_wgpu::ops::matmul::Out;
-use deepseek_wgpu::ops::mla_absorb::Heads;
+use deepseek_wgpu::ops::mla_absorb::{Absorb, Heads};
 use deepseek_wgpu::ops::*;
 use deepseek_wgpu::tensor::Matrix;
 use rand::rngs::StdRng;
@@ -182,11 +182,50 @@ fn mla_absorb_portable_block_formats() {
         let ql = g.storage("q_lat", (t * h.heads * h.kvl * 4) as u64);
         let o = g.storage("o", (t * h.heads * h.v * 4) as u64);
         assert!(mla_absorb::transpose_uk(&k, &g, &m, h).unwrap().is_none(), "{f:?}: no transposed W_UK for block formats");
+        let w = Absorb::KvB { kv_b: m, uk_t: None };
         let mut rec = Recorder::new(&g);
-        mla_absorb::q_absorb(&mut rec, &k, &m, None, h, Rows::new(&qb, h.heads * (h.nope + h.rope), t), Rows::new(&ql, h.kvl, t * h.heads));
-        mla_absorb::v_up(&mut rec, &k, &m, h, Rows::new(&olb, h.kvl, t * h.heads), Rows::new(&o, h.heads * h.v, t));
+        mla_absorb::q_absorb(&mut rec, &k, &w, h, Rows::new(&qb, h.heads * (h.nope + h.rope), t), Rows::new(&ql, h.kvl, t * h.heads));
+        mla_absorb::v_up(&mut rec, &k, &w, h, Rows::new(&olb, h.kvl, t * h.heads), Rows::new(&o, h.heads * h.v, t));
         rec.submit("test").unwrap();
         assert_close(&format!("q_absorb {f:?}"), &g.read_f32(&ql, 0, (t * h.heads * h.kvl) as u64).unwrap(), &mla_absorb::q_absorb_ref(&wf, h, &q, t), 1e-4, 1e-4);
         assert_close(&format!("v_up {f:?}"), &g.read_f32(&o, 0, (t * h.heads * h.v) as u64).unwrap(), &mla_absorb::v_up_ref(&wf, h, &ol, t), 1e-4, 1e-4);
+    }
+}
+
+/// llama.cpp's split kv_b in block formats (as GGUF files hold it): W_UK transposed
+/// `[H][kvl][nope]` and W_UV `[H][v][kvl]` run as pools of heads through the generic kernel.
+#[test]
+fn mla_absorb_split_block_formats() {
+    let mut rng = StdRng::seed_from_u64(15);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    let h = Heads { heads: 3, nope: 64, rope: 6, v: 9, kvl: 256 };
+    let t = 4;
+    for f in block_formats().into_iter().filter(|f| 64 % f.block_elems() == 0) {
+        let (k_b, kf) = matrix(&g, &mut rng, f, h.heads, h.kvl, h.nope);
+        let (v_b, vf) = matrix(&g, &mut rng, f, h.heads, h.v, h.kvl);
+        let mut wf = vec![0.0; h.heads * (h.nope + h.v) * h.kvl];
+        for hh in 0..h.heads {
+            for c in 0..h.kvl {
+                for d in 0..h.nope {
+                    wf[(hh * (h.nope + h.v) + d) * h.kvl + c] = kf[(hh * h.kvl + c) * h.nope + d];
+                }
+                for j in 0..h.v {
+                    wf[(hh * (h.nope + h.v) + h.nope + j) * h.kvl + c] = vf[(hh * h.v + j) * h.kvl + c];
+                }
+            }
+        }
+        let q = rnd(&mut rng, t * h.heads * (h.nope + h.rope), 1.0);
+        let ol = rnd(&mut rng, t * h.heads * h.kvl, 1.0);
+        let (qb, olb) = (upload(&g, &q), upload(&g, &ol));
+        let ql = g.storage("q_lat", (t * h.heads * h.kvl * 4) as u64);
+        let o = g.storage("o", (t * h.heads * h.v * 4) as u64);
+        let w = Absorb::Split { k_b, v_b };
+        let mut rec = Recorder::new(&g);
+        mla_absorb::q_absorb(&mut rec, &k, &w, h, Rows::new(&qb, h.heads * (h.nope + h.rope), t), Rows::new(&ql, h.kvl, t * h.heads));
+        mla_absorb::v_up(&mut rec, &k, &w, h, Rows::new(&olb, h.kvl, t * h.heads), Rows::new(&o, h.heads * h.v, t));
+        rec.submit("test").unwrap();
+        assert_close(&format!("split q_absorb {f:?}"), &g.read_f32(&ql, 0, (t * h.heads * h.kvl) as u64).unwrap(), &mla_absorb::q_absorb_ref(&wf, h, &q, t), 1e-4, 1e-4);
+        assert_close(&format!("split v_up {f:?}"), &g.read_f32(&o, 0, (t * h.heads * h.v) as u64).unwrap(), &mla_absorb::v_up_ref(&wf, h, &ol, t), 1e-4, 1e-4);
     }
 }

@@ -190,7 +190,7 @@ pub fn checkpoint(g: &Gguf) -> Result<Checkpoint, CheckpointError> {
             continue;
         };
         let terr = |msg: String| CheckpointError::Tensor { path: paths[t.file()].to_path_buf(), tensor: t.name().into(), msg };
-        let fmt = Format::ALL.into_iter().find(|f| f.name() == t.ggml_type().name()).filter(|f| !f.external_scale()).ok_or_else(|| {
+        let fmt = Format::from_ggml_name(t.ggml_type().name()).ok_or_else(|| {
             terr(format!(
                 "type {} is not one the engine decodes (it reads {})",
                 t.ggml_type().name(),
