@@ -142,11 +142,12 @@ impl Engine {
     }
 
     fn try_load(&mut self, dir: &std::path::Path, ctx: usize) -> Result<(Session, ModelInfo), String> {
-        if !dir.is_dir() {
-            return Err(format!("{} is not a folder", dir.display()));
+        let gguf = deepseek_wgpu::model::is_gguf(dir);
+        if !dir.is_dir() && !gguf {
+            return Err(format!("{} is neither a model folder nor a .gguf file", dir.display()));
         }
         // The config first: a cheap, clear error before any GPU work.
-        let cfg = ModelConfig::load(dir).map_err(|e| e.to_string())?;
+        let cfg = if gguf { deepseek_wgpu::model::open(dir).map(|(c, _)| c) } else { ModelConfig::load(dir).map_err(Into::into) }.map_err(|e| e.to_string())?;
         let ctx = ctx.min(cfg.max_position_embeddings).max(1);
         let gpu = match self.gpu.clone() {
             Some(g) => g,

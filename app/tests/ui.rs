@@ -249,7 +249,7 @@ fn replace_text(h: &mut Harness<'static, App>, label: &str, text: &str) {
 fn invalid_settings_and_bad_folders_show_messages() {
     let mut h = harness(Startup { model_dir: Some("/no/such/model".into()), ..startup(4) });
     wait(&mut h, "the load error", 60, |a| matches!(a.model, ModelState::Failed { .. }));
-    assert!(h.query_by_label_contains("/no/such/model is not a folder").is_some());
+    assert!(h.query_by_label_contains("/no/such/model is neither a model folder nor a .gguf file").is_some());
 
     // A folder without config.json: the config error, still no crash.
     replace_text(&mut h, "Model folder", env!("CARGO_MANIFEST_DIR"));

@@ -12,8 +12,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use deepseek_wgpu::checkpoint::Checkpoint;
-use deepseek_wgpu::config::ModelConfig;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Profile, Tuning};
 use deepseek_wgpu::model::{KvCache, LoadOptions, LogitsMode, Model, Sample};
 use deepseek_wgpu::ops::sample::Filter;
@@ -70,7 +68,10 @@ pub fn run(a: Args) -> Result<()> {
         }
     };
     let (name, cfg, ck) = match (&a.model, &a.synthetic) {
-        (Some(dir), _) => (dir.display().to_string(), ModelConfig::load(dir)?, Checkpoint::open(dir)?),
+        (Some(dir), _) => {
+            let (cfg, ck) = deepseek_wgpu::model::open(dir)?;
+            (dir.display().to_string(), cfg, ck)
+        }
         (None, s) => {
             let name = s.clone().unwrap_or_else(|| "r1-shape-small".into());
             let cfg = deepseek_wgpu::synthetic::config(&name)?;

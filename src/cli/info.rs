@@ -31,17 +31,23 @@ pub fn devices() -> Result<()> {
 
 /// Config-derived figures always; weight dtypes and bytes when the folder has weights (a folder
 /// with only `config.json` is enough to see what a checkpoint needs before downloading it).
+/// `dir` may also be a GGUF file (its metadata is the config).
 pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|err| ConfigError::Read { path: path.clone(), err })?;
-    let cfg = ModelConfig::parse(&text, &path)?;
-    let unknown = ModelConfig::unknown_keys(&text);
-    let counts = cfg.param_counts();
-    let ck = match Checkpoint::open(dir) {
-        Ok(ck) => Some(ck),
-        Err(CheckpointError::NoWeights { .. }) => None,
-        Err(e) => return Err(e.into()),
+    let (cfg, unknown, ck) = if deepseek_wgpu::model::is_gguf(dir) {
+        let (cfg, ck) = deepseek_wgpu::model::open(dir)?;
+        (cfg, Vec::new(), Some(ck))
+    } else {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|err| ConfigError::Read { path: path.clone(), err })?;
+        let cfg = ModelConfig::parse(&text, &path)?;
+        let ck = match Checkpoint::open(dir) {
+            Ok(ck) => Some(ck),
+            Err(CheckpointError::NoWeights { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        (cfg, ModelConfig::unknown_keys(&text), ck)
     };
+    let counts = cfg.param_counts();
     let mut dtypes: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut weights_total, mut bytes) = (None, None);
     if let Some(ck) = &ck {

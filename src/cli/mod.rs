@@ -76,7 +76,7 @@ impl SamplingArgs {
     }
 }
 
-/// The folder to load: `--model`, else the embedded default model.
+/// What to load: `--model` (a folder, or a GGUF file), else the embedded default model.
 pub fn model_dir(model: Option<&Path>) -> Result<PathBuf> {
     match model {
         Some(p) => Ok(p.to_path_buf()),

@@ -116,8 +116,9 @@ pub fn hf_config(g: &Gguf) -> Result<Json, GgufError> {
                 r.insert("original_max_position_embeddings".into(), json!(n));
             }
             if let Some(mul) = opt_f("rope.scaling.yarn_log_multiplier")? {
-                // the converter writes 0.1 · mscale_all_dim
-                let m = mul / 0.1;
+                // the converter writes 0.1 · mscale_all_dim as an f32: undone in f32, it gives
+                // back the config's value (1.0, not 1.0000000149)
+                let m = (mul as f32 / 0.1f32) as f64;
                 r.insert("mscale_all_dim".into(), json!(m));
                 r.insert("mscale".into(), json!(m));
             }
