@@ -1,12 +1,14 @@
 //! The model's tokenizer (`tokenizer.json` through the `tokenizers` crate) with what
 //! `tokenizer_config.json` and `generation_config.json` add: special tokens, the chat
-//! template, end-of-sequence ids and sampling defaults.
+//! template, end-of-sequence ids and sampling defaults. For a GGUF file all of it comes from
+//! the file's metadata instead (see `gguf_vocab`).
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
+use crate::gguf::{Gguf, GgufError};
 use crate::sampling::SampleParams;
 
 /// DeepSeek-V3/R1's tokenizer, used when a model folder has none and the vocabulary fits.
@@ -25,6 +27,11 @@ pub enum TokenizerError {
     Encode(String),
     #[error("{path} has no chat_template; use a raw prompt (without --chat) or add the model's template")]
     NoTemplate { path: PathBuf },
+    /// A GGUF file's tokenizer metadata is missing, of another kind, or inconsistent.
+    #[error("{path}: metadata key {key}: {msg}")]
+    GgufKey { path: PathBuf, key: String, msg: String },
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
 }
 
 pub struct ChatTokenizer {
@@ -61,7 +68,12 @@ fn ids(v: Option<&Value>) -> Vec<u32> {
 }
 
 impl GenerationConfig {
+    /// The folder's `generation_config.json` (defaults without one), or for a GGUF file what
+    /// its metadata holds (see [`GenerationConfig::from_gguf`]).
     pub fn load(dir: &Path) -> Result<Self, TokenizerError> {
+        if crate::model::is_gguf(dir) {
+            return Self::from_gguf(&Gguf::open(dir)?);
+        }
         let path = dir.join("generation_config.json");
         let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Self::default()) };
         Self::parse(&text, &path)
@@ -82,11 +94,61 @@ impl GenerationConfig {
         });
         Ok(GenerationConfig { eos_token_ids: ids(v.get("eos_token_id")), bos_token_id: v.get("bos_token_id").and_then(|x| x.as_u64()).map(|x| x as u32), sample })
     }
+
+    /// A GGUF file's counterpart of generation_config.json: the end-of-generation ids
+    /// (`tokenizer.ggml.eos_token_id`, and the EOT/EOM ids llama.cpp also stops on) and
+    /// `tokenizer.ggml.bos_token_id`; sampling defaults from the `general.sampling.*` keys that
+    /// llama.cpp's converter copies from generation_config.json (absent in older files).
+    pub fn from_gguf(g: &Gguf) -> Result<Self, TokenizerError> {
+        let id = |k: &str| -> Result<Option<u32>, TokenizerError> {
+            if g.get(k).is_some() {
+                Ok(Some(g.get_u32(k)?))
+            } else {
+                Ok(None)
+            }
+        };
+        let f = |k: &str| -> Result<Option<f64>, TokenizerError> {
+            match g.get(k) {
+                None => Ok(None),
+                Some(v) => Ok(Some(v.as_f64().or_else(|| v.as_i64().map(|x| x as f64)).ok_or_else(|| GgufError::KeyType {
+                    path: g.paths().first().map(|p| p.to_path_buf()).unwrap_or_default(),
+                    key: k.into(),
+                    expected: "a number",
+                    found: v.describe(),
+                })?)),
+            }
+        };
+        let mut eos_token_ids = Vec::new();
+        for k in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] {
+            if let Some(i) = id(k)? {
+                if !eos_token_ids.contains(&i) {
+                    eos_token_ids.push(i);
+                }
+            }
+        }
+        let (temp, top_p, top_k) = (f("general.sampling.temp")?, f("general.sampling.top_p")?, f("general.sampling.top_k")?);
+        let sample = if temp.is_some() || top_p.is_some() || top_k.is_some() {
+            Some(SampleParams {
+                temperature: temp.unwrap_or(1.0) as f32,
+                top_k: top_k.unwrap_or(0.0).max(0.0) as usize,
+                top_p: top_p.unwrap_or(1.0) as f32,
+                min_p: f("general.sampling.min_p")?.unwrap_or(0.0) as f32,
+                repeat_penalty: f("general.sampling.penalty_repeat")?.unwrap_or(1.0) as f32,
+            })
+        } else {
+            None
+        };
+        Ok(GenerationConfig { eos_token_ids, bos_token_id: id("tokenizer.ggml.bos_token_id")?, sample })
+    }
 }
 
 impl ChatTokenizer {
-    /// The folder's `tokenizer.json`, else DeepSeek-V3's when `vocab` can hold it.
+    /// The folder's `tokenizer.json`, else DeepSeek-V3's when `vocab` can hold it. `dir` may
+    /// also be a GGUF file (or one split of a set): its embedded tokenizer, [`Self::from_gguf`].
     pub fn load(dir: &Path, vocab: usize) -> Result<Self, TokenizerError> {
+        if crate::model::is_gguf(dir) {
+            return Self::from_gguf(&Gguf::open(dir)?, vocab);
+        }
         let tj = dir.join("tokenizer.json");
         let (tok, cfg_text, source) = if tj.exists() {
             let tok = Tokenizer::from_file(&tj).map_err(|e| TokenizerError::Load { path: tj.clone(), msg: e.to_string() })?;
@@ -120,6 +182,19 @@ impl ChatTokenizer {
             add_bos_token: cfg.get("add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false),
             chat_template: cfg.get("chat_template").and_then(|v| v.as_str()).map(String::from),
         })
+    }
+
+    /// The tokenizer, special tokens and chat template a GGUF file carries (what llama.cpp's
+    /// converter writes for a byte-level BPE model, `tokenizer.ggml.model` = "gpt2"), giving
+    /// the ids of the model's Hugging Face tokenizer.json. `vocab` is the model's vocabulary
+    /// size, which must cover every token id.
+    pub fn from_gguf(g: &Gguf, vocab: usize) -> Result<Self, TokenizerError> {
+        let source = g.paths().first().map(|p| p.to_path_buf()).unwrap_or_default();
+        let t = super::gguf_vocab::build(g)?;
+        if t.n_ids > vocab {
+            return Err(TokenizerError::Vocab { tok: t.n_ids, model: vocab, hint: format!("the tokenizer in {} does not belong to this model", source.display()) });
+        }
+        Ok(ChatTokenizer { tok: t.tok, source, bos_token: t.bos_token, eos_token: t.eos_token, add_bos_token: t.add_bos_token, chat_template: t.chat_template })
     }
 
     /// Ids exactly as Hugging Face's tokenizer gives them (`add_special_tokens` as there).
