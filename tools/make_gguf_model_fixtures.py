@@ -82,15 +82,13 @@ Steps (all inside `main`):
 import argparse
 import ast
 import hashlib
-import inspect  # noqa: F401  (used inside CONVERT_WRAPPER text)
+import inspect
 import json
-import math
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
