@@ -31,7 +31,7 @@ Steps (all inside `main`):
     by adding the hash to the table. Nothing else in the converter is touched.
     The model's vocab_size is 512 > 500, so the converter pads the token list with `[PAD500]`..
     `[PAD511]` (type UNUSED), as it does for the real V3 (128,815 tokens, 129,280 rows).
- 2. Two random HF checkpoints in /work dir (`MODEL_SPECS`), saved with `save_pretrained` in float32, config
+ 2. Two random HF checkpoints in <--work>/hf/<model> (`MODEL_SPECS`), saved with `save_pretrained` in float32, config
     rewritten to the legacy hub spelling (`rope_scaling` + `rope_theta`, like the real DeepSeek configs).
     Every matrix's input dimension is a multiple of 256 so K-quants apply (hidden, q_lora_rank,
     kv_lora_rank, moe_intermediate_size, intermediate_size, n_heads*v_head_dim, n_shared*moe width).
@@ -72,11 +72,12 @@ Steps (all inside `main`):
     file's logits differ from the f32 checkpoint's by several std (even Q8_0 sometimes); each file's
     goldens are for that file's own dequantized weights, so that does not matter for the tests.
  6. Write tests/fixtures/gguf_models/<model>_<type>/{model.gguf, golden.json, logits.npy} for the types in
-    COMMIT (the others stay in --work; `--commit all` writes them all). golden.json has the fields of
-    tools/make_fixtures.py's golden.json plus: `gguf` (file type, every tensor's GGML type and shape in
-    GGUF order ne0..., every scalar metadata key), `hf_config` (the config.json the file was converted
-    from), `max_abs_logit_diff_vs_hf_over_std` (quantization error of this file vs the original
-    checkpoint), `numpy_ref_max_abs_err`, `versions`.
+    COMMIT (the others stay in <--work>/gguf/<model>; `--commit all` writes them all). golden.json has the
+    fields of tools/make_fixtures.py's golden.json (not its fixture-specific `checks`) plus: `gguf` (file
+    type, every tensor's GGML type and shape in GGUF order ne0..., every scalar metadata key),
+    `hf_config` (the config.json the file was converted from), `max_abs_logit_diff_vs_hf_over_std`
+    (quantization error of this file vs the original checkpoint), `weight_rel_rms_err_vs_hf` (per HF
+    tensor, experts collapsed), `numpy_ref_max_abs_err`, `generator` (script, versions, tokenizer hash).
 """
 
 import argparse
