@@ -75,6 +75,8 @@ impl std::ops::Deref for Storage {
 
 pub struct Checkpoint {
     pub dir: PathBuf,
+    /// where the config the shapes are checked against comes from (for messages)
+    config_source: &'static str,
     files: Vec<(PathBuf, Storage)>,
     tensors: BTreeMap<String, TensorInfo>,
 }
@@ -113,7 +115,7 @@ impl Checkpoint {
             return Err(CheckpointError::NoWeights { dir: dir.to_path_buf() });
         };
         shards.sort();
-        let mut ck = Checkpoint { dir: dir.to_path_buf(), files: Vec::new(), tensors: BTreeMap::new() };
+        let mut ck = Checkpoint { dir: dir.to_path_buf(), config_source: "config.json", files: Vec::new(), tensors: BTreeMap::new() };
         for shard in shards {
             ck.add_file(&dir.join(shard))?;
         }
@@ -137,12 +139,12 @@ impl Checkpoint {
                 return Err(terr("appears twice".into()));
             }
         }
-        Ok(Checkpoint { dir: dir.to_path_buf(), files, tensors })
+        Ok(Checkpoint { dir: dir.to_path_buf(), config_source: "the GGUF metadata", files, tensors })
     }
 
     /// A checkpoint held in memory as safetensors files' bytes; `name` labels errors.
     pub fn from_memory(name: &str, files: Vec<Storage>) -> Result<Self, CheckpointError> {
-        let mut ck = Checkpoint { dir: PathBuf::from(name), files: Vec::new(), tensors: BTreeMap::new() };
+        let mut ck = Checkpoint { dir: PathBuf::from(name), config_source: "config.json", files: Vec::new(), tensors: BTreeMap::new() };
         for (i, f) in files.into_iter().enumerate() {
             ck.add_storage(&PathBuf::from(format!("{name}#{i}")), f)?;
         }
@@ -222,7 +224,7 @@ impl Checkpoint {
     pub fn expect_shape(&self, name: &str, shape: &[usize]) -> Result<&TensorInfo, CheckpointError> {
         let t = self.info(name)?;
         if t.shape != shape {
-            return Err(self.mismatch(name, format!("shape {:?}, but config.json implies {:?}", t.shape, shape)));
+            return Err(self.mismatch(name, format!("shape {:?}, but {} implies {:?}", t.shape, self.config_source, shape)));
         }
         Ok(t)
     }

@@ -113,10 +113,20 @@ fn bad_gguf_files_are_clear_errors() {
     let mut arch = bytes.clone();
     arch[arch_at..arch_at + 9].copy_from_slice(b"deepseek9");
     cases.push(("arch", arch, "deepseek9"));
+    // metadata that disagrees with the tensors: the hidden size doubled (key, u32 type id, value)
+    let key = b"deepseek2.embedding_length";
+    let at = bytes.windows(key.len()).position(|w| w == key).expect("embedding_length key") + key.len();
+    assert_eq!(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()), 4, "a u32 value");
+    let hidden = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap());
+    let mut shape = bytes.clone();
+    shape[at + 4..at + 8].copy_from_slice(&(2 * hidden).to_le_bytes());
+    cases.push(("shape", shape, "embed_tokens.weight: shape [512, 256], but the GGUF metadata implies [512, 512]"));
     for (what, data, needle) in cases {
         let path = dir.join(format!("{what}.gguf"));
         std::fs::write(&path, &data).unwrap();
-        for cmd in [vec!["inspect", "--model"], vec!["generate", "--quiet", "--ids", "1,2", "--model"]] {
+        // (inspect shows what a file's metadata says; loading is what checks it against the tensors)
+        let inspect = (what != "shape").then(|| vec!["inspect", "--model"]);
+        for cmd in inspect.into_iter().chain([vec!["generate", "--quiet", "--ids", "1,2", "--model"]]) {
             let o = Command::new(bin()).args(&cmd).arg(&path).output().unwrap();
             let err = String::from_utf8_lossy(&o.stderr);
             assert!(!o.status.success(), "{what} {cmd:?}: must fail");
