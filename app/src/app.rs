@@ -125,7 +125,7 @@ impl App {
     pub fn open_model(&mut self) {
         let dir = PathBuf::from(self.model_path.trim());
         if self.model_path.trim().is_empty() {
-            self.model = ModelState::Failed { dir, error: "type a model folder (config.json, *.safetensors, tokenizer files)".into() };
+            self.model = ModelState::Failed { dir, error: "type a model folder (config.json, *.safetensors, tokenizer files) or a .gguf file".into() };
             return;
         }
         self.model = ModelState::Loading { dir: dir.clone(), done: 0, total: 0, tensor: String::new() };

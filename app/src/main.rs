@@ -8,7 +8,7 @@ use eframe::egui;
 
 const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW] [--expand-thinking]
 
-  MODEL_DIR        checkpoint folder (config.json, *.safetensors, tokenizer); default: the embedded model
+  MODEL_DIR        checkpoint folder (config.json, *.safetensors, tokenizer) or a .gguf file; default: the embedded model
   --prompt TEXT    send TEXT as soon as the model is loaded (demos, screenshots)
   --ctx N          latent cache size in tokens (default 4096, capped by the model)
   --max-tokens N   most tokens per answer

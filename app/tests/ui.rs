@@ -281,3 +281,22 @@ fn invalid_settings_and_bad_folders_show_messages() {
     h.run_ok();
     reply_done(&mut h);
 }
+
+/// A GGUF file typed into the model field loads like a folder (its tokenizer and chat template
+/// come from the file's metadata), chats, and shows the MoE routing of its experts.
+#[test]
+fn opens_a_gguf_file_from_the_model_field() {
+    let gguf = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/gguf_models/v3_tiny_q4_k_m/model.gguf"));
+    let mut h = harness(Startup { model_dir: Some("/no/such/model".into()), ..startup(4) });
+    wait(&mut h, "the load error", 60, |a| matches!(a.model, ModelState::Failed { .. }));
+    replace_text(&mut h, "Model folder", &gguf.display().to_string());
+    h.get_by_label("Open").click();
+    h.run_ok();
+    loaded(&mut h);
+    let info = h.state().model_info().expect("loaded");
+    assert_eq!(info.shape.layers, vec![1, 2], "the GGUF's two MoE layers");
+    type_and_send(&mut h, "hello");
+    reply_done(&mut h);
+    assert!(!h.state().turns[0].reply.tokens.is_empty(), "the reply streamed tokens");
+    assert!(!h.state().trace.positions.is_empty(), "routing recorded for every position fed");
+}
