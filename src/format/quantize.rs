@@ -43,6 +43,34 @@ pub fn quantize_into(fmt: Format, row: &[f32], out: &mut Vec<u8>) {
     }
 }
 
+/// The format tensor `name` (source format `src`, shape `shape`) is uploaded in when
+/// loading with `--quantize target`, as llama.cpp's converter + `llama-quantize` would store
+/// it (without an importance matrix, all matrices in one type):
+/// - quantized: 2-D (and fused 3-D expert) projection matrices in BF16, F16, F32 or FP8
+///   (FP8 dequantized with its block scales first), including `lm_head`;
+/// - kept: 1-D tensors (norms, biases), the router `mlp.gate.weight` (llama.cpp keeps it in
+///   F32 too), `model.embed_tokens.weight` (a lookup table: it costs one row per token, and a
+///   tied `lm_head` then stays as it is too), `kv_b_proj` (the MLA absorption transposes it
+///   on the GPU, from a float format only; llama.cpp's split `k_b`/`v_b` come from GGUF files,
+///   which are refused with --quantize), block formats (already quantized), and any matrix
+///   whose rows are not a multiple of the target's block size (32 or 256 values; llama.cpp
+///   falls back to another type there too; the loader logs them).
+pub fn quantized_format(target: Option<Format>, name: &str, src: Format, shape: &[usize]) -> Format {
+    let Some(q) = target else { return src };
+    let keep = shape.len() < 2
+        || src.is_block()
+        || name.ends_with(".mlp.gate.weight")
+        || name == "model.embed_tokens.weight"
+        || name.contains("kv_b_proj")
+        || name.ends_with("_scale_inv")
+        || shape[shape.len() - 1] % q.block_elems() != 0;
+    if keep {
+        src
+    } else {
+        q
+    }
+}
+
 /// ggml's `MAX(a, b)`: `a > b ? a : b` (NaN-propagating differently from `f32::max`).
 fn cmax<T: PartialOrd>(a: T, b: T) -> T {
     if a > b {
