@@ -8,7 +8,9 @@ use deepseek_wgpu::format::Format;
 const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/quant");
 
 /// ref.bin (tools/make_quant_fixtures.sh): rows, and each target's blocks of all rows.
-fn reference() -> (usize, usize, Vec<f32>, Vec<(Format, Vec<u8>)>) {
+type Reference = (usize, usize, Vec<f32>, Vec<(Format, Vec<u8>)>);
+
+fn reference() -> Reference {
     let raw = std::fs::read(format!("{FIX}/ref.bin")).unwrap();
     assert_eq!(&raw[..4], b"QREF");
     let rows = u32::from_le_bytes(raw[4..8].try_into().unwrap()) as usize;
@@ -102,7 +104,7 @@ fn dequantized_copy(ck: &Checkpoint, cfg_fp8_block: Option<[usize; 2]>, q: Forma
         header.insert(n.clone(), serde_json::json!({"dtype": dtype, "shape": t.shape, "data_offsets": [start, data.len()]}));
     }
     let mut h = serde_json::Value::Object(header).to_string().into_bytes();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut file = (h.len() as u64).to_le_bytes().to_vec();
@@ -133,7 +135,7 @@ fn quantized_load_matches_dequantized_weights() {
         let (got, want, orig) = (logits(&model, &ids), logits(&reference, &ids), logits(&plain, &ids));
         let (err, moved) = (common::rel_err(&got, &want), common::rel_err(&orig, &want));
         eprintln!("{fixture} {}: {} matrices quantized, err vs dequantized {err:.2e}, unquantized vs dequantized {moved:.2e}", q.name(), changed.len());
-        let fits = |cols: usize| cols % q.block_elems() == 0;
+        let fits = |cols: usize| cols.is_multiple_of(q.block_elems());
         if changed.is_empty() {
             // no row is whole blocks (Q4_K's 256 values on these small fixtures): all kept
             assert!(!fits(cfg.hidden));

@@ -21,7 +21,7 @@ pub const TARGETS: [Format; 3] = [Format::Q8_0, Format::Q6_K, Format::Q4_K];
 /// `fmt`'s blocks. `None` when `fmt` is not one of [`TARGETS`] or `row.len()` is not a
 /// multiple of its block size.
 pub fn quantize(fmt: Format, row: &[f32]) -> Option<Vec<u8>> {
-    if !TARGETS.contains(&fmt) || row.len() % fmt.block_elems() != 0 {
+    if !TARGETS.contains(&fmt) || !row.len().is_multiple_of(fmt.block_elems()) {
         return None;
     }
     let mut out = Vec::with_capacity(fmt.bytes_for(row.len())?);
@@ -32,7 +32,7 @@ pub fn quantize(fmt: Format, row: &[f32]) -> Option<Vec<u8>> {
 /// As [`quantize`], appending to `out`; panics on a format or length [`quantize`] refuses.
 pub fn quantize_into(fmt: Format, row: &[f32], out: &mut Vec<u8>) {
     let n = fmt.block_elems();
-    assert!(TARGETS.contains(&fmt) && row.len() % n == 0, "cannot quantize {} values to {}", row.len(), fmt.name());
+    assert!(TARGETS.contains(&fmt) && row.len().is_multiple_of(n), "cannot quantize {} values to {}", row.len(), fmt.name());
     for x in row.chunks_exact(n) {
         match fmt {
             Format::Q8_0 => q8_0_block(x, out),
@@ -63,7 +63,7 @@ pub fn quantized_format(target: Option<Format>, name: &str, src: Format, shape: 
         || name == "model.embed_tokens.weight"
         || name.contains("kv_b_proj")
         || name.ends_with("_scale_inv")
-        || shape[shape.len() - 1] % q.block_elems() != 0;
+        || !shape[shape.len() - 1].is_multiple_of(q.block_elems());
     if keep {
         src
     } else {

@@ -177,7 +177,7 @@ impl Loader<'_> {
         let q = self.quantize?;
         let t = self.ck.get(&names[0])?;
         let f = quantized_format(Some(q), &names[0], t.dtype, &t.shape);
-        if f == t.dtype && !t.dtype.is_block() && cols % q.block_elems() != 0 && quantized_format(Some(q), &names[0], t.dtype, &[1, q.block_elems()]) == q {
+        if f == t.dtype && !t.dtype.is_block() && !cols.is_multiple_of(q.block_elems()) && quantized_format(Some(q), &names[0], t.dtype, &[1, q.block_elems()]) == q {
             self.kept.push(format!("{label} ({cols} values per row, {})", t.dtype.name()));
         }
         (f == q).then_some(q)
@@ -194,7 +194,7 @@ impl Loader<'_> {
             let sn = format!("{name}_scale_inv");
             let shape = [rows.div_ceil(block[0]), cols.div_ceil(block[1])];
             if self.ck.get(&sn).is_none() {
-                return Err(CheckpointError::from(self.ck.mismatch(name, format!("is F8_E4M3 but its block scale {sn} is missing; the checkpoint is incomplete or not block-quantized"))).into());
+                return Err(self.ck.mismatch(name, format!("is F8_E4M3 but its block scale {sn} is missing; the checkpoint is incomplete or not block-quantized")).into());
             }
             if self.ck.info(&sn)?.shape != shape {
                 return Err(self.ck.mismatch(&sn, format!("shape {:?}, but weight [{rows}, {cols}] with blocks {block:?} needs {shape:?}", self.ck.info(&sn)?.shape)).into());
@@ -272,7 +272,7 @@ impl Loader<'_> {
             if gu.dtype == Format::F8E4M3 || dn.dtype == Format::F8E4M3 {
                 return Err(LoadError::FusedFp8Experts { tensor: fused });
             }
-            let (gu_q, dn_q) = (self.target(&fused, &[fused.clone()], h), self.target(&down_name, &[down_name.clone()], width));
+            let (gu_q, dn_q) = (self.target(&fused, std::slice::from_ref(&fused), h), self.target(&down_name, std::slice::from_ref(&down_name), width));
             let dt = gu.dtype;
             let bytes = self.ck.bytes(&fused)?;
             if gu_q.is_some() || dn_q.is_some() {
