@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use deepseek_wgpu::checkpoint::{Checkpoint, CheckpointError};
 use deepseek_wgpu::config::{ConfigError, ModelConfig};
+use deepseek_wgpu::format::quantize::{quantized_format, TARGETS};
 use deepseek_wgpu::gpu::list_adapters;
 
 pub fn devices() -> Result<()> {
@@ -49,6 +50,9 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
     };
     let counts = cfg.param_counts();
     let mut dtypes: BTreeMap<&str, u64> = BTreeMap::new();
+    // GPU bytes per upload format, as loaded and with each --quantize choice
+    let mut dtype_bytes: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut quantized: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut weights_total, mut bytes) = (None, None);
     if let Some(ck) = &ck {
         let mtp: Vec<String> = (cfg.n_layers..cfg.n_layers + cfg.num_nextn_predict_layers).map(|i| format!("model.layers.{i}.")).collect();
@@ -60,8 +64,16 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
             let t = ck.info(name)?;
             let n = t.numel() as u64;
             total += n;
-            b += if t.shape.len() == 1 { n * 4 } else { t.dtype.size_of(n as usize) as u64 };
+            let gpu_bytes = |f: deepseek_wgpu::format::Format| if t.shape.len() == 1 { n * 4 } else { f.size_of(n as usize) as u64 };
+            b += gpu_bytes(t.dtype);
             *dtypes.entry(t.dtype.name()).or_default() += n;
+            *dtype_bytes.entry(t.dtype.name()).or_default() += gpu_bytes(t.dtype);
+            let already = t.dtype.is_block();
+            for q in TARGETS {
+                // a checkpoint holding block formats is refused with --quantize: no figure
+                let e = quantized.entry(q.name()).or_default();
+                *e = if already || *e == u64::MAX { u64::MAX } else { *e + gpu_bytes(quantized_format(Some(q), name, t.dtype, &t.shape)) };
+            }
         }
         weights_total = Some(total);
         bytes = Some(b);
@@ -76,7 +88,8 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
             "kv_lora_rank": cfg.kv_lora, "experts": cfg.moe.as_ref().map(|m| m.n_routed),
             "experts_per_token": cfg.moe.as_ref().map(|m| m.top_k), "params_total": counts.total,
             "params_active": counts.active, "params_embedding": counts.embedding, "params_routed": counts.routed,
-            "params_in_weights": weights_total, "dtypes": dtypes, "weight_bytes": bytes,
+            "params_in_weights": weights_total, "dtypes": dtypes, "dtype_bytes": dtype_bytes, "weight_bytes": bytes,
+            "quantize_weight_bytes": quantized.iter().filter(|(_, b)| **b != u64::MAX).map(|(q, b)| (q.to_lowercase(), *b)).collect::<BTreeMap<_, _>>(),
             "kv_cache_bytes_per_token": per_token, "kv_cache_bytes": cache, "ctx": ctx, "fp8_block": cfg.fp8_block,
             "mtp_layers": cfg.num_nextn_predict_layers, "unknown_config_keys": unknown,
         });
@@ -108,7 +121,15 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
                 println!("  warning: the weights hold {w} parameters but config.json implies {}", counts.total);
             }
             println!("  dtypes: {}", dtypes.iter().map(|(d, n)| format!("{d} {}", human(*n))).collect::<Vec<_>>().join(", "));
-            println!("  GPU memory: weights {} MiB, latent KV cache {} MiB at {ctx} tokens ({} bytes per token)", b >> 20, cache >> 20, per_token);
+            println!("  bytes: {}", dtype_bytes.iter().map(|(d, n)| format!("{d} {} MiB", mib(*n))).collect::<Vec<_>>().join(", "));
+            println!("  GPU memory: weights {} MiB, latent KV cache {} MiB at {ctx} tokens ({} bytes per token)", mib(b), mib(cache), per_token);
+            if quantized.values().all(|&w| w != u64::MAX) {
+                for (q, w) in &quantized {
+                    println!("  with --quantize {}: weights {} MiB + cache {} MiB = {} MiB", q.to_lowercase(), mib(*w), mib(cache), mib(w + cache));
+                }
+            } else {
+                println!("  --quantize: not available, the weights are already quantized");
+            }
         }
         _ => {
             println!("  latent KV cache: {} MiB at {ctx} tokens ({} bytes per token)", cache >> 20, per_token);
@@ -119,6 +140,11 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
         println!("  config keys this engine does not know (ignored): {}", unknown.join(", "));
     }
     Ok(())
+}
+
+/// MiB, rounded up (a small fixture's weights are not 0 MiB).
+fn mib(b: u64) -> u64 {
+    b.div_ceil(1 << 20)
 }
 
 fn human(n: u64) -> String {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use deepseek_wgpu::chat::{ChatTokenizer, GenerationConfig};
+use deepseek_wgpu::format::Format;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Tuning};
 use deepseek_wgpu::model::{LoadOptions, LogitsMode, Model};
 use deepseek_wgpu::npy;
@@ -33,6 +34,18 @@ pub struct ModelArgs {
     /// hide the upload progress bar
     #[arg(long)]
     pub quiet: bool,
+    /// quantize a safetensors checkpoint's projection and expert matrices on the host while
+    /// uploading (llama.cpp's reference rounding); norms, router, embedding and kv_b_proj stay
+    /// as they are, and so do matrices whose rows are not whole blocks (32 or 256 values)
+    #[arg(long, value_name = "q8_0|q6_k|q4_k", value_parser = parse_quantize)]
+    pub quantize: Option<Format>,
+}
+
+/// `--quantize`'s value: q8_0, q6_k or q4_k (any case).
+pub fn parse_quantize(s: &str) -> Result<Format, String> {
+    Format::from_ggml_name(s)
+        .filter(|f| deepseek_wgpu::format::quantize::TARGETS.contains(f))
+        .ok_or_else(|| format!("'{s}' is not one of q8_0, q6_k, q4_k"))
 }
 
 /// Sampling flags; unset ones fall back to the checkpoint's generation_config.json.
@@ -92,8 +105,11 @@ pub fn load(m: &ModelArgs) -> Result<Arc<Model>> {
         indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    bar.set_message("uploading weights");
-    let opts = LoadOptions { max_ctx: m.ctx.max(1), memory_budget: m.gpu_memory_mib.map(|x| x << 20), ..LoadOptions::default() };
+    bar.set_message(match m.quantize {
+        Some(q) => format!("uploading weights (quantizing to {})", q.name()),
+        None => "uploading weights".to_string(),
+    });
+    let opts = LoadOptions { max_ctx: m.ctx.max(1), memory_budget: m.gpu_memory_mib.map(|x| x << 20), quantize: m.quantize, ..LoadOptions::default() };
     let model = Model::load(gpu, &dir, &opts, &mut |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);

@@ -14,6 +14,7 @@
 //! float format, the kernels' `switch WDT` arms that read whole words of it.
 
 pub mod blocks;
+pub mod quantize;
 
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::{Activations, Attn, Ffn, Layer, Mlp, Model, Moe, QProj};
 use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::format::quantize::quantized_format;
 use crate::format::Format;
 use crate::config::{ConfigError, ModelConfig};
 use crate::gpu::{Gpu, GpuError};
@@ -38,6 +39,10 @@ pub enum LoadError {
     Memory { need_mib: u64, weights_mib: u64, cache_mib: u64, act_mib: u64, ctx: usize, avail_mib: u64 },
     #[error("{tensor}: fused FP8 expert tensors are not supported; use the per-expert layout DeepSeek ships")]
     FusedFp8Experts { tensor: String },
+    #[error("--quantize {target}: {what} is already quantized ({src}); load it as it is, without --quantize")]
+    AlreadyQuantized { target: &'static str, what: String, src: &'static str },
+    #[error("--quantize {0}: the host quantizer writes Q8_0, Q6_K or Q4_K only")]
+    QuantizeTarget(&'static str),
     #[error("no token ids to feed")]
     NoIds,
     #[error("token id {id} is outside the vocabulary (0..{vocab})")]
@@ -62,11 +67,14 @@ pub struct LoadOptions {
     pub max_ctx: usize,
     /// GPU memory the model may use (bytes); `None`: what the adapter reports, where it does
     pub memory_budget: Option<u64>,
+    /// Quantize the projection and expert matrices of a safetensors checkpoint to this format
+    /// (Q8_0, Q6_K or Q4_K; see [`quantized_format`]) on the host while uploading.
+    pub quantize: Option<Format>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_chunk: 256, max_ctx: 4096, memory_budget: None }
+        LoadOptions { max_chunk: 256, max_ctx: 4096, memory_budget: None, quantize: None }
     }
 }
 
@@ -116,9 +124,10 @@ fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, 
         if t.shape.len() < 2 || name.ends_with("_scale_inv") || is_mtp(cfg, name) {
             continue;
         }
-        let row = t.dtype.size_of(t.shape[t.shape.len() - 1]) as u64;
+        let dt = quantized_format(opts.quantize, name, t.dtype, &t.shape);
+        let row = dt.size_of(t.shape[t.shape.len() - 1]) as u64;
         let (unit, need) = if name.contains(".mlp.experts.") || name.contains("kv_b_proj") || name.contains("k_b_proj") {
-            ("matrix", t.dtype.size_of(t.numel()) as u64 / if t.shape.len() == 3 { t.shape[0] as u64 } else { 1 })
+            ("matrix", dt.size_of(t.numel()) as u64 / if t.shape.len() == 3 { t.shape[0] as u64 } else { 1 })
         } else {
             ("row", row)
         };
@@ -151,6 +160,9 @@ struct Loader<'a> {
     done: u64,
     total: u64,
     progress: &'a mut dyn FnMut(Progress),
+    quantize: Option<Format>,
+    /// matrices `--quantize` had to keep in their source format (rows not whole blocks)
+    kept: Vec<String>,
 }
 
 impl Loader<'_> {
@@ -159,7 +171,66 @@ impl Loader<'_> {
         (self.progress)(Progress { done: self.done, total: self.total, tensor: name });
     }
 
+    /// The upload format of `names` (one stacked matrix each) or `None` to keep the source's;
+    /// notes the matrices kept for want of whole blocks.
+    fn target(&mut self, label: &str, names: &[String], cols: usize) -> Option<Format> {
+        let q = self.quantize?;
+        let t = self.ck.get(&names[0])?;
+        let f = quantized_format(Some(q), &names[0], t.dtype, &t.shape);
+        if f == t.dtype && !t.dtype.is_block() && !cols.is_multiple_of(q.block_elems()) && quantized_format(Some(q), &names[0], t.dtype, &[1, q.block_elems()]) == q {
+            self.kept.push(format!("{label} ({cols} values per row, {})", t.dtype.name()));
+        }
+        (f == q).then_some(q)
+    }
+
+    /// Dequantize matrix `name` (`[rows][cols]`, BF16/F16/F32, or FP8 with its block scales)
+    /// and quantize it row by row to `q` on the host, rows spread over the CPU's threads.
+    fn quantize_matrix(&self, name: &str, rows: usize, cols: usize, q: Format) -> Result<Vec<u8>, LoadError> {
+        let t = self.ck.expect_shape(name, &[rows, cols])?;
+        let src = t.dtype;
+        let bytes = self.ck.bytes(name)?;
+        let scale = if src.external_scale() {
+            let block = self.cfg.fp8_block.unwrap_or([128, 128]);
+            let sn = format!("{name}_scale_inv");
+            let shape = [rows.div_ceil(block[0]), cols.div_ceil(block[1])];
+            if self.ck.get(&sn).is_none() {
+                return Err(self.ck.mismatch(name, format!("is F8_E4M3 but its block scale {sn} is missing; the checkpoint is incomplete or not block-quantized")).into());
+            }
+            if self.ck.info(&sn)?.shape != shape {
+                return Err(self.ck.mismatch(&sn, format!("shape {:?}, but weight [{rows}, {cols}] with blocks {block:?} needs {shape:?}", self.ck.info(&sn)?.shape)).into());
+            }
+            Some((self.ck.f32_vec(&sn)?, block, shape[1]))
+        } else {
+            None
+        };
+        Ok(quantize_rows(src, bytes, rows, cols, q, scale))
+    }
+
+    fn quantize_matrix_raw(&self, src: Format, bytes: &[u8], rows: usize, cols: usize, q: Format) -> Vec<u8> {
+        quantize_rows(src, bytes, rows, cols, q, None)
+    }
+
+    /// Matrices `names` (`[rows][cols]` each) quantized to `q`, as one stack.
+    fn quantized(&mut self, label: &str, names: &[String], rows: usize, cols: usize, q: Format) -> Result<Matrix, LoadError> {
+        let first = self.ck.expect_shape(&names[0], &[rows, cols])?.dtype;
+        let mut mats = Vec::with_capacity(names.len());
+        for n in names {
+            let d = self.ck.expect_shape(n, &[rows, cols])?.dtype;
+            if d != first {
+                return Err(self.ck.mismatch(n, format!("dtype {} differs from {} of {}", d.name(), first.name(), names[0])).into());
+            }
+            mats.push(self.quantize_matrix(n, rows, cols, q)?);
+        }
+        let m = Matrix::build(self.gpu, label, q, names.len(), rows, cols, |e| &mats[e], None)?;
+        self.tick(label, m.bytes());
+        Ok(m)
+    }
+
     fn mat(&mut self, name: &str, rows: usize, cols: usize) -> Result<Matrix, LoadError> {
+        let names = [name.to_string()];
+        if let Some(q) = self.target(name, &names, cols) {
+            return self.quantized(name, &names, rows, cols, q);
+        }
         let m = Matrix::load(self.gpu, self.ck, name, &[name.to_string()], rows, cols, self.cfg.fp8_block)?;
         self.tick(name, m.bytes());
         Ok(m)
@@ -201,8 +272,31 @@ impl Loader<'_> {
             if gu.dtype == Format::F8E4M3 || dn.dtype == Format::F8E4M3 {
                 return Err(LoadError::FusedFp8Experts { tensor: fused });
             }
+            let (gu_q, dn_q) = (self.target(&fused, std::slice::from_ref(&fused), h), self.target(&down_name, std::slice::from_ref(&down_name), width));
             let dt = gu.dtype;
             let bytes = self.ck.bytes(&fused)?;
+            if gu_q.is_some() || dn_q.is_some() {
+                // whole tensors through the host quantizer: [E·rows][cols] is one matrix of rows
+                let gate_up = match gu_q {
+                    Some(q) => (q, self.quantize_matrix_raw(dt, bytes, n * 2 * width, h, q)),
+                    None => (dt, bytes.to_vec()),
+                };
+                let db = self.ck.bytes(&down_name)?;
+                let down = match dn_q {
+                    Some(q) => (q, self.quantize_matrix_raw(dn.dtype, db, n * h, width, q)),
+                    None => (dn.dtype, db.to_vec()),
+                };
+                let (gdt, gb) = (gate_up.0, &gate_up.1);
+                let mb = gdt.size_of(width * h);
+                let gate = Matrix::build(self.gpu, &format!("{fused}[gate]"), gdt, n, width, h, |e| &gb[2 * e * mb..][..mb], None)?;
+                let up = Matrix::build(self.gpu, &format!("{fused}[up]"), gdt, n, width, h, |e| &gb[(2 * e + 1) * mb..][..mb], None)?;
+                self.tick(&fused, gate.bytes() + up.bytes());
+                let (ddt, dbq) = (down.0, &down.1);
+                let dmb = ddt.size_of(h * width);
+                let down = Matrix::build(self.gpu, &down_name, ddt, n, h, width, |e| &dbq[e * dmb..][..dmb], None)?;
+                self.tick(&down_name, down.bytes());
+                return Ok(Mlp { gate, up, down });
+            }
             let mb = dt.size_of(width * h);
             let gate = Matrix::build(self.gpu, &format!("{fused}[gate]"), dt, n, width, h, |e| &bytes[2 * e * mb..][..mb], None)?;
             let up = Matrix::build(self.gpu, &format!("{fused}[up]"), dt, n, width, h, |e| &bytes[(2 * e + 1) * mb..][..mb], None)?;
@@ -218,12 +312,46 @@ impl Loader<'_> {
         let mut pool = |w: &str, rows, cols| -> Result<Matrix, LoadError> {
             let ns = names(w);
             let label = format!("{p}.*.{w}.weight");
+            if let Some(q) = self.target(&label, &ns, cols) {
+                return self.quantized(&label, &ns, rows, cols, q);
+            }
             let m = Matrix::load(self.gpu, self.ck, &label, &ns, rows, cols, self.cfg.fp8_block)?;
             self.tick(&label, m.bytes());
             Ok(m)
         };
         Ok(Mlp { gate: pool("gate_proj", width, h)?, up: pool("up_proj", width, h)?, down: pool("down_proj", h, width)? })
     }
+}
+
+/// `rows` rows of `cols` values in `src` (FP8 times its block scales `(scales, block, s_cols)`)
+/// quantized to `q` on the host, row by row, the rows spread over the CPU's threads.
+fn quantize_rows(src: Format, bytes: &[u8], rows: usize, cols: usize, q: Format, scale: Option<(Vec<f32>, [usize; 2], usize)>) -> Vec<u8> {
+        let (src_row, dst_row) = (src.size_of(cols), q.bytes_for(cols).expect("whole blocks"));
+        let mut out = vec![0u8; rows * dst_row];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(rows.div_ceil(16)).max(1);
+        let per = rows.div_ceil(threads);
+        std::thread::scope(|s| {
+            for (k, dst) in out.chunks_mut(per * dst_row).enumerate() {
+                let scale = &scale;
+                s.spawn(move || {
+                    let mut buf = Vec::with_capacity(dst_row);
+                    for (i, d) in dst.chunks_exact_mut(dst_row).enumerate() {
+                        let r = k * per + i;
+                        let mut x = src.decode(&bytes[r * src_row..(r + 1) * src_row]);
+                        if let Some((s, block, s_cols)) = scale {
+                            let srow = &s[(r / block[0]) * s_cols..];
+                            for (c, v) in x.iter_mut().enumerate() {
+                                *v *= srow[c / block[1]];
+                            }
+                        }
+                        buf.clear();
+                        crate::format::quantize::quantize_into(q, &x, &mut buf);
+                        d.copy_from_slice(&buf);
+                    }
+                });
+            }
+        });
+    out
 }
 
 impl Model {
@@ -235,14 +363,22 @@ impl Model {
 
     /// Load from an already opened checkpoint (on disk, embedded or synthetic).
     pub fn from_checkpoint(gpu: Arc<Gpu>, cfg: ModelConfig, ck: &Checkpoint, opts: &LoadOptions, progress: &mut dyn FnMut(Progress)) -> Result<Model, LoadError> {
-        let total = total_bytes(ck, &cfg);
+        if let Some(q) = opts.quantize {
+            if !crate::format::quantize::TARGETS.contains(&q) {
+                return Err(LoadError::QuantizeTarget(q.name()));
+            }
+            if let Some((n, t)) = ck.names().filter_map(|n| ck.get(n).map(|t| (n, t))).find(|(_, t)| t.dtype.is_block()) {
+                return Err(LoadError::AlreadyQuantized { target: q.name(), what: format!("{n} in {}", ck.file_of(n).display()), src: t.dtype.name() });
+            }
+        }
+        let total = total_bytes(ck, &cfg, opts.quantize);
         preflight(ck, &cfg, &gpu, opts, total)?;
         let kernels = Kernels::new(&gpu)?;
-        let mut formats: Vec<Format> = ck.names().filter_map(|n| ck.get(n)).map(|t| t.dtype).collect();
+        let mut formats: Vec<Format> = ck.names().filter_map(|n| ck.get(n)).map(|t| t.dtype).chain(opts.quantize).collect();
         formats.sort_by_key(|f| f.wgsl_id());
         formats.dedup();
         kernels.prepare(&gpu, &formats)?;
-        let mut l = Loader { gpu: &gpu, ck, cfg: &cfg, done: 0, total, progress };
+        let mut l = Loader { gpu: &gpu, ck, cfg: &cfg, done: 0, total, progress, quantize: opts.quantize, kept: Vec::new() };
         let (h, nh) = (cfg.hidden, cfg.n_heads);
         let qk = cfg.qk_head_dim();
 
@@ -318,6 +454,9 @@ impl Model {
         let rope_table = gpu.storage_init("rope cos/sin", bytemuck::cast_slice(&table));
         let act = Activations::new(&gpu, &cfg, max_chunk, max_ctx);
         let weight_bytes = l.done;
+        if let (Some(q), false) = (opts.quantize, l.kept.is_empty()) {
+            log::warn!("--quantize {}: {} matrices kept their source format (rows not a multiple of {} values): {}", q.name(), l.kept.len(), q.block_elems(), l.kept.join(", "));
+        }
         Ok(Model { gpu, cfg, kernels, embed, layers, norm, lm_head, rope_table, act, max_chunk, max_ctx, weight_bytes })
     }
 }
@@ -347,14 +486,15 @@ fn widest_mlp(cfg: &ModelConfig) -> usize {
     cfg.intermediate.max(moe)
 }
 
-/// Bytes the loader will upload (for the progress bar).
-fn total_bytes(ck: &Checkpoint, cfg: &ModelConfig) -> u64 {
+/// Bytes the loader will upload (for the progress bar and the memory preflight), with the
+/// matrices in the format `--quantize target` gives them.
+pub fn total_bytes(ck: &Checkpoint, cfg: &ModelConfig, target: Option<Format>) -> u64 {
     ck.names()
         .filter(|n| !n.ends_with("_scale_inv") && !is_mtp(cfg, n))
-        .filter_map(|n| ck.get(n))
-        .map(|t| {
+        .filter_map(|n| ck.get(n).map(|t| (n, t)))
+        .map(|(n, t)| {
             // 1-D tensors (norms, biases) are widened to f32 on upload
-            (if t.shape.len() == 1 { t.numel() * 4 } else { t.dtype.size_of(t.numel()) }) as u64
+            (if t.shape.len() == 1 { t.numel() * 4 } else { quantized_format(target, n, t.dtype, &t.shape).size_of(t.numel()) }) as u64
         })
         .sum()
 }
