@@ -425,25 +425,28 @@ fn glu_and_grouped_experts_block_formats() {
     }
 }
 
-/// The workgroup-memory lane exchange (adapters without subgroups) and the gemm shapes other
-/// adapters get (2 rows per lane; a tile of 3 items), on the formats of a Q4_K_M file.
+/// The workgroup-memory lane exchange (adapters without subgroups) and gemm shapes other
+/// adapters get (2 rows per lane over tiles of 3 items; 4 rows over tiles of 16), on the
+/// formats of a Q4_K_M file. (Without subgroups the small shape only: lavapipe compiles
+/// barriers as coroutines, which takes it a minute for the default shape's gemm_glu.)
 #[test]
 fn block_kernels_without_subgroups_and_other_shapes() {
     let formats = [Format::Q4_K, Format::Q6_K, Format::Q8_0, Format::Q5_0];
+    let shaped = |g: &Gpu, streams, nt| Kernels::with_tune(g, matmul::Tune { streams, nt, ..Kernels::new(g).unwrap().tune() }).unwrap();
     let mut g = gpu_with(None);
     g.features.remove(wgpu::Features::SUBGROUP);
-    let k = Kernels::new(&g).unwrap();
+    let k = shaped(&g, 2, 3);
     assert!(!k.tune().subgroups);
     fast_dense(&g, &k, 40, &formats);
-    let g = gpu_with(None);
-    let k0 = Kernels::new(&g).unwrap();
-    let k = Kernels::with_tune(&g, matmul::Tune { streams: 2, nt: 3, ..k0.tune() }).unwrap();
-    fast_dense(&g, &k, 41, &formats);
     for (i, f) in formats.into_iter().enumerate() {
         let mut g = gpu_for_pools(f);
         g.features.remove(wgpu::Features::SUBGROUP);
-        glu_and_grouped(&g, &Kernels::new(&g).unwrap(), 50 + i as u64, f);
+        glu_and_grouped(&g, &shaped(&g, 2, 3), 50 + i as u64, f);
     }
+    let g = gpu_with(None);
+    fast_dense(&g, &shaped(&g, 4, 16), 41, &formats);
+    let g = gpu_for_pools(Format::Q4_K);
+    glu_and_grouped(&g, &shaped(&g, 4, 16), 60, Format::Q4_K);
 }
 
 /// llama.cpp's split kv_b in block formats through the fast per-head kernels: W_UK transposed
