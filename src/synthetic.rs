@@ -2,6 +2,18 @@
 //! BF16 weights, built in memory as one safetensors file and loaded like any checkpoint.
 //! Nothing is downloaded; the same name and seed give the same bytes.
 //!
+//! [`quant_checkpoint`] builds the same model with its projections in a GGUF block format
+//! instead, as a llama.cpp quantization mostly has them: every attention projection (q_a,
+//! q_b or q, kv_a, o, and kv_b split as llama.cpp's converter stores it: `k_b_proj` = W_UK
+//! transposed per head, `v_b_proj` = W_UV), every MLP, shared and routed expert matrix, and
+//! the head, in the format asked for; embedding, norms, router and correction bias stay
+//! BF16/F32. A matrix
+//! whose rows are not whole blocks of it takes llama.cpp's fallback (`llama-quant.cpp`:
+//! Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; Q2_K/Q3_K fall back to IQ4_NL there, which the
+//! engine does not read, so Q4_0 here), or stays BF16 when even that does not fit. Blocks are
+//! random bytes with f16 scales (and mins) set per format so the values have the BF16
+//! weights' standard deviation and about zero mean.
+//!
 //! Shapes:
 //! - `r1-shape-small`: DeepSeek-R1's structure at reduced width (hidden 1024, 8 layers, the
 //!   first dense, 8 heads, q_lora 384, kv_lora 128, 64 routed experts of width 256, 8 active in
@@ -15,6 +27,7 @@ use std::collections::BTreeMap;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Storage};
 use crate::config::{ConfigError, ModelConfig};
+use crate::format::Format;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyntheticError {
@@ -87,6 +100,20 @@ enum Fill {
     Ones,
     /// F32, uniform with this standard deviation (the router's correction bias)
     F32(f32),
+    /// random blocks of a GGUF block format with this standard deviation
+    Blocks(Format, f32),
+    /// a projection: `Bf16` with this standard deviation, or `Blocks` in a quantized model
+    Proj(f32),
+}
+
+impl Fill {
+    fn format(self) -> Format {
+        match self {
+            Fill::Bf16(_) | Fill::Ones | Fill::Proj(_) => Format::BF16,
+            Fill::F32(_) => Format::F32,
+            Fill::Blocks(f, _) => f,
+        }
+    }
 }
 
 struct Spec {
@@ -95,11 +122,36 @@ struct Spec {
     fill: Fill,
 }
 
+impl Spec {
+    fn bytes(&self) -> usize {
+        self.fill.format().size_of(self.shape.iter().product())
+    }
+}
+
+/// The format llama.cpp gives a tensor of `cols` columns that it would quantize to `q` (see
+/// the module comment), or None (BF16) when no fallback fits either.
+pub fn quant_format(q: Format, cols: usize) -> Option<Format> {
+    let fallback = match q {
+        Format::Q4_K => Format::Q5_0,
+        Format::Q5_K => Format::Q5_1,
+        Format::Q6_K => Format::Q8_0,
+        Format::Q2_K | Format::Q3_K => Format::Q4_0,
+        f => f,
+    };
+    [q, fallback].into_iter().find(|f| f.is_block() && cols % f.block_elems() == 0)
+}
+
 /// Every tensor the loader reads for `cfg`, in checkpoint naming.
-fn tensors(cfg: &ModelConfig) -> Vec<Spec> {
-    const W: Fill = Fill::Bf16(0.02);
+fn tensors(cfg: &ModelConfig, quant: Option<Format>) -> Vec<Spec> {
+    const W: Fill = Fill::Proj(0.02);
     let mut v = Vec::new();
-    let mut t = |name: String, shape: &[usize], fill: Fill| v.push(Spec { name, shape: shape.to_vec(), fill });
+    let mut t = |name: String, shape: &[usize], fill: Fill| {
+        let fill = match fill {
+            Fill::Proj(std) => quant.and_then(|q| quant_format(q, shape[shape.len() - 1])).map_or(Fill::Bf16(std), |f| Fill::Blocks(f, std)),
+            f => f,
+        };
+        v.push(Spec { name, shape: shape.to_vec(), fill })
+    };
     let (h, nh, qk) = (cfg.hidden, cfg.n_heads, cfg.qk_head_dim());
     t("model.embed_tokens.weight".into(), &[cfg.vocab, h], Fill::Bf16(1.0));
     for i in 0..cfg.n_layers {
@@ -115,7 +167,13 @@ fn tensors(cfg: &ModelConfig) -> Vec<Spec> {
         }
         t(format!("{a}.kv_a_proj_with_mqa.weight"), &[cfg.kv_lora + cfg.rope_dim, h], W);
         t(format!("{a}.kv_a_layernorm.weight"), &[cfg.kv_lora], Fill::Ones);
-        t(format!("{a}.kv_b_proj.weight"), &[nh * (cfg.nope_dim + cfg.v_dim), cfg.kv_lora], Fill::Bf16(0.05));
+        if quant.is_some() {
+            // as llama.cpp's converter stores kv_b: W_UK transposed per head, and W_UV
+            t(format!("{a}.k_b_proj.weight"), &[nh, cfg.kv_lora, cfg.nope_dim], Fill::Proj(0.05));
+            t(format!("{a}.v_b_proj.weight"), &[nh, cfg.v_dim, cfg.kv_lora], Fill::Proj(0.05));
+        } else {
+            t(format!("{a}.kv_b_proj.weight"), &[nh * (cfg.nope_dim + cfg.v_dim), cfg.kv_lora], Fill::Proj(0.05));
+        }
         t(format!("{a}.o_proj.weight"), &[h, nh * cfg.v_dim], W);
         t(format!("{p}.input_layernorm.weight"), &[h], Fill::Ones);
         t(format!("{p}.post_attention_layernorm.weight"), &[h], Fill::Ones);
@@ -148,14 +206,17 @@ fn tensors(cfg: &ModelConfig) -> Vec<Spec> {
 
 /// Bytes the synthetic checkpoint of `cfg` occupies (≈ host memory needed to build it).
 pub fn checkpoint_bytes(cfg: &ModelConfig) -> u64 {
-    tensors(cfg).iter().map(|s| s.shape.iter().product::<usize>() as u64 * elem_size(s.fill) as u64).sum()
+    tensors(cfg, None).iter().map(|s| s.bytes() as u64).sum()
 }
 
-fn elem_size(f: Fill) -> usize {
-    match f {
-        Fill::F32(_) => 4,
-        _ => 2,
-    }
+/// Bytes of [`quant_checkpoint`]'s checkpoint.
+pub fn quant_checkpoint_bytes(cfg: &ModelConfig, quant: Format) -> u64 {
+    tensors(cfg, Some(quant)).iter().map(|s| s.bytes() as u64).sum()
+}
+
+/// Each tensor's name and format in [`quant_checkpoint`]'s checkpoint (for reports).
+pub fn quant_formats(cfg: &ModelConfig, quant: Format) -> Vec<(String, Format)> {
+    tensors(cfg, Some(quant)).into_iter().map(|s| (s.name, s.fill.format())).collect()
 }
 
 /// A named shape's config and an in-memory checkpoint of random weights (deterministic in
@@ -168,14 +229,13 @@ pub fn build(name: &str, seed: u64) -> Result<(ModelConfig, Checkpoint), Synthet
 
 /// An in-memory safetensors checkpoint of random weights for `cfg`.
 pub fn checkpoint(cfg: &ModelConfig, seed: u64) -> Result<Checkpoint, SyntheticError> {
-    let specs = tensors(cfg);
+    let specs = tensors(cfg, None);
     let mut header = BTreeMap::new();
     let mut spans = Vec::with_capacity(specs.len());
     let mut off = 0usize;
     for s in &specs {
-        let n = s.shape.iter().product::<usize>() * elem_size(s.fill);
-        let dtype = if matches!(s.fill, Fill::F32(_)) { "F32" } else { "BF16" };
-        header.insert(s.name.clone(), serde_json::json!({"dtype": dtype, "shape": s.shape, "data_offsets": [off, off + n]}));
+        let n = s.bytes();
+        header.insert(s.name.clone(), serde_json::json!({"dtype": s.fill.format().name(), "shape": s.shape, "data_offsets": [off, off + n]}));
         spans.push((off, n));
         off += n;
     }
@@ -188,6 +248,24 @@ pub fn checkpoint(cfg: &ModelConfig, seed: u64) -> Result<Checkpoint, SyntheticE
     file.resize(data_start + off, 0);
     fill_all(&mut file[data_start..], &specs, &spans, seed);
     Ok(Checkpoint::from_memory(&format!("synthetic:{}", cfg_label(cfg)), vec![Storage::Owned(file)])?)
+}
+
+/// The checkpoint of [`checkpoint`] with the projections in the block format `quant` (see
+/// the module comment; the other tensors hold the same values as there). Block formats are
+/// not safetensors dtypes, so the tensors are views into one buffer, as a GGUF file's are.
+pub fn quant_checkpoint(cfg: &ModelConfig, seed: u64, quant: Format) -> Result<Checkpoint, SyntheticError> {
+    let specs = tensors(cfg, Some(quant));
+    let mut spans = Vec::with_capacity(specs.len());
+    let mut off = 0usize;
+    for s in &specs {
+        spans.push((off, s.bytes()));
+        off = (off + s.bytes()).next_multiple_of(32);
+    }
+    let mut data = vec![0u8; off];
+    fill_all(&mut data, &specs, &spans, seed);
+    let views = specs.iter().zip(&spans).map(|(s, &(o, n))| (s.name.clone(), s.fill.format(), s.shape.clone(), 0, o..o + n)).collect();
+    let name = format!("synthetic:{}-{}", cfg_label(cfg), quant.name().to_lowercase());
+    Ok(Checkpoint::from_views(std::path::Path::new(&name), vec![(name.clone().into(), Storage::Owned(data))], views)?)
 }
 
 fn cfg_label(cfg: &ModelConfig) -> String {
@@ -206,7 +284,9 @@ fn fill_all(data: &mut [u8], specs: &[Spec], spans: &[(usize, usize)], seed: u64
         let (mine, tail) = tail.split_at_mut(n);
         rest = tail;
         pos = off + n;
-        for (j, piece) in mine.chunks_mut(PIECE).enumerate() {
+        // whole blocks per piece
+        let piece_len = PIECE / s.fill.format().block_bytes() * s.fill.format().block_bytes();
+        for (j, piece) in mine.chunks_mut(piece_len).enumerate() {
             jobs.push((piece, s.fill, splitmix(seed ^ splitmix(i as u64) ^ splitmix((j as u64) << 32 | 0x5eed))));
         }
     }
@@ -241,7 +321,7 @@ fn fill_piece(out: &mut [u8], fill: Fill, seed: u64) {
     // Uniform on [-a, a] has standard deviation a / √3.
     let uniform = |bits: u64, std: f32| ((bits & 0xffff) as f32 * (2.0 / 65535.0) - 1.0) * std * 3f32.sqrt();
     match fill {
-        Fill::Bf16(std) => {
+        Fill::Bf16(std) | Fill::Proj(std) => {
             for quad in out.chunks_mut(8) {
                 let r = next();
                 for (k, v) in quad.chunks_mut(2).enumerate() {
@@ -261,6 +341,41 @@ fn fill_piece(out: &mut [u8], fill: Fill, seed: u64) {
                 v.copy_from_slice(&b[..v.len()]);
             }
         }
+        Fill::Blocks(f, std) => {
+            for q in out.chunks_mut(8) {
+                let b = next().to_le_bytes();
+                q.copy_from_slice(&b[..q.len()]);
+            }
+            let (fields, value_std) = block_scales(f);
+            for b in out.chunks_exact_mut(f.block_bytes()) {
+                // this block's scale: the target's, within ±20%
+                let d = std / value_std * (0.8 + 0.4 * (next() & 0xffff) as f32 / 65535.0);
+                for &(o, ratio) in fields {
+                    b[o..o + 2].copy_from_slice(&half::f16::from_f32(d * ratio).to_le_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// A block format's f16 scale fields as (byte offset, value relative to the scale d), and
+/// the standard deviation of its values for d = 1 over uniformly random quants and packed
+/// sub-block scales. The mins (the second field where there is one) cancel the mean of
+/// d · scale · q: Q4_1/Q5_1 store `m` (added: −7.5 d, −15.5 d), the K-quants `dmin`
+/// (subtracted, times a sub-block min as large on average as the sub-block scale: E[q]·d).
+fn block_scales(f: Format) -> (&'static [(usize, f32)], f32) {
+    match f {
+        Format::Q8_0 => (&[(0, 1.0)], 73.9),            // q ∈ [−128, 127]
+        Format::Q4_0 => (&[(0, 1.0)], 4.61),            // q − 8 ∈ [−8, 7]
+        Format::Q4_1 => (&[(0, 1.0), (2, -7.5)], 4.61), // q ∈ [0, 15]
+        Format::Q5_0 => (&[(0, 1.0)], 9.23),            // q − 16 ∈ [−16, 15]
+        Format::Q5_1 => (&[(0, 1.0), (2, -15.5)], 9.23),
+        Format::Q2_K => (&[(80, 1.0), (82, 1.5)], 13.9), // sc, m ∈ [0, 15], q ∈ [0, 3]
+        Format::Q3_K => (&[(108, 1.0)], 42.4),           // s − 32 ∈ [−32, 31], q − 4·!h ∈ [−4, 3]
+        Format::Q4_K => (&[(0, 1.0), (2, 7.5)], 258.0),  // sc, m ∈ [0, 63], q ∈ [0, 15]
+        Format::Q5_K => (&[(0, 1.0), (2, 15.5)], 527.0), // q ∈ [0, 31]
+        Format::Q6_K => (&[(208, 1.0)], 1367.0),         // scale ∈ [−128, 127], q − 32 ∈ [−32, 31]
+        f => unreachable!("{f:?} is not a block format"),
     }
 }
 
@@ -292,6 +407,43 @@ mod tests {
         // 15.7B parameters in BF16.
         let gb = checkpoint_bytes(&c) as f64 / 1e9;
         assert!((31.0..32.0).contains(&gb), "{gb} GB");
+    }
+
+    /// The quantized checkpoint: projections in the format (or llama.cpp's fallback), the
+    /// rest as in the BF16 one; block values finite, about zero mean, the BF16 spread.
+    #[test]
+    fn quant_checkpoint_formats_and_values() {
+        let c = config("r1-shape-ci").unwrap();
+        for q in Format::ALL.into_iter().filter(|f| f.is_block()) {
+            let ck = quant_checkpoint(&c, 7, q).unwrap();
+            let fmt = |n: &str| ck.get(n).unwrap().dtype;
+            assert_eq!(fmt("model.layers.1.mlp.experts.3.up_proj.weight"), q, "{q:?}");
+            assert_eq!(fmt("lm_head.weight"), q);
+            assert_eq!(fmt("model.embed_tokens.weight"), Format::BF16);
+            assert_eq!(fmt("model.layers.1.mlp.gate.weight"), Format::BF16);
+            assert_eq!(fmt("model.norm.weight"), Format::BF16);
+            // v_b has kv_lora = 128 columns, k_b nope = 64: not whole K-quant blocks
+            let fallback = quant_format(q, 64).unwrap();
+            assert_eq!(fmt("model.layers.0.self_attn.k_b_proj.weight"), fallback);
+            assert_eq!(fmt("model.layers.0.self_attn.v_b_proj.weight"), fallback);
+            assert!(ck.get("model.layers.0.self_attn.kv_b_proj.weight").is_none());
+            assert!(fallback.block_elems() == 32 || fallback == q);
+            for name in ["model.layers.1.mlp.experts.3.up_proj.weight", "model.layers.0.self_attn.v_b_proj.weight"] {
+                let w = ck.f32_vec(name).unwrap();
+                let n = w.len() as f32;
+                let mean = w.iter().sum::<f32>() / n;
+                let std = (w.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n).sqrt();
+                let want = if name.contains("v_b") { 0.05 } else { 0.02 };
+                assert!(w.iter().all(|v| v.is_finite()), "{q:?} {name}");
+                assert!((0.75 * want..1.25 * want).contains(&std) && mean.abs() < 0.2 * want, "{q:?} {name}: std {std}, mean {mean}");
+            }
+            assert_eq!(quant_checkpoint_bytes(&c, q), ck.names().map(|n| ck.bytes(n).unwrap().len() as u64).sum::<u64>());
+            let a = quant_checkpoint(&c, 7, q).unwrap();
+            assert_eq!(a.bytes("lm_head.weight").unwrap(), ck.bytes("lm_head.weight").unwrap());
+        }
+        assert_eq!(quant_format(Format::Q4_K, 384), Some(Format::Q5_0));
+        assert_eq!(quant_format(Format::Q6_K, 96), Some(Format::Q8_0));
+        assert_eq!(quant_format(Format::Q8_0, 48), None);
     }
 
     #[test]

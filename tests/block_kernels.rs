@@ -1,8 +1,10 @@
-//! The generic kernels that gather single weights (matmul, embed, mla_absorb's portable
-//! path) on GGUF's block formats, against their CPU references over `Format::decode`d
-//! weights: odd row counts, matrices and expert pools split across storage bindings.
-//! (tests/formats.rs checks the decodes themselves against gguf-py, bit for bit.)
-//! GPU tests: they fail loudly when no adapter exists.
+//! Kernels on GGUF's block formats against their CPU references over `Format::decode`d
+//! weights: the fast matvec/gemm kernels (decode and prefill, dense, routed, grouped experts,
+//! fused SwiGLU; `kernels_used` checks that they, not the generic kernel, ran) and the
+//! kernels that gather single weights (matmul, embed, mla_absorb's portable path); odd row
+//! counts, rows that start off a 16-byte word, matrices and expert pools split across
+//! storage bindings. (tests/formats.rs checks the decodes themselves against gguf-py, bit
+//! for bit.) GPU tests: they fail loudly when no adapter exists.
 
 use deepseek_wgpu::format::Format;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
@@ -227,5 +229,268 @@ fn mla_absorb_split_block_formats() {
         rec.submit("test").unwrap();
         assert_close(&format!("split q_absorb {f:?}"), &g.read_f32(&ql, 0, (t * h.heads * h.kvl) as u64).unwrap(), &mla_absorb::q_absorb_ref(&wf, h, &q, t), 1e-4, 1e-4);
         assert_close(&format!("split v_up {f:?}"), &g.read_f32(&o, 0, (t * h.heads * h.v) as u64).unwrap(), &mla_absorb::v_up_ref(&wf, h, &ol, t), 1e-4, 1e-4);
+    }
+}
+
+/// Run `f` with per-dispatch profiling and return the kernel labels it dispatched.
+fn kernels_used(g: &Gpu, f: impl FnOnce()) -> Vec<String> {
+    assert!(g.start_profile(), "lavapipe and GPUs report timestamps");
+    f();
+    g.take_profile().unwrap().dispatches.into_iter().map(|d| d.0).collect()
+}
+
+fn silu(v: f32) -> f32 {
+    v / (1.0 + (-v).exp())
+}
+
+/// Column counts the fast kernels must handle for `f`: a row shorter than one 256-value step
+/// (7 blocks of 32: the step is partial and rows start at any even byte), whole steps, and
+/// rows of several K-quant blocks (Q2_K, Q3_K and Q6_K rows then start off a 16-byte word).
+fn fast_cols(f: Format) -> [usize; 2] {
+    if f.block_elems() == 32 { [7 * 32, 13 * 32] } else { [2 * 256, 5 * 256] }
+}
+
+/// Only the fast kernel of the right family ran.
+fn assert_fast(what: &str, used: &[String], family: &str) {
+    assert!(!used.is_empty() && used.iter().all(|l| l.starts_with(family)), "{what}: wanted only {family}*, dispatched {used:?}");
+}
+
+/// Dense products through matvec (1–2 tokens) and gemm (more) with residual accumulation, odd
+/// row counts and a partial last item tile; every block format.
+fn fast_dense(g: &Gpu, k: &Kernels, seed: u64, formats: &[Format]) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for &f in formats {
+        for cols in fast_cols(f) {
+            let rows = 173;
+            let (m, wf) = matrix(g, &mut rng, f, 1, rows, cols);
+            for t in [1, 2, 19] {
+                let x = rnd(&mut rng, t * cols, 1.0);
+                let y0 = rnd(&mut rng, t * rows, 1.0);
+                let (xb, yb) = (upload(g, &x), upload(g, &y0));
+                let used = kernels_used(g, || {
+                    let mut rec = Recorder::new(g);
+                    matmul::run(&mut rec, k, &m, Rows::new(&xb, cols, t), Rows::new(&yb, rows, t), Out::Add);
+                    rec.submit("test").unwrap();
+                });
+                let what = format!("fast matmul {f:?} cols {cols} t {t} chunks {}", m.chunks.len());
+                assert_fast(&what, &used, if t <= matmul::MATVEC_MAX_TOKENS { "matvec/matvec/" } else { "gemm/gemm/" });
+                let got = g.read_f32(&yb, 0, (t * rows) as u64).unwrap();
+                let want: Vec<f32> = matmul::reference(&wf, rows, cols, &x, cols, 0, t, 1, None).iter().zip(&y0).map(|(a, b)| a + b).collect();
+                assert_close(&what, &got, &want, 1e-4, 1e-4);
+            }
+        }
+    }
+}
+
+#[test]
+fn matvec_gemm_block_formats() {
+    let formats: Vec<Format> = block_formats().collect();
+    let g = gpu_with(None);
+    fast_dense(&g, &Kernels::new(&g).unwrap(), 21, &formats);
+    // 8 KiB bindings: every matrix is split into row chunks, most ending mid 16-byte word.
+    let g = gpu_with(Some(8192));
+    fast_dense(&g, &Kernels::new(&g).unwrap(), 22, &formats);
+}
+
+/// A row of 36 Q4_K steps: more than a group of lanes holds in registers, so the matvec
+/// walks it in segments (adding into y after the first).
+#[test]
+fn matvec_long_block_rows_in_segments() {
+    let mut rng = StdRng::seed_from_u64(23);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    for f in [Format::Q4_K, Format::Q8_0] {
+        let (rows, cols, t) = (37, 36 * 256, 1);
+        let (m, wf) = matrix(&g, &mut rng, f, 1, rows, cols);
+        let x = rnd(&mut rng, t * cols, 1.0);
+        let (xb, yb) = (upload(&g, &x), g.storage("y", (t * rows * 4) as u64));
+        let used = kernels_used(&g, || {
+            let mut rec = Recorder::new(&g);
+            matmul::run(&mut rec, &k, &m, Rows::new(&xb, cols, t), Rows::new(&yb, rows, t), Out::Set);
+            rec.submit("test").unwrap();
+        });
+        assert_fast(&format!("long rows {f:?}"), &used, "matvec/matvec/");
+        let want = matmul::reference(&wf, rows, cols, &x, cols, 0, t, 1, None);
+        assert_close(&format!("long rows {f:?}"), &g.read_f32(&yb, 0, (t * rows) as u64).unwrap(), &want, 1e-3, 1e-4);
+    }
+}
+
+/// (width, hidden) of the expert tests: every row a few whole blocks, 32-value rows off a
+/// 16-byte word.
+fn expert_shape(f: Format) -> (usize, usize) {
+    if f.block_elems() == 32 { (5 * 32, 7 * 32) } else { (256, 512) }
+}
+
+/// A GPU whose bindings hold about three of `f`'s expert matrices, so that every pool is
+/// split into several chunks.
+fn gpu_for_pools(f: Format) -> Gpu {
+    let (width, hidden) = expert_shape(f);
+    gpu_with(Some((3 * f.bytes_for(width * hidden).unwrap() + 64) as u64))
+}
+
+/// Routed experts run per item by matvec (up to MATVEC_MAX_ROUTED items) from ids on the GPU,
+/// the pool split into chunks of whole experts.
+#[test]
+fn matvec_routed_block_formats() {
+    let mut rng = StdRng::seed_from_u64(24);
+    for f in block_formats() {
+        let g = gpu_for_pools(f);
+        let k = Kernels::new(&g).unwrap();
+        let (e, (rows, cols), t, slots) = (9, expert_shape(f), 5, 3);
+        let (m, wf) = matrix(&g, &mut rng, f, e, rows, cols);
+        assert!(m.chunks.len() > 2, "{f:?}: pool must be split");
+        let ids: Vec<u32> = (0..t * slots).map(|_| rng.random_range(0..e as u32)).collect();
+        let x = rnd(&mut rng, t * slots * cols, 1.0);
+        let (xb, yb) = (upload(&g, &x), g.storage("y", (t * slots * rows * 4) as u64));
+        let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
+        let items = Routed { x: Rows::strided(&xb, 0, slots * cols, cols, t), slots, slot_stride: cols, ids: &idb };
+        let used = kernels_used(&g, || {
+            let mut rec = Recorder::new(&g);
+            matmul::run_routed(&mut rec, &k, &m, items, Rows::new(&yb, rows, t * slots));
+            rec.submit("test").unwrap();
+        });
+        assert_fast(&format!("routed {f:?}"), &used, "matvec/matvec/");
+        let want = matmul::reference(&wf, rows, cols, &x, slots * cols, cols, t, slots, Some(&ids));
+        assert_close(&format!("routed {f:?}"), &g.read_f32(&yb, 0, (t * slots * rows) as u64).unwrap(), &want, 1e-4, 1e-4);
+    }
+}
+
+/// Fused SwiGLU of routed experts (matvec_glu per item for 1–2 tokens; grouped gemm_glu over
+/// moe_group's lists for 37) and the down projection, pools split across chunks, plus the
+/// dense `glu` (matvec_glu, gemm_glu).
+fn glu_and_grouped(g: &Gpu, k: &Kernels, seed: u64, f: Format) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (e, (width, hidden), slots) = (9, expert_shape(f), 3);
+    let (gate, gf) = matrix(g, &mut rng, f, e, width, hidden);
+    let (up, uf) = matrix(g, &mut rng, f, e, width, hidden);
+    let (down, df) = matrix(g, &mut rng, f, e, hidden, width);
+    // silu(g)·u multiplies two long sums: compare relative to the largest value, the scale
+    // of their rounding error (an indexing or decode bug is off by O(that)).
+    let scaled = |v: &[f32]| 1e-5 * v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    for t in [1, 2, 37] {
+        let n = t * slots;
+        let ids: Vec<u32> = (0..n).map(|_| rng.random_range(0..e as u32)).collect();
+        let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
+        let x = rnd(&mut rng, t * hidden, 1.0);
+        let xb = upload(g, &x);
+        let hb = g.storage("hb", (n * width * 4) as u64);
+        let scratch = g.storage("scratch", (n * width * 4) as u64);
+        let eo = g.storage("eo", (n * hidden * 4) as u64);
+        let used = kernels_used(g, || {
+            let mut rec = Recorder::new(g);
+            let items = Routed { x: Rows::new(&xb, hidden, t), slots, slot_stride: 0, ids: &idb };
+            matmul::routed_swiglu(&mut rec, k, [&gate, &up, &down], items, &hb, &scratch, Rows::new(&eo, hidden, n), n);
+            rec.submit("test").unwrap();
+        });
+        let what = format!("routed swiglu {f:?} t {t}");
+        let (fused, plain) = if n > matmul::MATVEC_MAX_ROUTED { ("gemm/gemm_glu/", "gemm/gemm/") } else { ("matvec/matvec_glu/", "matvec/matvec/") };
+        assert!(used.iter().any(|l| l.starts_with(fused)) && used.iter().any(|l| l.starts_with(plain)), "{what}: dispatched {used:?}");
+        assert!(!used.iter().any(|l| l.starts_with("swiglu") || l.starts_with("matmul")), "{what}: dispatched {used:?}");
+        let g_ref = matmul::reference(&gf, width, hidden, &x, hidden, 0, t, slots, Some(&ids));
+        let u_ref = matmul::reference(&uf, width, hidden, &x, hidden, 0, t, slots, Some(&ids));
+        let h_ref: Vec<f32> = g_ref.iter().zip(&u_ref).map(|(a, b)| silu(*a) * b).collect();
+        let h_got = g.read_f32(&hb, 0, (n * width) as u64).unwrap();
+        assert_close(&format!("{what}: glu"), &h_got, &h_ref, scaled(&h_ref), 1e-4);
+        // Down projection from the GPU's own hb, so the comparison isolates this kernel.
+        let d_ref = matmul::reference(&df, hidden, width, &h_got, slots * width, width, t, slots, Some(&ids));
+        assert_close(&format!("{what}: down"), &g.read_f32(&eo, 0, (n * hidden) as u64).unwrap(), &d_ref, scaled(&d_ref), 1e-4);
+    }
+    // Dense SwiGLU.
+    let (g1, g1f) = matrix(g, &mut rng, f, 1, width, hidden);
+    let (u1, u1f) = matrix(g, &mut rng, f, 1, width, hidden);
+    for t in [1, 19] {
+        let x = rnd(&mut rng, t * hidden, 1.0);
+        let xb = upload(g, &x);
+        let yb = g.storage("y", (t * width * 4) as u64);
+        let scratch = g.storage("scratch", (t * width * 4) as u64);
+        let used = kernels_used(g, || {
+            let mut rec = Recorder::new(g);
+            matmul::glu(&mut rec, k, &g1, &u1, Rows::new(&xb, hidden, t), Rows::new(&yb, width, t), &scratch);
+            rec.submit("test").unwrap();
+        });
+        let what = format!("dense glu {f:?} t {t}");
+        assert_fast(&what, &used, if t <= matmul::MATVEC_MAX_TOKENS { "matvec/matvec_glu/" } else { "gemm/gemm_glu/" });
+        let g_ref = matmul::reference(&g1f, width, hidden, &x, hidden, 0, t, 1, None);
+        let u_ref = matmul::reference(&u1f, width, hidden, &x, hidden, 0, t, 1, None);
+        let want: Vec<f32> = g_ref.iter().zip(&u_ref).map(|(a, b)| silu(*a) * b).collect();
+        assert_close(&what, &g.read_f32(&yb, 0, (t * width) as u64).unwrap(), &want, scaled(&want), 1e-4);
+    }
+}
+
+#[test]
+fn glu_and_grouped_experts_block_formats() {
+    for (i, f) in block_formats().enumerate() {
+        let g = gpu_for_pools(f);
+        glu_and_grouped(&g, &Kernels::new(&g).unwrap(), 30 + i as u64, f);
+    }
+}
+
+/// The workgroup-memory lane exchange (adapters without subgroups) and gemm shapes other
+/// adapters get (2 rows per lane over tiles of 3 items; 4 rows over tiles of 16), on the
+/// formats of a Q4_K_M file. (Without subgroups the small shape only: lavapipe compiles
+/// barriers as coroutines, which takes it a minute for the default shape's gemm_glu.)
+#[test]
+fn block_kernels_without_subgroups_and_other_shapes() {
+    let formats = [Format::Q4_K, Format::Q6_K, Format::Q8_0, Format::Q5_0];
+    let shaped = |g: &Gpu, streams, nt| Kernels::with_tune(g, matmul::Tune { streams, nt, ..Kernels::new(g).unwrap().tune() }).unwrap();
+    let mut g = gpu_with(None);
+    g.features.remove(wgpu::Features::SUBGROUP);
+    let k = shaped(&g, 2, 3);
+    assert!(!k.tune().subgroups);
+    fast_dense(&g, &k, 40, &formats);
+    for (i, f) in formats.into_iter().enumerate() {
+        let mut g = gpu_for_pools(f);
+        g.features.remove(wgpu::Features::SUBGROUP);
+        glu_and_grouped(&g, &shaped(&g, 2, 3), 50 + i as u64, f);
+    }
+    let g = gpu_with(None);
+    fast_dense(&g, &shaped(&g, 4, 16), 41, &formats);
+    let g = gpu_for_pools(Format::Q4_K);
+    glu_and_grouped(&g, &shaped(&g, 4, 16), 60, Format::Q4_K);
+}
+
+/// llama.cpp's split kv_b in block formats through the fast per-head kernels: W_UK transposed
+/// `[H][kvl][nope]` and W_UV `[H][v][kvl]` as pools of heads (matvec for 1–2 tokens, gemm
+/// with each head's items for more).
+#[test]
+fn mla_absorb_split_block_formats_fast() {
+    let mut rng = StdRng::seed_from_u64(16);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    // q rows of nope + rope = 72 floats: each head's q_nope starts on a vec4, as the fast
+    // kernels need
+    let h = Heads { heads: 3, nope: 64, rope: 8, v: 9, kvl: 256 };
+    for f in [Format::Q8_0, Format::Q4_0, Format::Q5_1] {
+        let (k_b, kf) = matrix(&g, &mut rng, f, h.heads, h.kvl, h.nope);
+        let (v_b, vf) = matrix(&g, &mut rng, f, h.heads, h.v, h.kvl);
+        let mut wf = vec![0.0; h.heads * (h.nope + h.v) * h.kvl];
+        for hh in 0..h.heads {
+            for c in 0..h.kvl {
+                for d in 0..h.nope {
+                    wf[(hh * (h.nope + h.v) + d) * h.kvl + c] = kf[(hh * h.kvl + c) * h.nope + d];
+                }
+                for j in 0..h.v {
+                    wf[(hh * (h.nope + h.v) + h.nope + j) * h.kvl + c] = vf[(hh * h.v + j) * h.kvl + c];
+                }
+            }
+        }
+        let w = Absorb::Split { k_b, v_b };
+        for t in [1, 2, 7] {
+            let q = rnd(&mut rng, t * h.heads * (h.nope + h.rope), 1.0);
+            let ol = rnd(&mut rng, t * h.heads * h.kvl, 1.0);
+            let (qb, olb) = (upload(&g, &q), upload(&g, &ol));
+            let ql = g.storage("q_lat", (t * h.heads * h.kvl * 4) as u64);
+            let o = g.storage("o", (t * h.heads * h.v * 4) as u64);
+            let used = kernels_used(&g, || {
+                let mut rec = Recorder::new(&g);
+                mla_absorb::q_absorb(&mut rec, &k, &w, h, Rows::new(&qb, h.heads * (h.nope + h.rope), t), Rows::new(&ql, h.kvl, t * h.heads));
+                mla_absorb::v_up(&mut rec, &k, &w, h, Rows::new(&olb, h.kvl, t * h.heads), Rows::new(&o, h.heads * h.v, t));
+                rec.submit("test").unwrap();
+            });
+            let what = format!("split absorb {f:?} t {t}");
+            assert_fast(&what, &used, if t <= matmul::MATVEC_MAX_TOKENS { "matvec/matvec/" } else { "gemm/gemm/" });
+            assert_close(&format!("{what}: q_absorb"), &g.read_f32(&ql, 0, (t * h.heads * h.kvl) as u64).unwrap(), &mla_absorb::q_absorb_ref(&wf, h, &q, t), 1e-4, 1e-4);
+            assert_close(&format!("{what}: v_up"), &g.read_f32(&o, 0, (t * h.heads * h.v) as u64).unwrap(), &mla_absorb::v_up_ref(&wf, h, &ol, t), 1e-4, 1e-4);
+        }
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use deepseek_wgpu::format::Format;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Profile, Tuning};
 use deepseek_wgpu::model::{KvCache, LoadOptions, LogitsMode, Model, Sample};
 use deepseek_wgpu::ops::sample::Filter;
@@ -26,6 +27,10 @@ pub struct Args {
     /// a synthetic shape with random weights: r1-shape-small, r1-shape-ci, v2-lite-shape
     #[arg(long)]
     pub synthetic: Option<String>,
+    /// the synthetic model's projections and experts in this GGUF block format (q4_k, q8_0,
+    /// q6_k, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q5_k); embedding, norms and router stay BF16
+    #[arg(long, conflicts_with = "model", value_parser = parse_quant)]
+    pub quant: Option<Format>,
     /// prompt length of the prefill measurement (0 = skip)
     #[arg(long, default_value_t = 512)]
     pub prompt_len: usize,
@@ -55,6 +60,13 @@ pub struct Args {
     pub host_memory_mib: Option<u64>,
 }
 
+fn parse_quant(s: &str) -> Result<Format, String> {
+    Format::from_ggml_name(s).filter(|f| f.is_block()).ok_or_else(|| {
+        let names: Vec<String> = Format::ALL.iter().filter(|f| f.is_block()).map(|f| f.name().to_lowercase()).collect();
+        format!("not a GGUF block format the engine reads; one of {}", names.join(", "))
+    })
+}
+
 pub fn run(a: Args) -> Result<()> {
     if a.gen == 0 {
         bail!("--gen 0 times no decode step; give at least 1 (the default is 16)");
@@ -77,7 +89,10 @@ pub fn run(a: Args) -> Result<()> {
             let cfg = deepseek_wgpu::synthetic::config(&name)?;
             // The random weights are built in host memory before the upload; on a CPU adapter
             // the upload is host memory too. Refuse before allocating rather than be killed.
-            let bytes = deepseek_wgpu::synthetic::checkpoint_bytes(&cfg);
+            let bytes = match a.quant {
+                Some(q) => deepseek_wgpu::synthetic::quant_checkpoint_bytes(&cfg, q),
+                None => deepseek_wgpu::synthetic::checkpoint_bytes(&cfg),
+            };
             let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
             let need = bytes * if cpu { 2 } else { 1 };
             if let Some(avail) = a.host_memory_mib.map(|m| m << 20).or_else(deepseek_wgpu::model::host_available_memory) {
@@ -94,15 +109,33 @@ pub fn run(a: Args) -> Result<()> {
                     );
                 }
             }
-            say(&format!("building {name} ({:.2} GB of random BF16 weights)", deepseek_wgpu::synthetic::checkpoint_bytes(&cfg) as f64 / 1e9));
-            let ck = deepseek_wgpu::synthetic::checkpoint(&cfg, a.seed)?;
-            (format!("synthetic:{name}"), cfg, ck)
+            let what = a.quant.map_or("BF16".to_string(), |q| format!("{} (projections and experts)", q.name()));
+            say(&format!("building {name} ({:.2} GB of random {what} weights)", bytes as f64 / 1e9));
+            let ck = match a.quant {
+                Some(q) => deepseek_wgpu::synthetic::quant_checkpoint(&cfg, a.seed, q)?,
+                None => deepseek_wgpu::synthetic::checkpoint(&cfg, a.seed)?,
+            };
+            let name = match a.quant {
+                Some(q) => format!("synthetic:{name} --quant {}", q.name().to_lowercase()),
+                None => format!("synthetic:{name}"),
+            };
+            (name, cfg, ck)
         }
     };
     say("uploading");
     let t0 = Instant::now();
     let model = Model::from_checkpoint(gpu.clone(), cfg, &ck, &LoadOptions { max_ctx, ..LoadOptions::default() }, &mut |_| {})
         .with_context(|| format!("loading {name}"))?;
+    // Bytes per weight format (a quantized model keeps some tensors BF16 or falls back).
+    let mut by_format: std::collections::BTreeMap<u32, (Format, usize, u64)> = Default::default();
+    for n in ck.names() {
+        if let (Some(t), Ok(b)) = (ck.get(n), ck.bytes(n)) {
+            let e = by_format.entry(t.dtype.wgsl_id()).or_insert((t.dtype, 0, 0));
+            e.1 += 1;
+            e.2 += b.len() as u64;
+        }
+    }
+    let weight_formats: Vec<Value> = by_format.values().map(|(f, n, b)| json!({"format": f.name(), "tensors": n, "bytes": b})).collect();
     drop(ck);
     let load_s = t0.elapsed().as_secs_f64();
 
@@ -193,6 +226,7 @@ pub fn run(a: Args) -> Result<()> {
         "machine": machine(&gpu),
         "load_s": load_s,
         "weight_bytes_total": model.weight_bytes,
+        "weight_formats": weight_formats,
         "roofline": {"method": roof.method, "gb_per_s": roof.bytes_per_s / 1e9, "read_kernel_gb_per_s": roof.kernel_bytes_per_s.map(|b| b / 1e9)},
         "prefill": prefill,
         "decode": decode,
@@ -314,6 +348,13 @@ fn print_report(r: &Value) {
         r["weight_bytes_total"].as_f64().unwrap_or(0.0) / 1e9,
         r["load_s"].as_f64().unwrap_or(0.0)
     );
+    let formats: Vec<String> = r["weight_formats"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| format!("{} {:.1} MB ({} tensors)", f["format"].as_str().unwrap_or("?"), f["bytes"].as_f64().unwrap_or(0.0) / 1e6, f["tensors"]))
+        .collect();
+    println!("weights by format: {}", formats.join(", "));
     println!(
         "adapter {} ({}, {}), {} cores, cpu {}",
         m["adapter"].as_str().unwrap_or("?"),

@@ -114,6 +114,15 @@ impl<'a> Args<'a> {
     }
 }
 
+/// Workgroups a block-format matvec shares its rows × items out to on a CPU adapter: 4 per
+/// core (lavapipe runs one thread per core). Each loads x once, and x (4 bytes a value)
+/// outweighs the weights (0.5–1 byte), so fewer and larger workgroups than the float kernels'
+/// 128 (measured on 2 cores: 4–8 workgroups run a 384-row Q4_K matvec 2.5× faster than 128).
+fn block_workgroups() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| 4 * std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
 /// Items up to which a dense projection uses matvec (each item re-reads the weights).
 pub const MATVEC_MAX_TOKENS: usize = 2;
 /// Routed items up to which experts run per item with matvec instead of grouped gemm.
@@ -206,21 +215,102 @@ pub(super) fn sources(tune: &Tune) -> [String; 2] {
     ]
 }
 
-/// The fast pipeline of `kind` for weights in `dt` (`j` words per lane per segment), or
-/// `None` when it does not build on this adapter (the caller then uses the generic kernel).
-fn fast_pipeline(k: &Kernels, gpu: &Gpu, kind: Kind, dt: Format, j: u32) -> Option<wgpu::ComputePipeline> {
+/// The assembled sources of the block-format kernels (GGUF's, `dt.is_block()`) for a tune:
+/// matvec with `j` steps per lane per segment, and gemm. The host expands them per format
+/// (the words a step covers), per `j` and per gemm shape (see shaders/common/blocks_words.wgsl).
+pub(super) fn block_sources(tune: &Tune, dt: Format, j: u32) -> [String; 2] {
+    let lanes = if tune.subgroups { include_str!("../../shaders/common/lanes_subgroup.wgsl") } else { include_str!("../../shaders/common/lanes_workgroup.wgsl") };
+    let lanes = format!("const NT_MAX: u32 = {}u;\n{lanes}", tune.nt.max(8));
+    let nwr = block_step_bytes(dt).div_ceil(16) as u32;
+    let blocks = repeat_lines(include_str!("../../shaders/common/blocks_words.wgsl"), "$w", nwr + 1, |l, w| l.replace("$w", &w.to_string()));
+    let blocks = repeat_lines(&blocks, "$y", nwr, |l, y| l.replace("$y", &y.to_string()).replace("$z", &(y + 1).to_string()));
+    let blocks = blocks.replace("$f", &dt.name().to_lowercase());
+    let words = format!("{}\n{}\n{lanes}\n{blocks}", super::FORMATS_WGSL, include_str!("../../shaders/common/mm_words.wgsl"));
+    let per_v = |src: &str| repeat_lines(src, "$v", 64, |l, v| l.replace("$v", &v.to_string()));
+    let matvec = repeat_lines(include_str!("../../shaders/matvec_blocks.wgsl"), "$j", j, |l, i| l.replace("$j", &i.to_string()));
+    let gemm = repeat_lines(include_str!("../../shaders/gemm_blocks.wgsl"), "$m", (64 / tune.lanes).max(1), |l, m| l.replace("$m", &m.to_string()));
+    [
+        format!("{words}\nconst J: u32 = {j}u;\n{}", per_v(&matvec)),
+        format!("{words}\nconst NT: u32 = {}u;\nconst S: u32 = {}u;\n{}", tune.nt, tune.streams, expand(&per_v(&gemm), tune.streams, tune.nt)),
+    ]
+}
+
+/// Bytes of a block-format step (256 values: 8 blocks of the 32-value formats, one K-quant).
+fn block_step_bytes(dt: Format) -> usize {
+    dt.block_bytes() * 256 / dt.block_elems()
+}
+
+/// How a block-format kernel covers a row (see shaders/matvec_blocks.wgsl): `spl` lanes share
+/// a row (a power of two), each taking `j` of its 256-value steps per segment; `aligned`:
+/// every step starts on a 16-byte word.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct BlockShape {
+    spl: u32,
+    j: u32,
+    aligned: bool,
+}
+
+impl BlockShape {
+    /// The matvec shape for `m` (rows of `steps` steps): the fewest lane slots per row, with at
+    /// most 4 steps per lane in registers (CPU adapters) or 8; ties go to more lanes per row
+    /// (fewer x registers per lane). Rows too long for that run in segments.
+    fn matvec(k: &Kernels, m: &Matrix) -> Self {
+        let (steps, lanes) = (Self::steps(m), k.tune.lanes);
+        let jmax = if k.tune.xreg { 4 } else { 8 };
+        let mut best: Option<(u32, u32)> = None;
+        for spl in (0..=lanes.trailing_zeros()).rev().map(|s| 1 << s) {
+            let j = steps.div_ceil(spl);
+            if j <= jmax && best.is_none_or(|(bs, bj)| spl * j < bs * bj) {
+                best = Some((spl, j));
+            }
+        }
+        let (spl, j) = best.unwrap_or((lanes, jmax));
+        BlockShape { spl, j, aligned: Self::gemm(m).aligned }
+    }
+
+    fn gemm(m: &Matrix) -> Self {
+        let row_bytes = m.dtype.bytes_for(m.cols).unwrap_or(1);
+        BlockShape { spl: 1, j: 0, aligned: row_bytes % 16 == 0 && block_step_bytes(m.dtype) % 16 == 0 }
+    }
+
+    /// Steps per row.
+    fn steps(m: &Matrix) -> u32 {
+        m.cols.div_ceil(256) as u32
+    }
+
+    fn variant(self) -> u32 {
+        self.j | self.spl.trailing_zeros() << 8 | (self.aligned as u32) << 12
+    }
+}
+
+/// The fast pipeline of `kind` for weights in `dt` (float formats: `j` words per lane per
+/// segment; block formats: `b`), or `None` when it does not build on this adapter (the caller
+/// then uses the generic kernel).
+fn fast_pipeline(k: &Kernels, gpu: &Gpu, kind: Kind, dt: Format, j: u32, b: Option<BlockShape>) -> Option<wgpu::ComputePipeline> {
     let t = k.tune;
     let family = match kind {
         Kind::Matvec | Kind::MatvecGlu => "matvec",
         Kind::Gemm | Kind::GemmGlu => "gemm",
     };
-    let key = Key { family, entry: kind.entry(), format: Some(dt), variant: j };
+    let variant = b.map_or(j, BlockShape::variant);
+    let key = Key { family, entry: kind.entry(), format: Some(dt), variant };
     k.pipeline(gpu, key, || {
-        let [matvec, gemm] = sources(&t);
+        let [matvec, gemm] = match b {
+            Some(b) => block_sources(&t, dt, b.j),
+            None => sources(&t),
+        };
+        let flag = |on: bool| if on { 1.0 } else { 0.0 };
         let mut consts = vec![("LANES", t.lanes as f64)];
+        if let Some(b) = b {
+            consts.push(("ALIGNED", flag(b.aligned)));
+        }
         match kind {
             Kind::Matvec | Kind::MatvecGlu => {
-                consts.extend([("NSG", t.nsg as f64), ("XREG", if t.xreg { 1.0 } else { 0.0 }), ("J", j as f64)]);
+                consts.extend([("NSG", t.nsg as f64), ("XREG", flag(t.xreg))]);
+                match b {
+                    Some(b) => consts.push(("SPL", b.spl as f64)),
+                    None => consts.push(("J", j as f64)),
+                }
                 (matvec, consts)
             }
             Kind::Gemm | Kind::GemmGlu => (gemm, consts),
@@ -248,19 +338,21 @@ fn epw(dt: Format) -> usize {
 }
 
 /// Whether `m` with `a` meets the fast kernels' alignment (see `shaders/common/mm_words.wgsl`).
+/// Block formats need only x's: their kernels read rows of whole blocks from any even byte
+/// (`shaders/common/blocks_words.wgsl`), addressed in u32 bytes.
 fn fast_ok(k: &Kernels, m: &Matrix, a: &Args) -> bool {
-    // block formats (GGUF's) are read element by element by the generic kernel for now
-    if m.dtype.block_elems() > 1 {
-        return false;
+    let x_ok = a.x_off % 4 == 0 && a.x_stride % 4 == 0 && a.x_slot_stride % 4 == 0 && a.x.size() % 16 == 0;
+    if m.dtype.is_block() {
+        return x_ok && m.scale.is_none() && m.chunks.iter().all(|c| c.buf.size() < 1 << 32);
     }
     let e = epw(m.dtype);
     let lanes = k.tune.lanes as usize;
     let scale_ok = m.scale.as_ref().is_none_or(|s| s.block[1] % e == 0);
-    m.cols % e == 0 && (m.cols / e) % lanes == 0 && a.x_off % 4 == 0 && a.x_stride % 4 == 0 && a.x_slot_stride % 4 == 0 && a.x.size() % 16 == 0 && scale_ok
+    m.cols % e == 0 && (m.cols / e) % lanes == 0 && x_ok && scale_ok
 }
 
 /// Words per lane per segment for matvec with x in registers: the largest divisor of the
-/// words each lane reads that fits the register budget.
+/// words each lane reads that fits the register budget (float formats).
 fn matvec_j(k: &Kernels, m: &Matrix) -> u32 {
     if !k.tune.xreg {
         return 1;
@@ -330,7 +422,12 @@ fn glu_items(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, a: &Ar
         && gate.chunks.iter().zip(&up.chunks).all(|(g, u)| (g.r0, g.rows, g.e0, g.e1) == (u.r0, u.rows, u.e0, u.e1));
     if same && !a.accum && fast_ok(k, gate, a) {
         let few = few_items(a);
-        let one_segment = !k.tune.xreg || (gate.cols / epw(gate.dtype)) as u32 / k.tune.lanes == matvec_j(k, gate);
+        let one_segment = if gate.dtype.is_block() {
+            let b = BlockShape::matvec(k, gate);
+            BlockShape::steps(gate) <= b.spl * b.j
+        } else {
+            !k.tune.xreg || (gate.cols / epw(gate.dtype)) as u32 / k.tune.lanes == matvec_j(k, gate)
+        };
         if groups.is_none() && few && one_segment && fast(rec, k, Kind::MatvecGlu, gate, Some(up), a, None) {
             return;
         }
@@ -405,8 +502,10 @@ fn fast_view(
     heads: Option<HeadBlocks>,
 ) -> bool {
     let gpu = rec.gpu();
-    let j = if matches!(kind, Kind::Matvec | Kind::MatvecGlu) { matvec_j(k, m) } else { 0 };
-    let Some(pipeline) = fast_pipeline(k, gpu, kind, m.dtype, j) else {
+    let matvec = matches!(kind, Kind::Matvec | Kind::MatvecGlu);
+    let block = m.dtype.is_block().then(|| if matvec { BlockShape::matvec(k, m) } else { BlockShape::gemm(m) });
+    let j = if matvec && block.is_none() { matvec_j(k, m) } else { 0 };
+    let Some(pipeline) = fast_pipeline(k, gpu, kind, m.dtype, j, block) else {
         return false;
     };
     let t = k.tune;
@@ -416,7 +515,11 @@ fn fast_view(
         x.scale.as_ref().map_or(dummy, |s| &s.buf)
     }
     let n_exp = m.n_mats;
-    let words = (m.cols / epw(m.dtype)) as u32;
+    // 16-byte words per row; bytes per row for the block formats
+    let words = match block {
+        Some(_) => m.dtype.bytes_for(m.cols).unwrap_or(0) as u32,
+        None => (m.cols / epw(m.dtype)) as u32,
+    };
     for (ci, c) in m.chunks.iter().enumerate() {
         // (rows, rows between experts, first row, experts [e0, e1), expert of an item, gemm items)
         let (rows, e_rows, row_base, e0, e1, use_ids, grouped) = match heads {
@@ -424,7 +527,14 @@ fn fast_view(
             None => (c.rows, c.rows, 0, c.e0, c.e1, a.ids.is_some() as u32, groups.is_some() as u32),
         };
         // Enough workgroups to share out, each with enough rows to reuse its x registers.
-        let rpw = if t.xreg { (rows * items).div_ceil(128).clamp(1, 64).min(rows) } else { t.nsg as usize };
+        // Block formats: x (4 bytes a value) outweighs the weights (0.5–1 byte), so fewer,
+        // larger workgroups; a group of lanes runs LANES / spl rows at once.
+        let rpw = match block {
+            Some(_) if t.xreg => (rows * items).div_ceil(block_workgroups()).clamp(1, 512).min(rows),
+            Some(b) => t.nsg as usize * (t.lanes / b.spl) as usize,
+            None if t.xreg => (rows * items).div_ceil(128).clamp(1, 64).min(rows),
+            None => t.nsg as usize,
+        };
         let p = FastParams {
             rows: rows as u32,
             words,
@@ -454,7 +564,12 @@ fn fast_view(
         // The entry points share one body, so the plain ones declare the GLU's second
         // matrix too; they never read it.
         let (w2, s2) = m2.map_or((&k.dummy, &k.dummy), |m2| (&m2.chunks[ci].buf, scale(m2, &k.dummy)));
-        let mut b: Vec<(u32, &wgpu::Buffer)> = vec![(1, &c.buf), (2, scale(m, &k.dummy)), (3, a.x), (5, a.y), (6, w2), (7, s2)];
+        let mut b: Vec<(u32, &wgpu::Buffer)> = vec![(1, &c.buf), (3, a.x), (5, a.y), (6, w2)];
+        match block {
+            // the same weights as u32s, for a chunk's last partial 16-byte word
+            Some(_) => b.extend([(9, &c.buf), (10, w2)]),
+            None => b.extend([(2, scale(m, &k.dummy)), (7, s2)]),
+        }
         let grid = match kind {
             Kind::Matvec | Kind::MatvecGlu => {
                 b.push((4, a.ids.unwrap_or(&k.dummy)));
@@ -577,4 +692,43 @@ pub(super) fn params_layouts() -> [super::Layout; 2] {
             grouped: u32, list_off: u32, e_rows: u32, row_base: u32, _pad: u32
         }),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(label: &str, src: &str) {
+        let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(src)));
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(src)));
+    }
+
+    /// The block kernels the host can expand parse and validate: every block format, steps per
+    /// lane 1..=8, lanes of 4..64 with and without subgroups, the gemm shapes `Tune` allows.
+    #[test]
+    fn every_block_kernel_variant_validates() {
+        for f in Format::ALL.into_iter().filter(|f| f.is_block()) {
+            for (lanes, subgroups, streams, nt) in [(8, true, 8, 8), (8, false, 2, 8), (16, false, 4, 3), (32, true, 2, 32), (4, true, 16, 1), (64, true, 6, 8)] {
+                let tune = Tune { lanes, subgroups, xreg: lanes == 8, nsg: 1, nt, streams, attn_tt: 2 };
+                for j in [1, 3, 8] {
+                    let [matvec, gemm] = block_sources(&tune, f, j);
+                    validate(&format!("{f:?} matvec lanes {lanes} j {j}"), &matvec);
+                    if j == 1 {
+                        validate(&format!("{f:?} gemm lanes {lanes} streams {streams} nt {nt}"), &gemm);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn block_steps_are_256_values() {
+        for f in Format::ALL.into_iter().filter(|f| f.is_block()) {
+            let sb = block_step_bytes(f);
+            assert_eq!(f.bytes_for(256), Some(sb), "{f:?}");
+            assert!(sb.div_ceil(16) <= 17, "{f:?}: a step must fit BW (18 words, one spare)");
+        }
+    }
 }
