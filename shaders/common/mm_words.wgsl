@@ -1,5 +1,7 @@
-// Shared by matvec.wgsl and gemm.wgsl: their params, bindings, and the 16-byte weight word
-// (decoded by formats.wgsl, which the host puts before this file).
+// Shared by matvec.wgsl and gemm.wgsl (and their block-format twins matvec_blocks.wgsl and
+// gemm_blocks.wgsl, which decode with common/blocks_words.wgsl instead): their params,
+// bindings, and the 16-byte weight word (decoded by formats.wgsl, which the host puts before
+// this file).
 //
 // A row of packed weights is read as 16-byte words (vec4<u32>, one wide load) holding EPW
 // elements: 4 F32, 8 BF16/F16 or 16 FP8. The x values a word multiplies are gathered into an
@@ -14,7 +16,7 @@
 
 struct Params {
     rows: u32,          // rows of each matrix held by this chunk
-    words: u32,         // 16-byte words per row
+    words: u32,         // 16-byte words per row (block formats: bytes per row)
     r0: u32,            // first row of the chunk within the matrix
     e0: u32,            // experts [e0, e1) are in this chunk
     e1: u32,

@@ -3,7 +3,10 @@
 //! items: decode) and `shaders/gemm.wgsl` (many items: prefill, routed experts batched per
 //! expert from `moe_group`'s lists). [`dispatch`], [`dispatch_grouped`] and [`glu`] pick the
 //! kernel per call from the item count and the shape; the fast kernels need 16-byte aligned
-//! rows and x, and fall back to the generic one otherwise.
+//! rows and x, and fall back to the generic one otherwise. GGUF's block formats have fast
+//! kernels of their own (`shaders/matvec_blocks.wgsl`, `shaders/gemm_blocks.wgsl`, the decode
+//! in `shaders/common/blocks_words.wgsl`): a lane owns whole 256-value steps of a row, which
+//! may start at any even byte, so they need only x aligned.
 //!
 //! The graph calls [`run`] (dense rows), [`glu`] (dense SwiGLU) and [`routed_swiglu`]
 //! (routed experts); which kernel runs is this module's business.
