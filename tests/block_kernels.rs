@@ -6,18 +6,17 @@
 //! storage bindings. (tests/formats.rs checks the decodes themselves against gguf-py, bit
 //! for bit.) GPU tests: they fail loudly when no adapter exists.
 
+mod common;
+
+use common::{assert_close, gpu_with, rnd, upload};
 use deepseek_wgpu::format::Format;
-use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
+use deepseek_wgpu::gpu::{Gpu, Recorder};
 use deepseek_wgpu::ops::matmul::Out;
 use deepseek_wgpu::ops::mla_absorb::{Absorb, Heads};
 use deepseek_wgpu::ops::*;
 use deepseek_wgpu::tensor::Matrix;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-fn gpu_with(max_binding: Option<u64>) -> Gpu {
-    Gpu::new(&GpuOptions { max_binding_bytes: max_binding, ..Default::default() }).expect("GPU tests need a wgpu adapter (install mesa-vulkan-drivers)")
-}
 
 fn block_formats() -> impl Iterator<Item = Format> {
     Format::ALL.into_iter().filter(|f| f.is_block())
@@ -26,26 +25,6 @@ fn block_formats() -> impl Iterator<Item = Format> {
 /// Columns for `f`: a few whole blocks (7 for the 32-value formats, 2 for the K-quants).
 fn cols_for(f: Format) -> usize {
     if f.block_elems() == 32 { 7 * 32 } else { 2 * 256 }
-}
-
-fn rnd(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
-    (0..n).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale).collect()
-}
-
-fn upload(g: &Gpu, v: &[f32]) -> wgpu::Buffer {
-    g.storage_init("test input", bytemuck::cast_slice(v))
-}
-
-fn assert_close(name: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
-    assert_eq!(got.len(), want.len(), "{name}: length");
-    let mut worst = (0, 0.0f32);
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        let excess = (a - b).abs() - (atol + rtol * b.abs());
-        if excess > worst.1 || a.is_nan() != b.is_nan() {
-            worst = (i, excess.max(f32::MIN_POSITIVE));
-        }
-    }
-    assert!(worst.1 <= 0.0, "{name}: worst at index {}: gpu {} vs ref {}", worst.0, got[worst.0], want[worst.0]);
 }
 
 /// Byte offsets of the f16 scale fields (d, then m / dmin) in a block of `f`.

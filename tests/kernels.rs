@@ -1,9 +1,12 @@
 //! Every WGSL kernel against its CPU reference on random inputs of odd sizes, plus edge cases.
 //! GPU tests: they fail loudly when no adapter exists.
 
+mod common;
+
+use common::{assert_close, gpu_with, rnd, upload};
 use deepseek_wgpu::format::{fp8_e4m3_to_f32, Format as DType};
 use deepseek_wgpu::config::{Scoring, TopK};
-use deepseek_wgpu::gpu::{Gpu, GpuOptions, Recorder};
+use deepseek_wgpu::gpu::{Gpu, Recorder};
 use deepseek_wgpu::ops::mla_absorb::{Absorb, Heads};
 use deepseek_wgpu::ops::moe_gate::Gate;
 use deepseek_wgpu::ops::matmul::Out;
@@ -12,29 +15,6 @@ use deepseek_wgpu::tensor::Matrix;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn gpu_with(max_binding: Option<u64>) -> Gpu {
-    Gpu::new(&GpuOptions { max_binding_bytes: max_binding, ..Default::default() }).expect("GPU tests need a wgpu adapter (install mesa-vulkan-drivers)")
-}
-
-fn rnd(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
-    (0..n).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale).collect()
-}
-
-fn upload(g: &Gpu, v: &[f32]) -> wgpu::Buffer {
-    g.storage_init("test input", bytemuck::cast_slice(v))
-}
-
-fn assert_close(name: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
-    assert_eq!(got.len(), want.len(), "{name}: length");
-    let mut worst = (0, 0.0f32);
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        let excess = (a - b).abs() - (atol + rtol * b.abs());
-        if excess > worst.1 || a.is_nan() != b.is_nan() {
-            worst = (i, excess.max(f32::MIN_POSITIVE));
-        }
-    }
-    assert!(worst.1 <= 0.0, "{name}: worst at index {}: gpu {} vs ref {}", worst.0, got[worst.0], want[worst.0]);
-}
 
 /// Random weights of a dtype: (packed bytes, dequantised-without-scale f32).
 fn weights(rng: &mut StdRng, dt: DType, n: usize) -> (Vec<u8>, Vec<f32>) {

@@ -49,3 +49,32 @@ pub fn rel_err(ours: &[f32], reference: &[f32]) -> f64 {
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_deepseek-wgpu")
 }
+
+/// The GPU the kernel tests run on, optionally with a lowered storage binding limit.
+pub fn gpu_with(max_binding: Option<u64>) -> deepseek_wgpu::gpu::Gpu {
+    use deepseek_wgpu::gpu::{Gpu, GpuOptions};
+    Gpu::new(&GpuOptions { max_binding_bytes: max_binding, ..Default::default() }).expect("GPU tests need a wgpu adapter (install mesa-vulkan-drivers)")
+}
+
+/// `n` uniform values in `[-scale, scale)`.
+pub fn rnd(rng: &mut rand::rngs::StdRng, n: usize, scale: f32) -> Vec<f32> {
+    use rand::Rng;
+    (0..n).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale).collect()
+}
+
+pub fn upload(g: &deepseek_wgpu::gpu::Gpu, v: &[f32]) -> wgpu::Buffer {
+    g.storage_init("test input", bytemuck::cast_slice(v))
+}
+
+/// `|got − want| ≤ atol + rtol·|want|` everywhere; fails with the worst index.
+pub fn assert_close(name: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{name}: length");
+    let mut worst = (0, 0.0f32);
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        let excess = (a - b).abs() - (atol + rtol * b.abs());
+        if excess > worst.1 || a.is_nan() != b.is_nan() {
+            worst = (i, excess.max(f32::MIN_POSITIVE));
+        }
+    }
+    assert!(worst.1 <= 0.0, "{name}: worst at index {}: gpu {} vs ref {}", worst.0, got[worst.0], want[worst.0]);
+}
