@@ -203,7 +203,7 @@ fn mla_absorb_split_block_formats() {
     let k = Kernels::new(&g).unwrap();
     let h = Heads { heads: 3, nope: 64, rope: 6, v: 9, kvl: 256 };
     let t = 4;
-    for f in block_formats().into_iter().filter(|f| 64 % f.block_elems() == 0) {
+    for f in block_formats().filter(|f| 64 % f.block_elems() == 0) {
         let (k_b, kf) = matrix(&g, &mut rng, f, h.heads, h.kvl, h.nope);
         let (v_b, vf) = matrix(&g, &mut rng, f, h.heads, h.v, h.kvl);
         let mut wf = vec![0.0; h.heads * (h.nope + h.v) * h.kvl];
