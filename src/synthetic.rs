@@ -138,7 +138,7 @@ pub fn quant_format(q: Format, cols: usize) -> Option<Format> {
         Format::Q2_K | Format::Q3_K => Format::Q4_0,
         f => f,
     };
-    [q, fallback].into_iter().find(|f| f.is_block() && cols % f.block_elems() == 0)
+    [q, fallback].into_iter().find(|f| f.is_block() && cols.is_multiple_of(f.block_elems()))
 }
 
 /// Every tensor the loader reads for `cfg`, in checkpoint naming.

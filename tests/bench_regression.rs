@@ -66,41 +66,37 @@ fn decode_efficiency_has_not_regressed() {
     );
 }
 
-/// Decode ms per token (best step) of `bench --synthetic r1-shape-ci` with extra arguments.
-fn ci_decode_ms(extra: &[&str]) -> (f64, Value) {
-    let o = Command::new(common::bin())
-        .args(["bench", "--synthetic", "r1-shape-ci", "--prompt-len", "0", "--gen", "6", "--decode-at", "16", "--no-profile", "--json"])
-        .args(extra)
-        .env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()))
-        .output()
-        .expect("run deepseek-wgpu bench");
-    assert!(o.status.success(), "bench {extra:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    let r: Value = serde_json::from_slice(&o.stdout).expect("bench --json prints one JSON object");
-    (r["decode"][0]["best_ms"].as_f64().unwrap_or(f64::INFINITY), r)
-}
-
-/// Q4_K weights make decode faster than BF16 in the same run: bf16 and q4_k alternate (up to 3
-/// pairs, stopping once the floor is met) and the best pair's ratio must exceed 1.5. Measured
-/// 2.26× on r1-shape-ci (lavapipe, 2 shared cores; BENCHMARKS.md, "GGUF block formats"),
-/// where R1's 129280-row head is most of the bytes (132 MB BF16, 37 MB Q4_K). Checks only on
-/// CPU adapters, where the figure was measured.
+/// Q4_K weights make decode faster than BF16: `bench --compare bf16,q4_k` loads both
+/// r1-shape-ci models in one process and alternates their decode steps, so a busy machine
+/// slows both alike; the ratio of best steps must exceed 1.5 in one of up to 3 runs. Measured
+/// 2.3–2.6x (lavapipe, 2 shared cores; BENCHMARKS.md, "GGUF block formats"): R1's 129280-row
+/// head is most of the bytes (132 MB in BF16, 37 MB in Q4_K). Checks only on CPU adapters,
+/// where the figure was measured.
 #[test]
 fn q4_k_decode_beats_bf16() {
     const FLOOR: f64 = 1.5;
     let mut best = 0.0f64;
     let mut cpu = true;
-    for pair in 0..3 {
-        let (bf16, r) = ci_decode_ms(&[]);
-        let (q4k, _) = ci_decode_ms(&["--quant", "q4_k"]);
+    for run in 0..3 {
+        let o = Command::new(common::bin())
+            .args(["bench", "--synthetic", "r1-shape-ci", "--compare", "bf16,q4_k", "--prompt-len", "0", "--gen", "4", "--rounds", "2"])
+            .args(["--decode-at", "16", "--no-profile", "--json"])
+            .env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()))
+            .output()
+            .expect("run deepseek-wgpu bench");
+        assert!(o.status.success(), "bench --compare failed: {}", String::from_utf8_lossy(&o.stderr));
+        let r: Value = serde_json::from_slice(&o.stdout).expect("bench --json prints one JSON object");
         cpu = r["machine"]["device_type"].as_str() == Some("Cpu");
-        eprintln!("pair {pair}: bf16 {bf16:.1} ms, q4_k {q4k:.1} ms per decode token: {:.2}x", bf16 / q4k);
-        best = best.max(bf16 / q4k);
+        let ratio = r["ratios_to_first"][1]["decode_best"].as_f64().unwrap_or(0.0);
+        let ms = |i: usize| 1e3 / r["compare"][i]["decode"]["tokens_per_s"].as_f64().unwrap_or(f64::NAN);
+        eprintln!("run {run}: bf16 {:.1} ms, q4_k {:.1} ms per decode token: {ratio:.2}x", ms(0), ms(1));
+        best = best.max(ratio);
         if best > FLOOR {
             break;
         }
     }
     if cpu {
-        assert!(best > FLOOR, "Q4_K decode is only {best:.2}x as fast as BF16 (floor {FLOOR}x, measured 2.26x); see BENCHMARKS.md");
+        assert!(best > FLOOR, "Q4_K decode is only {best:.2}x as fast as BF16 (floor {FLOOR}x, measured 2.3-2.6x); see BENCHMARKS.md");
     }
 }
 

@@ -182,7 +182,7 @@ fn mla_absorb_split_block_formats() {
     let k = Kernels::new(&g).unwrap();
     let h = Heads { heads: 3, nope: 64, rope: 6, v: 9, kvl: 256 };
     let t = 4;
-    for f in block_formats().into_iter().filter(|f| 64 % f.block_elems() == 0) {
+    for f in block_formats().filter(|f| 64 % f.block_elems() == 0) {
         let (k_b, kf) = matrix(&g, &mut rng, f, h.heads, h.kvl, h.nope);
         let (v_b, vf) = matrix(&g, &mut rng, f, h.heads, h.v, h.kvl);
         let mut wf = vec![0.0; h.heads * (h.nope + h.v) * h.kvl];
@@ -404,9 +404,9 @@ fn glu_and_grouped_experts_block_formats() {
     }
 }
 
-/// The workgroup-memory lane exchange (adapters without subgroups) and gemm shapes other
-/// adapters get (2 rows per lane over tiles of 3 items; 4 rows over tiles of 16), on the
-/// formats of a Q4_K_M file. (Without subgroups the small shape only: lavapipe compiles
+/// The workgroup-memory lane exchange (adapters without subgroups), gemm shapes other
+/// adapters get (2 rows per lane over tiles of 3 items; 4 rows over tiles of 16) and a GPU's
+/// matvec shape, on the formats of a Q4_K_M file. (Without subgroups the small shape only: lavapipe compiles
 /// barriers as coroutines, which takes it a minute for the default shape's gemm_glu.)
 #[test]
 fn block_kernels_without_subgroups_and_other_shapes() {
@@ -426,6 +426,17 @@ fn block_kernels_without_subgroups_and_other_shapes() {
     fast_dense(&g, &shaped(&g, 4, 16), 41, &formats);
     let g = gpu_for_pools(Format::Q4_K);
     glu_and_grouped(&g, &shaped(&g, 4, 16), 60, Format::Q4_K);
+    // A GPU's matvec: x read where it is used (no registers), 4 groups of lanes per workgroup.
+    for subgroups in [true, false] {
+        let mut g = gpu_for_pools(Format::Q8_0);
+        if !subgroups {
+            g.features.remove(wgpu::Features::SUBGROUP);
+        }
+        let k0 = Kernels::new(&g).unwrap();
+        let k = Kernels::with_tune(&g, matmul::Tune { xreg: false, nsg: 4, streams: 2, nt: 3, ..k0.tune() }).unwrap();
+        fast_dense(&g, &k, 70, &formats);
+        glu_and_grouped(&g, &k, 71, Format::Q8_0);
+    }
 }
 
 /// llama.cpp's split kv_b in block formats through the fast per-head kernels: W_UK transposed

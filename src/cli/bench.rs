@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use deepseek_wgpu::checkpoint::Checkpoint;
+use deepseek_wgpu::config::ModelConfig;
 use deepseek_wgpu::format::Format;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, Profile, Tuning};
 use deepseek_wgpu::model::{KvCache, LoadOptions, LogitsMode, Model, Sample};
@@ -31,6 +33,14 @@ pub struct Args {
     /// q6_k, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q5_k); embedding, norms and router stay BF16
     #[arg(long, conflicts_with = "model", value_parser = parse_quant)]
     pub quant: Option<Format>,
+    /// compare weight formats of the synthetic model in one process (e.g. bf16,q4_k,q8_0):
+    /// every model is loaded, then their prefills and decode steps alternate, so that a
+    /// busy machine slows each alike; reports ratios to the first
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["model", "quant"])]
+    pub compare: Vec<String>,
+    /// --compare: rounds (each a prefill and --gen decode steps of every model, alternating)
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// prompt length of the prefill measurement (0 = skip)
     #[arg(long, default_value_t = 512)]
     pub prompt_len: usize,
@@ -72,6 +82,9 @@ pub fn run(a: Args) -> Result<()> {
         bail!("--gen 0 times no decode step; give at least 1 (the default is 16)");
     }
     let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: a.max_binding_kib.map(|k| k * 1024), tuning: Tuning::from_env() })?);
+    if !a.compare.is_empty() {
+        return compare(&a, gpu);
+    }
     let max_point = a.decode_at.iter().copied().max().unwrap_or(0);
     let max_ctx = (a.prompt_len.max(max_point) + a.gen + 8).max(64);
     let say = |msg: &str| {
@@ -79,65 +92,15 @@ pub fn run(a: Args) -> Result<()> {
             eprintln!("{msg}");
         }
     };
-    let (name, cfg, ck) = match (&a.model, &a.synthetic) {
-        (Some(dir), _) => {
+    let (name, cfg, ck) = match &a.model {
+        Some(dir) => {
             let (cfg, ck) = deepseek_wgpu::model::open(dir)?;
             (dir.display().to_string(), cfg, ck)
         }
-        (None, s) => {
-            let name = s.clone().unwrap_or_else(|| "r1-shape-small".into());
-            let cfg = deepseek_wgpu::synthetic::config(&name)?;
-            // The random weights are built in host memory before the upload; on a CPU adapter
-            // the upload is host memory too. Refuse before allocating rather than be killed.
-            let bytes = match a.quant {
-                Some(q) => deepseek_wgpu::synthetic::quant_checkpoint_bytes(&cfg, q),
-                None => deepseek_wgpu::synthetic::checkpoint_bytes(&cfg),
-            };
-            let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
-            let need = bytes * if cpu { 2 } else { 1 };
-            if let Some(avail) = a.host_memory_mib.map(|m| m << 20).or_else(deepseek_wgpu::model::host_available_memory) {
-                if need > avail {
-                    bail!(
-                        "{name} needs {:.1} GB of host memory ({:.1} GB of random weights built in memory{}), but {:.1} GB is available. \
-                         Use a smaller shape (r1-shape-small: {:.1} GB, r1-shape-ci: {:.1} GB) or a machine with more memory.",
-                        need as f64 / 1e9,
-                        bytes as f64 / 1e9,
-                        if cpu { ", and as much again for the CPU adapter's copy" } else { "" },
-                        avail as f64 / 1e9,
-                        deepseek_wgpu::synthetic::config("r1-shape-small").map_or(0, |c| deepseek_wgpu::synthetic::checkpoint_bytes(&c)) as f64 / 1e9,
-                        deepseek_wgpu::synthetic::config("r1-shape-ci").map_or(0, |c| deepseek_wgpu::synthetic::checkpoint_bytes(&c)) as f64 / 1e9,
-                    );
-                }
-            }
-            let what = a.quant.map_or("BF16".to_string(), |q| format!("{} (projections and experts)", q.name()));
-            say(&format!("building {name} ({:.2} GB of random {what} weights)", bytes as f64 / 1e9));
-            let ck = match a.quant {
-                Some(q) => deepseek_wgpu::synthetic::quant_checkpoint(&cfg, a.seed, q)?,
-                None => deepseek_wgpu::synthetic::checkpoint(&cfg, a.seed)?,
-            };
-            let name = match a.quant {
-                Some(q) => format!("synthetic:{name} --quant {}", q.name().to_lowercase()),
-                None => format!("synthetic:{name}"),
-            };
-            (name, cfg, ck)
-        }
+        None => synthetic_checkpoint(&a, &gpu, a.quant, 1)?,
     };
     say("uploading");
-    let t0 = Instant::now();
-    let model = Model::from_checkpoint(gpu.clone(), cfg, &ck, &LoadOptions { max_ctx, ..LoadOptions::default() }, &mut |_| {})
-        .with_context(|| format!("loading {name}"))?;
-    // Bytes per weight format (a quantized model keeps some tensors BF16 or falls back).
-    let mut by_format: std::collections::BTreeMap<u32, (Format, usize, u64)> = Default::default();
-    for n in ck.names() {
-        if let (Some(t), Ok(b)) = (ck.get(n), ck.bytes(n)) {
-            let e = by_format.entry(t.dtype.wgsl_id()).or_insert((t.dtype, 0, 0));
-            e.1 += 1;
-            e.2 += b.len() as u64;
-        }
-    }
-    let weight_formats: Vec<Value> = by_format.values().map(|(f, n, b)| json!({"format": f.name(), "tensors": n, "bytes": b})).collect();
-    drop(ck);
-    let load_s = t0.elapsed().as_secs_f64();
+    let Loaded { model, weight_formats, load_s } = load(&gpu, &name, cfg, ck, max_ctx)?;
 
     say("measuring the memory roofline");
     let roof = roofline(&gpu)?;
@@ -236,6 +199,223 @@ pub fn run(a: Args) -> Result<()> {
         println!("{report}");
     } else {
         print_report(&report);
+    }
+    Ok(())
+}
+
+/// A synthetic model's name, config and in-memory checkpoint (BF16, or `quant`), after
+/// checking that the host holds it `copies` times over (`bench --compare` keeps several).
+fn synthetic_checkpoint(a: &Args, gpu: &Gpu, quant: Option<Format>, copies: u64) -> Result<(String, ModelConfig, Checkpoint)> {
+    let name = a.synthetic.clone().unwrap_or_else(|| "r1-shape-small".into());
+    let cfg = deepseek_wgpu::synthetic::config(&name)?;
+    // The random weights are built in host memory before the upload; on a CPU adapter the
+    // upload is host memory too. Refuse before allocating rather than be killed.
+    let bytes = match quant {
+        Some(q) => deepseek_wgpu::synthetic::quant_checkpoint_bytes(&cfg, q),
+        None => deepseek_wgpu::synthetic::checkpoint_bytes(&cfg),
+    };
+    let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    let need = bytes * if cpu { 2 } else { 1 } * copies;
+    if let Some(avail) = a.host_memory_mib.map(|m| m << 20).or_else(deepseek_wgpu::model::host_available_memory) {
+        if need > avail {
+            bail!(
+                "{name} needs {:.1} GB of host memory ({:.1} GB of random weights built in memory{}{}), but {:.1} GB is available. \
+                 Use a smaller shape (r1-shape-small: {:.1} GB, r1-shape-ci: {:.1} GB) or a machine with more memory.",
+                need as f64 / 1e9,
+                bytes as f64 / 1e9,
+                if cpu { ", and as much again for the CPU adapter's copy" } else { "" },
+                if copies > 1 { format!(", for each of {copies} models") } else { String::new() },
+                avail as f64 / 1e9,
+                deepseek_wgpu::synthetic::config("r1-shape-small").map_or(0, |c| deepseek_wgpu::synthetic::checkpoint_bytes(&c)) as f64 / 1e9,
+                deepseek_wgpu::synthetic::config("r1-shape-ci").map_or(0, |c| deepseek_wgpu::synthetic::checkpoint_bytes(&c)) as f64 / 1e9,
+            );
+        }
+    }
+    let what = quant.map_or("BF16".to_string(), |q| format!("{} (projections and experts)", q.name()));
+    if !a.json {
+        eprintln!("building {name} ({:.2} GB of random {what} weights)", bytes as f64 / 1e9);
+    }
+    let ck = match quant {
+        Some(q) => deepseek_wgpu::synthetic::quant_checkpoint(&cfg, a.seed, q)?,
+        None => deepseek_wgpu::synthetic::checkpoint(&cfg, a.seed)?,
+    };
+    let name = match quant {
+        Some(q) => format!("synthetic:{name} --quant {}", q.name().to_lowercase()),
+        None => format!("synthetic:{name}"),
+    };
+    Ok((name, cfg, ck))
+}
+
+struct Loaded {
+    model: Model,
+    /// bytes per weight format (a quantized model keeps some tensors BF16 or falls back)
+    weight_formats: Vec<Value>,
+    load_s: f64,
+}
+
+fn load(gpu: &Arc<Gpu>, name: &str, cfg: ModelConfig, ck: Checkpoint, max_ctx: usize) -> Result<Loaded> {
+    let t0 = Instant::now();
+    let model = Model::from_checkpoint(gpu.clone(), cfg, &ck, &LoadOptions { max_ctx, ..LoadOptions::default() }, &mut |_| {})
+        .with_context(|| format!("loading {name}"))?;
+    let mut by_format: std::collections::BTreeMap<u32, (Format, usize, u64)> = Default::default();
+    for n in ck.names() {
+        if let (Some(t), Ok(b)) = (ck.get(n), ck.bytes(n)) {
+            let e = by_format.entry(t.dtype.wgsl_id()).or_insert((t.dtype, 0, 0));
+            e.1 += 1;
+            e.2 += b.len() as u64;
+        }
+    }
+    let weight_formats = by_format.values().map(|(f, n, b)| json!({"format": f.name(), "tensors": n, "bytes": b})).collect();
+    drop(ck);
+    Ok(Loaded { model, weight_formats, load_s: t0.elapsed().as_secs_f64() })
+}
+
+/// `--compare`: several weight formats of one synthetic shape in one process. After one
+/// warm-up prefill and two decode steps each (kernels compile on first use), `rounds` rounds
+/// each time one prefill of every model, and the decode steps (at the first --decode-at
+/// context, `gen` per round) alternate model by model, the order rotating, so that a shared
+/// machine's load falls on every model alike. Best and median tok/s per model, and their
+/// ratios to the first model.
+fn compare(a: &Args, gpu: Arc<Gpu>) -> Result<()> {
+    let quants: Vec<Option<Format>> = a
+        .compare
+        .iter()
+        .map(|s| if s.eq_ignore_ascii_case("bf16") { Ok(None) } else { parse_quant(s).map(Some).map_err(|e| anyhow::anyhow!("--compare {s}: {e}")) })
+        .collect::<Result<_>>()?;
+    let (rounds, n) = (a.rounds.max(1), quants.len());
+    let ctx = a.decode_at.first().copied().unwrap_or(16);
+    let max_ctx = (a.prompt_len.max(ctx + a.gen * rounds + 2) + 8).max(64);
+    let mut models = Vec::new();
+    for q in &quants {
+        let (name, cfg, ck) = synthetic_checkpoint(a, &gpu, *q, n as u64)?;
+        models.push((name.clone(), load(&gpu, &name, cfg, ck, max_ctx)?));
+    }
+    let say = |msg: &str| {
+        if !a.json {
+            eprintln!("{msg}");
+        }
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ 0x70c3);
+    let vocab = models[0].1.model.cfg.vocab as u32;
+    let prompt: Vec<u32> = (0..a.prompt_len).map(|_| rng.random_range(0..vocab)).collect();
+    let greedy = Sample { filter: Filter::greedy(), u: 0.5, penalty_ids: &[] };
+    let order = |r: usize| (0..n).map(move |i| (i + r) % n);
+
+    // Prefill: one per model per round (after a warm-up each).
+    let mut prefill_s = vec![Vec::new(); n];
+    if a.prompt_len > 0 {
+        say(&format!("prefill of {} tokens, {rounds} rounds", a.prompt_len));
+        for r in 0..=rounds {
+            for i in order(r) {
+                let m = &models[i].1.model;
+                let mut cache = m.new_cache(max_ctx)?;
+                let t = Instant::now();
+                m.forward(&mut cache, &prompt, LogitsMode::Last)?;
+                if r > 0 {
+                    prefill_s[i].push(t.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+
+    // Decode: steps alternate model by model.
+    say(&format!("decode at context {ctx}, {} steps per model", a.gen * rounds));
+    let mut caches = Vec::new();
+    let mut toks = Vec::new();
+    for (_, l) in &models {
+        let mut cache = l.model.new_cache(max_ctx)?;
+        fill_cache(&gpu, &l.model, &mut cache, ctx, &mut rng);
+        caches.push(cache);
+        toks.push(rng.random_range(0..vocab));
+    }
+    let (mut step_s, mut cores) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    for s in 0..a.gen * rounds + 2 {
+        for i in order(s) {
+            let (t, c0) = (Instant::now(), process_cpu_s());
+            let out = models[i].1.model.forward_sampled(&mut caches[i], &[toks[i]], LogitsMode::None, Some(&greedy))?;
+            let dt = t.elapsed().as_secs_f64();
+            toks[i] = out.token.unwrap_or(0);
+            // The first two steps of each warm caches and lazily built state.
+            if s >= 2 {
+                step_s[i].push(dt);
+                cores[i].push((process_cpu_s() - c0) / dt);
+            }
+        }
+    }
+
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut rows = Vec::new();
+    for (i, (name, l)) in models.iter().enumerate() {
+        let m = &l.model;
+        let bytes = m.decode_weight_bytes() + ((ctx + 1) * m.cfg.n_layers * m.cfg.cache_dim() * 4) as u64;
+        let (decode_profile, prefill_profile) = if a.no_profile {
+            (None, None)
+        } else {
+            let d = profiled(&gpu, || m.forward_sampled(&mut caches[i], &[toks[i]], LogitsMode::None, Some(&greedy)).map(|_| ()))?;
+            let mut cache = m.new_cache(max_ctx)?;
+            let p = if a.prompt_len > 0 { profiled(&gpu, || m.forward(&mut cache, &prompt, LogitsMode::Last).map(|_| ()))? } else { None };
+            (d, p)
+        };
+        let tok = |s: f64| a.prompt_len as f64 / s;
+        rows.push(json!({
+            "model": name, "weight_bytes_total": m.weight_bytes, "weight_formats": l.weight_formats, "load_s": l.load_s,
+            "decode": {
+                "ctx": ctx, "steps": step_s[i].len(), "bytes_per_token": bytes,
+                "tokens_per_s": 1.0 / best(&step_s[i]), "median_tokens_per_s": 1.0 / median(&step_s[i]),
+                "cores_used": median(&cores[i]),
+                "profile": decode_profile.as_ref().map(profile_json),
+            },
+            "prefill": if a.prompt_len > 0 { json!({
+                "tokens": a.prompt_len, "rounds_s": prefill_s[i],
+                "tokens_per_s": tok(best(&prefill_s[i])), "median_tokens_per_s": tok(median(&prefill_s[i])),
+                "profile": prefill_profile.as_ref().map(profile_json),
+            }) } else { Value::Null },
+        }));
+    }
+    let ratio = |r: &Value, k: &str, f: &str| r[k][f].as_f64().zip(rows[0][k][f].as_f64()).map(|(x, y)| x / y);
+    let ratios: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "model": r["model"],
+                "decode_best": ratio(r, "decode", "tokens_per_s"), "decode_median": ratio(r, "decode", "median_tokens_per_s"),
+                "prefill_best": ratio(r, "prefill", "tokens_per_s"), "prefill_median": ratio(r, "prefill", "median_tokens_per_s"),
+                // prefill per round, against the first model's prefill of the same round
+                "prefill_rounds": r["prefill"]["rounds_s"].as_array().map(|v| v.iter().zip(prefill_s[0].iter()).map(|(x, y)| y / x.as_f64().unwrap_or(f64::NAN)).collect::<Vec<_>>()),
+            })
+        })
+        .collect();
+    let report = json!({"compare": rows, "ratios_to_first": ratios, "rounds": rounds, "machine": machine(&gpu)});
+    if a.json {
+        println!("{report}");
+        return Ok(());
+    }
+    let m = &report["machine"];
+    println!("adapter {} ({}), {} cores; {rounds} rounds, alternating", m["adapter"].as_str().unwrap_or("?"), m["device_type"].as_str().unwrap_or("?"), m["cores"]);
+    println!("{:<44} {:>10} {:>10} {:>10} {:>10} {:>9} {:>7} {:>7}", "model", "MB/token", "decode", "(median)", "prefill", "(median)", "cores", "x dec");
+    for (r, q) in rows.iter().zip(&ratios) {
+        println!(
+            "{:<44} {:>10.1} {:>10.2} {:>10.2} {:>10.1} {:>9.1} {:>7.2} {:>7.2}",
+            r["model"].as_str().unwrap_or("?"),
+            r["decode"]["bytes_per_token"].as_f64().unwrap_or(0.0) / 1e6,
+            r["decode"]["tokens_per_s"].as_f64().unwrap_or(0.0),
+            r["decode"]["median_tokens_per_s"].as_f64().unwrap_or(0.0),
+            r["prefill"]["tokens_per_s"].as_f64().unwrap_or(0.0),
+            r["prefill"]["median_tokens_per_s"].as_f64().unwrap_or(0.0),
+            r["decode"]["cores_used"].as_f64().unwrap_or(0.0),
+            q["decode_best"].as_f64().unwrap_or(0.0),
+        );
+    }
+    for r in &rows {
+        println!("\n{} decode:", r["model"].as_str().unwrap_or("?"));
+        print_profile(&r["decode"]["profile"]);
+        println!("{} prefill:", r["model"].as_str().unwrap_or("?"));
+        print_profile(&r["prefill"]["profile"]);
     }
     Ok(())
 }

@@ -273,7 +273,7 @@ impl BlockShape {
 
     fn gemm(m: &Matrix) -> Self {
         let row_bytes = m.dtype.bytes_for(m.cols).unwrap_or(1);
-        BlockShape { spl: 1, j: 0, aligned: row_bytes % 16 == 0 && block_step_bytes(m.dtype) % 16 == 0 }
+        BlockShape { spl: 1, j: 0, aligned: row_bytes.is_multiple_of(16) && block_step_bytes(m.dtype).is_multiple_of(16) }
     }
 
     /// Steps per row.
@@ -344,14 +344,14 @@ fn epw(dt: Format) -> usize {
 /// Block formats need only x's: their kernels read rows of whole blocks from any even byte
 /// (`shaders/common/blocks_words.wgsl`), addressed in u32 bytes.
 fn fast_ok(k: &Kernels, m: &Matrix, a: &Args) -> bool {
-    let x_ok = a.x_off % 4 == 0 && a.x_stride % 4 == 0 && a.x_slot_stride % 4 == 0 && a.x.size() % 16 == 0;
+    let x_ok = a.x_off.is_multiple_of(4) && a.x_stride.is_multiple_of(4) && a.x_slot_stride.is_multiple_of(4) && a.x.size().is_multiple_of(16);
     if m.dtype.is_block() {
         return x_ok && m.scale.is_none() && m.chunks.iter().all(|c| c.buf.size() < 1 << 32);
     }
     let e = epw(m.dtype);
     let lanes = k.tune.lanes as usize;
     let scale_ok = m.scale.as_ref().is_none_or(|s| s.block[1] % e == 0);
-    m.cols % e == 0 && (m.cols / e) % lanes == 0 && x_ok && scale_ok
+    m.cols.is_multiple_of(e) && (m.cols / e).is_multiple_of(lanes) && x_ok && scale_ok
 }
 
 /// Words per lane per segment for matvec with x in registers: the largest divisor of the
@@ -362,7 +362,7 @@ fn matvec_j(k: &Kernels, m: &Matrix) -> u32 {
     }
     let per_lane = (m.cols / epw(m.dtype)) as u32 / k.tune.lanes;
     let max = if m.dtype == Format::F8E4M3 { 8 } else { 16 };
-    (1..=max.min(per_lane)).rev().find(|j| per_lane % j == 0).unwrap_or(1)
+    (1..=max.min(per_lane)).rev().find(|j| per_lane.is_multiple_of(*j)).unwrap_or(1)
 }
 
 /// Few enough items for matvec (each item re-reads the weights).
