@@ -5,10 +5,11 @@
 // 4 = Q8_0, 5 = Q4_0, 6 = Q4_1, 7 = Q5_0, 8 = Q5_1, 9 = Q2_K, 10 = Q3_K, 11 = Q4_K, 12 = Q5_K,
 // 13 = Q6_K). The vector forms decode one value from each component of a vec4<u32> (one
 // 16-byte word), which is how the fast kernels read; the scalar forms serve kernels that
-// gather single values. The block formats have no word form (the fast kernels refuse them)
-// and are decoded per element in weights.wgsl, which reads bytes of the gathering kernels'
-// `w: array<u32>` (the fast kernels declare `w` as 16-byte words, so this file, which they
-// include too, cannot read it).
+// gather single values. The block formats have no word form here: the gathering kernels decode
+// them per element in weights.wgsl, and the fast block kernels step by step in
+// blocks_words.wgsl (with the same operations). weights.wgsl reads bytes of the gathering
+// kernels' `w: array<u32>` (the fast kernels declare `w` as 16-byte words, so this file, which
+// they include too, cannot read it).
 
 // BF16 in the low 16 bits of each component.
 fn bf16_lo(u: vec4<u32>) -> vec4<f32> {

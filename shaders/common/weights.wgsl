@@ -5,7 +5,8 @@
 //
 // GGUF's block formats (WDT 4..13) are decoded here rather than in formats.wgsl because they
 // read single bytes of `w`, which only these kernels bind as array<u32> (matvec/gemm bind
-// 16-byte words and never see block formats). Each decode takes the byte offset `b` of its
+// 16-byte words; their block-format forms, matvec_blocks/gemm_blocks, decode whole steps with
+// the same operations in common/blocks_words.wgsl). Each decode takes the byte offset `b` of its
 // block in `w` and the element `j` within it, and computes the same f32 operations in the
 // same order as the CPU reference (src/format/blocks.rs, after gguf-py's quants.py), so the
 // results are bit-identical. Every product in them is exact in f32 (an f16 scale times small

@@ -108,7 +108,7 @@ impl Format {
 
     /// Values in one 16-byte word (the unit the fast kernels load): 4, 8 or 16 for the float
     /// formats. Meaningless for block formats (a word holds no whole number of their values;
-    /// the fast kernels refuse them, see `ops::matmul`): 0.
+    /// their fast kernels walk 256-value steps instead, see `shaders/matvec_blocks.wgsl`): 0.
     pub fn word_elems(self) -> usize {
         if self.is_block() {
             return 0;
