@@ -22,6 +22,7 @@
 //   combine  merges the splits of each (token, head): Grid x = H, y = n_tok; 64 threads.
 //
 // Params are read from a storage buffer (see common/mm_words.wgsl for why, on lavapipe).
+// The host prepends common/attn.wgsl (NEG, the workgroup reductions, combine_splits).
 
 struct Params {
     heads: u32,
@@ -50,104 +51,41 @@ struct Params {
 
 var<private> p: Params;
 
-const MAXC: u32 = 16u; // kvl / 64 values of the output per thread (main)
-var<workgroup> prob: array<f32, 64>;
-var<workgroup> red_m: array<f32, 64>;
-var<workgroup> red_s: array<f32, 64>;
+// This workgroup's query (main): q_lat and q_pe offsets.
+var<private> qlb: u32;
+var<private> qpb: u32;
+
+fn key_score(s: u32) -> f32 {
+    let kb = s * (p.kvl + p.rope);
+    var d = 0.0;
+    for (var c = 0u; c < p.kvl; c++) {
+        d += q_lat[qlb + c] * cache[kb + c];
+    }
+    for (var r = 0u; r < p.rope; r++) {
+        d += q[qpb + r] * cache[kb + p.kvl + r];
+    }
+    return d * p.scale;
+}
+
+fn key_value(s: u32, c: u32) -> f32 {
+    return cache[s * (p.kvl + p.rope) + c];
+}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     p = params;
     let h = wg.x;
     let t = wg.y;
-    let cd = p.kvl + p.rope;
-    let n_keys = p.pos0 + t + 1u;
-    let qlb = (t * p.heads + h) * p.kvl;
-    let qpb = t * p.q_stride + h * p.qk + p.nope;
-    var acc: array<f32, MAXC>;
-    var m = -3.0e38;
-    var l = 0.0;
-    for (var base = 0u; base < n_keys; base += 64u) {
-        let s = base + li;
-        var score = -3.0e38;
-        if s < n_keys {
-            let kb = s * cd;
-            var d = 0.0;
-            for (var c = 0u; c < p.kvl; c++) {
-                d += q_lat[qlb + c] * cache[kb + c];
-            }
-            for (var r = 0u; r < p.rope; r++) {
-                d += q[qpb + r] * cache[kb + p.kvl + r];
-            }
-            score = d * p.scale;
-        }
-        red_m[li] = score;
-        workgroupBarrier();
-        for (var st = 32u; st > 0u; st >>= 1u) {
-            if li < st {
-                red_m[li] = max(red_m[li], red_m[li + st]);
-            }
-            workgroupBarrier();
-        }
-        let new_m = max(m, red_m[0]);
-        let pr = select(0.0, exp(score - new_m), s < n_keys);
-        prob[li] = pr;
-        red_s[li] = pr;
-        workgroupBarrier();
-        for (var st = 32u; st > 0u; st >>= 1u) {
-            if li < st {
-                red_s[li] += red_s[li + st];
-            }
-            workgroupBarrier();
-        }
-        let corr = exp(m - new_m);
-        l = l * corr + red_s[0];
-        m = new_m;
-        let nk = min(64u, n_keys - base);
-        for (var j = 0u; j < MAXC; j++) {
-            let c = li + 64u * j;
-            if c < p.kvl {
-                var a = acc[j] * corr;
-                for (var k = 0u; k < nk; k++) {
-                    a += prob[k] * cache[(base + k) * cd + c];
-                }
-                acc[j] = a;
-            }
-        }
-        workgroupBarrier();
-    }
-    for (var j = 0u; j < MAXC; j++) {
-        let c = li + 64u * j;
-        if c < p.kvl {
-            out[qlb + c] = acc[j] / l;
-        }
-    }
+    qlb = (t * p.heads + h) * p.kvl;
+    qpb = t * p.q_stride + h * p.qk + p.nope;
+    attend_portable(p.pos0 + t + 1u, p.kvl, qlb, li);
 }
-
-const NEG: f32 = -3.0e38;
 
 @compute @workgroup_size(64)
 fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     p = params;
     let h = wg.x;
     let t = wg.y;
-    let stride = p.heads * (p.kvl + 2u);
     let b0 = (t * p.n_splits * p.heads + h) * (p.kvl + 2u);
-    var mx = NEG;
-    for (var s = 0u; s < p.n_splits; s++) {
-        mx = max(mx, part[b0 + s * stride + p.kvl]);
-    }
-    var total = 0.0;
-    for (var s = 0u; s < p.n_splits; s++) {
-        let b = b0 + s * stride;
-        total += part[b + p.kvl + 1u] * exp(part[b + p.kvl] - mx);
-    }
-    for (var c = li; c < p.kvl; c += 64u) {
-        var acc = 0.0;
-        for (var s = 0u; s < p.n_splits; s++) {
-            let b = b0 + s * stride;
-            acc += part[b + c] * exp(part[b + p.kvl] - mx);
-        }
-        out[(t * p.heads + h) * p.kvl + c] = acc / total;
-    }
+    combine_splits(b0, p.heads * (p.kvl + 2u), p.kvl, (t * p.heads + h) * p.kvl, li);
 }

@@ -153,27 +153,64 @@ fn rmsnorm_strided_rows() {
     }
 }
 
+/// Rope on rows of `heads` heads of `hs` values whose rotary part is columns `off .. off + rope_d`.
+#[allow(clippy::too_many_arguments)]
+fn rope_gpu(g: &Gpu, k: &Kernels, x: &[f32], table: &[[f32; 2]], t: usize, heads: usize, hs: usize, off: usize, rope_d: usize, pos0: usize, pairs: rope::Pairs) -> Vec<f32> {
+    let xb = upload(g, x);
+    let tb = g.storage_init("table", bytemuck::cast_slice(table));
+    let mut rec = Recorder::new(g);
+    rope::run(&mut rec, k, &tb, Rows::new(&xb, heads * hs, t).cols(off, rope_d), heads, hs, pos0, pairs);
+    rec.submit("test").unwrap();
+    g.read_f32(&xb, 0, x.len() as u64).unwrap()
+}
+
 #[test]
-fn rope_rotates_interleaved_pairs() {
+fn rope_rotates_interleaved_and_half_split_pairs() {
     let mut rng = StdRng::seed_from_u64(5);
     let g = gpu_with(None);
     let k = Kernels::new(&g).unwrap();
     let (t, heads, nope, rope_d, pos0) = (3, 5, 7, 10, 11);
     let hs = nope + rope_d;
-    let x = rnd(&mut rng, t * heads * hs, 1.0);
-    let table: Vec<[f32; 2]> = (0..(pos0 + t) * rope_d / 2).map(|_| [rng.random(), rng.random()]).collect();
-    let xb = upload(&g, &x);
-    let tb = g.storage_init("table", bytemuck::cast_slice(&table));
-    let mut rec = Recorder::new(&g);
-    rope::run(&mut rec, &k, &tb, Rows::new(&xb, heads * hs, t).cols(nope, rope_d), heads, hs, pos0);
-    rec.submit("test").unwrap();
-    let got = g.read_f32(&xb, 0, x.len() as u64).unwrap();
-    let mut want = x.clone();
-    for ti in 0..t {
-        let cs = &table[(pos0 + ti) * rope_d / 2..][..rope_d / 2];
-        rope::reference(&mut want[ti * heads * hs..][..heads * hs], heads, hs, nope, cs);
+    for pairs in [rope::Pairs::Interleaved, rope::Pairs::HalfSplit] {
+        let x = rnd(&mut rng, t * heads * hs, 1.0);
+        let table: Vec<[f32; 2]> = (0..(pos0 + t) * rope_d / 2).map(|_| [rng.random(), rng.random()]).collect();
+        let got = rope_gpu(&g, &k, &x, &table, t, heads, hs, nope, rope_d, pos0, pairs);
+        let mut want = x.clone();
+        for ti in 0..t {
+            let cs = &table[(pos0 + ti) * rope_d / 2..][..rope_d / 2];
+            rope::reference(&mut want[ti * heads * hs..][..heads * hs], heads, hs, nope, cs, pairs);
+        }
+        assert_close(&format!("rope {pairs:?}"), &got, &want, 1e-6, 1e-5);
     }
-    assert_close("rope", &got, &want, 1e-6, 1e-5);
+}
+
+/// Half-split rope on whole heads (Qwen3: the rotary dim is the head dim) against the textbook
+/// form written out here, independently of `rope::reference`: transformers'
+/// `q·cos + rotate_half(q)·sin` with `cos = cat(cos(p·f), cos(p·f))`, `rotate_half(x) = cat(−x₂, x₁)`,
+/// `f_i = θ^(−2i/d)`.
+#[test]
+fn rope_half_split_is_rotate_half() {
+    let mut rng = StdRng::seed_from_u64(55);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    let (t, heads, d, pos0, theta) = (4, 3, 16, 1000, 1_000_000.0f64);
+    let x = rnd(&mut rng, t * heads * d, 1.0);
+    let freq = |i: usize| (1.0 / theta.powf((2 * i) as f64 / d as f64)) as f32;
+    let table: Vec<[f32; 2]> = (0..pos0 + t).flat_map(|p| (0..d / 2).map(move |i| [(p as f32 * freq(i)).cos(), (p as f32 * freq(i)).sin()])).collect();
+    let got = rope_gpu(&g, &k, &x, &table, t, heads, d, 0, d, pos0, rope::Pairs::HalfSplit);
+    let mut want = vec![0.0; x.len()];
+    for ti in 0..t {
+        for h in 0..heads {
+            let head = &x[(ti * heads + h) * d..][..d];
+            let cos: Vec<f32> = (0..d).map(|j| ((pos0 + ti) as f32 * freq(j % (d / 2))).cos()).collect();
+            let sin: Vec<f32> = (0..d).map(|j| ((pos0 + ti) as f32 * freq(j % (d / 2))).sin()).collect();
+            let rotated: Vec<f32> = (0..d).map(|j| if j < d / 2 { -head[j + d / 2] } else { head[j - d / 2] }).collect();
+            for j in 0..d {
+                want[(ti * heads + h) * d + j] = head[j] * cos[j] + rotated[j] * sin[j];
+            }
+        }
+    }
+    assert_close("rope half split vs rotate_half", &got, &want, 1e-5, 1e-5);
 }
 
 #[test]

@@ -62,8 +62,8 @@ impl Model {
         let rows = CacheRows::new(c, cache, ch);
         rmsnorm::run(rec, k, &at.kv_a_norm, kv.cols(0, c.kv_lora), rows.c_kv(), LORA_NORM_EPS);
         copy_rows::run(rec, k, kv.cols(c.kv_lora, c.rope_dim), rows.k_pe());
-        rope::run(rec, k, &self.rope_table, rows.k_pe(), 1, 0, ch.pos0);
-        rope::run(rec, k, &self.rope_table, q.cols(c.nope_dim, c.rope_dim), c.n_heads, qk, ch.pos0);
+        rope::run(rec, k, &self.rope_table, rows.k_pe(), 1, 0, ch.pos0, rope::Pairs::Interleaved);
+        rope::run(rec, k, &self.rope_table, q.cols(c.nope_dim, c.rope_dim), c.n_heads, qk, ch.pos0, rope::Pairs::Interleaved);
         let (q_lat, o_lat) = (Rows::new(&a.q_lat, c.kv_lora, t * c.n_heads), Rows::new(&a.o_lat, c.kv_lora, t * c.n_heads));
         mla_absorb::q_absorb(rec, k, &at.kv_b, heads, q, q_lat);
         mla_attn::run(rec, k, heads, c.softmax_scale(), ch.pos0, q_lat, q, cache, o_lat);

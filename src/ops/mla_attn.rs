@@ -27,7 +27,15 @@ struct Params {
 const HG: usize = 4;
 const WMAX: usize = 24;
 /// Query tokens from which every query gets a single split (enough workgroups already).
-const SPLIT_MAX_TOKENS: usize = 4;
+pub(super) const SPLIT_MAX_TOKENS: usize = 4;
+
+/// How flash-decoding cuts the keys of `n_tok` queries at positions `pos0..`: (split_len,
+/// n_splits). A short decode cuts them into splits so that several workgroups share them.
+pub(super) fn splits(pos0: usize, n_tok: usize) -> (usize, usize) {
+    let keys = pos0 + n_tok;
+    let split_len = if n_tok >= SPLIT_MAX_TOKENS { keys } else { keys.div_ceil(16).max(64) };
+    (split_len, keys.div_ceil(split_len))
+}
 
 /// Query tokens per `split` workgroup in a prefill (a decode step has one).
 pub const PREFILL_TT: u32 = 2;
@@ -42,11 +50,14 @@ fn split_pipelines(k: &Kernels, gpu: &Gpu, wpl: u32, vpl: u32, tt: u32) -> Optio
     let split = k.pipeline(gpu, Key { family: "mla_attn", entry: "split", format: None, variant: wpl | vpl << 8 | tt << 16 }, || {
         (split_source(tt), vec![("LANES", lanes as f64), ("WPL", wpl as f64), ("VPL", vpl as f64)])
     });
-    let combine = k.pipeline(gpu, Key { entry: "combine", ..KEY }, || (BASE.to_string(), vec![]));
+    let combine = k.pipeline(gpu, Key { entry: "combine", ..KEY }, || (base(), vec![]));
     Some((split.ok()?, combine.ok()?))
 }
 
-const BASE: &str = include_str!("../../shaders/mla_attn.wgsl");
+/// shaders/mla_attn.wgsl with the shared attention helpers: the portable and combine kernels.
+pub(super) fn base() -> String {
+    super::with_attn(include_str!("../../shaders/mla_attn.wgsl"))
+}
 
 /// mla_attn_split.wgsl expanded for `tt` query tokens per workgroup (see the comment there):
 /// each of the 4·tt (token, head) states gets its own named variables.
@@ -54,7 +65,7 @@ pub(super) fn split_source(tt: u32) -> String {
     let states = repeat_lines(include_str!("../../shaders/mla_attn_split.wgsl"), "$g", 4 * tt, |l, g| {
         l.replace("$g", &g.to_string()).replace("$t", &(g / 4).to_string()).replace("$h", &(g % 4).to_string())
     });
-    format!("{BASE}\nconst TT: u32 = {tt}u;\n{states}")
+    format!("{}\nconst TT: u32 = {tt}u;\n{states}", base())
 }
 
 /// Queries for positions `pos0 .. pos0 + n_tok` attend to cache rows `0 ..= their position`.
@@ -88,10 +99,7 @@ pub fn run(rec: &mut Recorder, k: &Kernels, h: Heads, scale: f32, pos0: usize, q
         rec.dispatch(k.plain(rec.gpu(), KEY), &p, &[q_lat, q, cache, o_lat], [h.heads as u32, n_tok as u32, 1]);
         return;
     };
-    // A short decode cuts the keys into splits so that several workgroups share them.
-    let keys = pos0 + n_tok;
-    let split_len = if n_tok >= SPLIT_MAX_TOKENS { keys } else { keys.div_ceil(16).max(64) };
-    let n_splits = keys.div_ceil(split_len);
+    let (split_len, n_splits) = splits(pos0, n_tok);
     p.split_len = split_len as u32;
     p.n_splits = n_splits as u32;
     let part = if n_splits > 1 { k.scratch(rec.gpu(), "attention partials", (n_tok * n_splits * h.heads * (h.kvl + 2) * 4) as u64) } else { k.dummy.clone() };

@@ -36,6 +36,7 @@ pub(crate) use layout;
 
 pub mod copy_rows;
 pub mod embed;
+pub mod gqa_attn;
 pub mod matmul;
 pub mod mla_absorb;
 pub mod mla_attn;
@@ -57,6 +58,14 @@ use crate::gpu::{Gpu, GpuError};
 /// One decode function per weight format (included by every kernel that reads weights).
 pub const FORMATS_WGSL: &str = include_str!("../../shaders/common/formats.wgsl");
 const WEIGHTS_WGSL: &str = include_str!("../../shaders/common/weights.wgsl");
+
+/// The helpers the attention kernels share (NEG, workgroup reductions, the split combine).
+const ATTN_WGSL: &str = include_str!("../../shaders/common/attn.wgsl");
+
+/// An attention kernel's `src` with the shared attention helpers before it.
+fn with_attn(src: &str) -> String {
+    format!("{ATTN_WGSL}\n{src}")
+}
 
 /// `src` with the weight-format decoders and the single-element weight gathers before it.
 fn with_weights(src: &str) -> String {
@@ -188,7 +197,7 @@ impl Kernels {
     /// (The fast matvec/gemm/attention variants are built on first use and fall back to the
     /// portable kernels when they do not build.)
     pub fn prepare(&self, gpu: &Gpu, formats: &[Format]) -> Result<(), GpuError> {
-        for key in [copy_rows::KEY, rmsnorm::KEY, rope::KEY, moe_gate::KEY, moe_combine::KEY, moe_group::KEY, swiglu::KEY, sample::KEY, mla_attn::KEY] {
+        for key in [copy_rows::KEY, rmsnorm::KEY, rope::KEY, moe_gate::KEY, moe_combine::KEY, moe_group::KEY, swiglu::KEY, sample::KEY, mla_attn::KEY, gqa_attn::KEY] {
             self.plain(gpu, key)?;
         }
         for &f in formats {
@@ -221,7 +230,7 @@ impl Kernels {
 
     /// A kernel without variants: `shaders/<family>.wgsl`'s `main`.
     fn plain(&self, gpu: &Gpu, key: Key) -> Result<wgpu::ComputePipeline, GpuError> {
-        self.pipeline(gpu, key, || (plain_source(key.family).to_string(), vec![]))
+        self.pipeline(gpu, key, || (plain_source(key.family), vec![]))
     }
 
     /// A scratch buffer of at least `bytes`, shared by every use of `name`: the commands of
@@ -260,8 +269,8 @@ impl Kernels {
 }
 
 /// The source of a kernel without weights or templates.
-fn plain_source(family: &str) -> &'static str {
-    match family {
+fn plain_source(family: &str) -> String {
+    let src = match family {
         "copy_rows" => include_str!("../../shaders/copy_rows.wgsl"),
         "rmsnorm" => include_str!("../../shaders/rmsnorm.wgsl"),
         "rope" => include_str!("../../shaders/rope.wgsl"),
@@ -270,9 +279,11 @@ fn plain_source(family: &str) -> &'static str {
         "moe_group" => include_str!("../../shaders/moe_group.wgsl"),
         "swiglu" => include_str!("../../shaders/swiglu.wgsl"),
         "sample" => include_str!("../../shaders/sample.wgsl"),
-        "mla_attn" => include_str!("../../shaders/mla_attn.wgsl"),
+        "mla_attn" => return mla_attn::base(),
+        "gqa_attn" => return gqa_attn::base(),
         other => unreachable!("no plain shader named {other}"),
-    }
+    };
+    src.to_string()
 }
 
 /// Host-side unrolling of a shader template: every line of `src` containing `marker` is
@@ -333,10 +344,11 @@ mod tests {
         let cases: Vec<(&str, Layout, String)> = vec![
             ("copy_rows.wgsl", copy_rows::params_layout(), include_str!("../../shaders/copy_rows.wgsl").into()),
             ("embed.wgsl", embed::params_layout(), weights(include_str!("../../shaders/embed.wgsl"))),
+            ("gqa_attn.wgsl", gqa_attn::params_layout(), gqa_attn::base()),
             ("matmul.wgsl", mm, weights(include_str!("../../shaders/matmul.wgsl"))),
             ("matvec.wgsl", fast, format!("{words}\n{}", include_str!("../../shaders/matvec.wgsl"))),
             ("mla_absorb.wgsl", mla_absorb::params_layout(), weights(include_str!("../../shaders/mla_absorb.wgsl"))),
-            ("mla_attn.wgsl", mla_attn::params_layout(), include_str!("../../shaders/mla_attn.wgsl").into()),
+            ("mla_attn.wgsl", mla_attn::params_layout(), mla_attn::base()),
             ("moe_combine.wgsl", moe_combine::params_layout(), include_str!("../../shaders/moe_combine.wgsl").into()),
             ("moe_gate.wgsl", moe_gate::params_layout(), include_str!("../../shaders/moe_gate.wgsl").into()),
             ("moe_group.wgsl", moe_group::params_layout(), include_str!("../../shaders/moe_group.wgsl").into()),
@@ -357,7 +369,7 @@ mod tests {
             assert_eq!(r, w, "{what}: fields (name, offset, type)");
             checked += 1;
         }
-        assert_eq!(checked, 14);
+        assert_eq!(checked, 15);
     }
 
     fn validate(label: &str, src: &str) {
@@ -369,7 +381,8 @@ mod tests {
 
     /// Every variant the host-side template expansion (`repeat_lines`) can produce parses and
     /// validates: gemm for every stream count and tile width `Tune` allows, with and without
-    /// subgroups, and the flash-decoding attention for 1..=8 query tokens per workgroup.
+    /// subgroups, the flash-decoding MLA attention for 1..=8 query tokens per workgroup, and
+    /// the GQA one for every (heads, tokens) tile `gqa_attn::run` can choose.
     #[test]
     fn every_expanded_shader_variant_validates() {
         let mut n = 0;
@@ -388,6 +401,11 @@ mod tests {
         }
         for tt in 1..=8 {
             validate(&format!("mla_attn split tt {tt}"), &mla_attn::split_source(tt));
+        }
+        for hg in 1..=8 {
+            for tt in 1..=16 / hg {
+                validate(&format!("gqa_attn split hg {hg} tt {tt}"), &gqa_attn::split_source(hg, tt));
+            }
         }
         assert_eq!(n, 8 * (8 + 32));
     }

@@ -1,5 +1,6 @@
-//! `shaders/rope.wgsl`: RoPE on DeepSeek's interleaved pairs, plus the host-built cos/sin
-//! table with transformers' YaRN frequencies and attention factor.
+//! `shaders/rope.wgsl`: RoPE on DeepSeek's interleaved pairs or on the half-split pairs of
+//! Qwen3/Llama (NeoX), plus the host-built cos/sin table with transformers' YaRN frequencies
+//! and attention factor.
 
 use crate::config::{yarn_get_mscale, ModelConfig};
 use crate::gpu::Recorder;
@@ -15,15 +16,35 @@ struct Params {
     head_stride: u32,
     off: u32,
     pos0: u32,
-    _pad: u32,
+    half_split: u32,
+}
+
+/// Which values of a head's rotary part of width d form the pairs that rotate by frequency i.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pairs {
+    /// `(2i, 2i + 1)`: DeepSeek's checkpoints (transformers' `apply_rotary_pos_emb_interleave`).
+    Interleaved,
+    /// `(i, i + d/2)`: Qwen3, Llama (transformers' `rotate_half`, GPT-NeoX's layout).
+    HalfSplit,
+}
+
+impl Pairs {
+    /// The two indices, within the rotary part, of pair `i` of `half` pairs.
+    fn at(self, i: usize, half: usize) -> (usize, usize) {
+        match self {
+            Pairs::Interleaved => (2 * i, 2 * i + 1),
+            Pairs::HalfSplit => (i, i + half),
+        }
+    }
 }
 
 pub(super) const KEY: Key = Key::plain("rope");
 
 /// Rotate, in place, `heads` runs of `x.width` values per row: row i's head j starts at
 /// `x.off + i·x.stride + j·head_stride` and is at position `pos0 + i`. `table` is
-/// [`table`]'s cos/sin rows.
-pub fn run(rec: &mut Recorder, k: &Kernels, table: &wgpu::Buffer, x: Rows, heads: usize, head_stride: usize, pos0: usize) {
+/// [`table`]'s cos/sin rows; `pairs` says which values rotate together.
+#[allow(clippy::too_many_arguments)]
+pub fn run(rec: &mut Recorder, k: &Kernels, table: &wgpu::Buffer, x: Rows, heads: usize, head_stride: usize, pos0: usize, pairs: Pairs) {
     let p = Params {
         n_tok: x.rows as u32,
         heads: heads as u32,
@@ -32,7 +53,7 @@ pub fn run(rec: &mut Recorder, k: &Kernels, table: &wgpu::Buffer, x: Rows, heads
         head_stride: head_stride as u32,
         off: x.off as u32,
         pos0: pos0 as u32,
-        _pad: 0,
+        half_split: (pairs == Pairs::HalfSplit) as u32,
     };
     rec.dispatch(k.plain(rec.gpu(), KEY), &p, &[table, x.buf], [(p.heads * p.half_dim).div_ceil(64), p.n_tok, 1]);
 }
@@ -81,14 +102,16 @@ pub fn table(cfg: &ModelConfig, positions: usize) -> Vec<[f32; 2]> {
     out
 }
 
-/// CPU reference, in place on one row of `heads` heads.
-pub fn reference(x: &mut [f32], heads: usize, head_stride: usize, off: usize, cs: &[[f32; 2]]) {
+/// CPU reference, in place on one row of `heads` heads; `cs` holds the rotary part's
+/// `d / 2` (cos, sin) pairs at this row's position.
+pub fn reference(x: &mut [f32], heads: usize, head_stride: usize, off: usize, cs: &[[f32; 2]], pairs: Pairs) {
     for h in 0..heads {
         for (i, c) in cs.iter().enumerate() {
-            let k = h * head_stride + off + 2 * i;
-            let (a, b) = (x[k], x[k + 1]);
-            x[k] = a * c[0] - b * c[1];
-            x[k + 1] = b * c[0] + a * c[1];
+            let (ia, ib) = pairs.at(i, cs.len());
+            let (ka, kb) = (h * head_stride + off + ia, h * head_stride + off + ib);
+            let (a, b) = (x[ka], x[kb]);
+            x[ka] = a * c[0] - b * c[1];
+            x[kb] = b * c[0] + a * c[1];
         }
     }
 }
@@ -96,5 +119,5 @@ pub fn reference(x: &mut [f32], heads: usize, head_stride: usize, off: usize, cs
 /// The params layout, for the test that compares it with the WGSL struct.
 #[cfg(test)]
 pub(super) fn params_layout() -> super::Layout {
-    super::layout!(Params { n_tok: u32, heads: u32, half_dim: u32, row_stride: u32, head_stride: u32, off: u32, pos0: u32, _pad: u32 })
+    super::layout!(Params { n_tok: u32, heads: u32, half_dim: u32, row_stride: u32, head_stride: u32, off: u32, pos0: u32, half_split: u32 })
 }
