@@ -1,9 +1,14 @@
 //! Decode efficiency regression: `deepseek-wgpu bench` on the `r1-shape-ci` synthetic model
 //! (R1's structure, 512 wide, 3 layers, R1's 129280-row head, so decode reads ~147 MB per
-//! token), compared as a fraction of the memory roofline measured in the same run, not as
-//! an absolute time. Fails when the best of a few runs falls more than 30% below the figure
-//! recorded in BENCHMARKS.md for a CPU adapter (lavapipe). Other adapters only print theirs:
-//! the recorded figure says nothing about them.
+//! token), compared with the fastest streaming read a kernel reaches on the same adapter in
+//! the same run (`read_bw`), not as an absolute time. Fails when the best of a few runs falls
+//! below the floor. Checks only on CPU adapters (lavapipe), where the figure was measured;
+//! other adapters only print theirs.
+//!
+//! Why the read kernel and not the host's memory bandwidth: the VMs this runs on differ by 7×
+//! in what lavapipe's kernels reach against an unchanged host read (read_bw 8.3 GB/s on the
+//! 2026-11-28 VM, 0.6–1.2 GB/s on 2026-12-02's, host read ~21 GB/s on both), so a fraction of
+//! the host read measures the VM, not the engine (BENCHMARKS.md, "Regression test").
 
 mod common;
 
@@ -11,11 +16,13 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Decode roofline fraction of r1-shape-ci at context 16 recorded in BENCHMARKS.md (lavapipe,
-/// 2 shared cores; best of runs).
-const RECORDED: f64 = 0.14;
-/// Allowed drop before the test fails.
-const MAX_DROP: f64 = 0.30;
+/// Decode GB/s over the read kernel's GB/s at context 16, recorded in BENCHMARKS.md (lavapipe,
+/// 2 shared cores, 2026-12-02): 0.91–0.92 on that VM; 0.47–0.70 on the 2026-11-28/30 VM, whose
+/// read kernel was faster.
+const RECORDED: f64 = 0.9;
+/// Below this the engine has regressed: under the lowest figure of either VM class, and
+/// half the recorded one (a 2× slower decode against the same read kernel fails).
+const FLOOR: f64 = 0.4;
 const RUNS: usize = 3;
 
 fn bench() -> Value {
@@ -30,20 +37,25 @@ fn bench() -> Value {
 
 #[test]
 fn decode_efficiency_has_not_regressed() {
+    let fraction = |r: &Value| {
+        let read = r["roofline"]["read_kernel_gb_per_s"].as_f64().unwrap_or(0.0);
+        if read > 0.0 { r["decode"][0]["gb_per_s"].as_f64().unwrap_or(0.0) / read } else { 0.0 }
+    };
     let mut best: Option<Value> = None;
     for run in 0..RUNS {
         let r = bench();
         let d = &r["decode"][0];
-        let f = d["roofline_fraction"].as_f64().unwrap_or(0.0);
+        let f = fraction(&r);
         eprintln!(
-            "run {run}: decode {:.1} ms/token, {:.2} GB/s, roofline {:.2} GB/s, fraction {:.3}, cores {:.2}",
+            "run {run}: decode {:.1} ms/token, {:.2} GB/s; read kernel {:.2} GB/s: {f:.3} of it; host read {:.2} GB/s: {:.3} of it; cores {:.2}",
             d["best_ms"].as_f64().unwrap_or(0.0),
             d["gb_per_s"].as_f64().unwrap_or(0.0),
+            r["roofline"]["read_kernel_gb_per_s"].as_f64().unwrap_or(0.0),
             r["roofline"]["gb_per_s"].as_f64().unwrap_or(0.0),
-            f,
+            d["roofline_fraction"].as_f64().unwrap_or(0.0),
             d["cores_used"].as_f64().unwrap_or(0.0)
         );
-        if best.as_ref().is_none_or(|b| f > b["decode"][0]["roofline_fraction"].as_f64().unwrap_or(0.0)) {
+        if best.as_ref().is_none_or(|b| f > fraction(b)) {
             best = Some(r);
         }
         // Stop early once the figure is comfortably met: the machine is not the problem.
@@ -52,17 +64,15 @@ fn decode_efficiency_has_not_regressed() {
         }
     }
     let best = best.expect("at least one run");
-    let f = best["decode"][0]["roofline_fraction"].as_f64().unwrap_or(0.0);
+    let f = fraction(&best);
     let cpu = best["machine"]["device_type"].as_str() == Some("Cpu");
     if !cpu {
-        eprintln!("{}: decode at {f:.3} of the roofline; the recorded figure is for CPU adapters", best["machine"]["adapter"]);
+        eprintln!("{}: decode at {f:.3} of the read kernel; the recorded figure is for CPU adapters", best["machine"]["adapter"]);
         return;
     }
-    let floor = RECORDED * (1.0 - MAX_DROP);
     assert!(
-        f >= floor,
-        "decode efficiency {f:.3} of the memory roofline is more than {:.0}% below the recorded {RECORDED} (floor {floor:.3}); see BENCHMARKS.md",
-        MAX_DROP * 100.0
+        f >= FLOOR,
+        "decode reaches {f:.3} of the read kernel's bandwidth, under the floor {FLOOR} (recorded {RECORDED}); see BENCHMARKS.md"
     );
 }
 
