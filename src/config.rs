@@ -24,7 +24,8 @@ pub enum ConfigError {
     Invalid { path: PathBuf, msg: String },
 }
 
-pub const SUPPORTED_MODEL_TYPES: &str = "\"deepseek_v3\" (DeepSeek-V3, R1, R1-0528, V3.1, Moonlight), \"kimi_k2\", \"deepseek_v2\" (DeepSeek-V2, V2-Lite)";
+pub const SUPPORTED_MODEL_TYPES: &str =
+    "\"deepseek_v3\" (DeepSeek-V3, R1, R1-0528, V3.1, Moonlight), \"kimi_k2\", \"deepseek_v2\" (DeepSeek-V2, V2-Lite), \"qwen3\" (DeepSeek-R1-0528-Qwen3-8B)";
 
 /// YaRN / rope scaling block (`rope_scaling` or the newer `rope_parameters`). The hub files
 /// spell the kind `type`; transformers ≥ 4.45 writes `rope_type`, and 5.x `save_pretrained`
@@ -75,6 +76,10 @@ pub struct RawConfig {
     pub moe_intermediate_size: Option<usize>,
     pub num_hidden_layers: Option<usize>,
     pub num_attention_heads: Option<usize>,
+    /// GQA (qwen3): K/V heads and the head width
+    pub num_key_value_heads: Option<usize>,
+    pub head_dim: Option<usize>,
+    pub use_sliding_window: Option<bool>,
     pub n_routed_experts: Option<usize>,
     pub n_shared_experts: Option<usize>,
     pub num_experts_per_tok: Option<usize>,
@@ -112,6 +117,21 @@ pub struct RawConfig {
 pub enum Family {
     V3,
     V2,
+    /// Qwen3 (dense, grouped-query attention): DeepSeek-R1-0528-Qwen3-8B
+    Qwen3,
+}
+
+/// The attention of every layer. The graph, the cache layout and the kernels follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attention {
+    /// DeepSeek's multi-head latent attention: `q_lora`, `kv_lora`, `rope_dim`, `nope_dim`,
+    /// `v_dim` describe it; the cache holds `c_kv ‖ k_pe` per token.
+    Mla,
+    /// grouped-query attention (Qwen3): `n_heads` query heads share `kv_heads` K/V heads of
+    /// `head_dim`, q and k RMSNormed per head, half-split RoPE over the whole head; the cache
+    /// holds K then V, `[2][ctx][kv_heads][head_dim]`. `rope_dim` = `v_dim` = `head_dim`,
+    /// `nope_dim` = `kv_lora` = 0.
+    Gqa { kv_heads: usize, head_dim: usize },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +178,7 @@ pub struct Moe {
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
     pub family: Family,
+    pub attention: Attention,
     pub vocab: usize,
     pub hidden: usize,
     pub n_layers: usize,
@@ -212,9 +233,12 @@ impl ModelConfig {
         self.nope_dim + self.rope_dim
     }
 
-    /// Values cached per token per layer: `c_kv ‖ k_pe`.
+    /// Values cached per token per layer: `c_kv ‖ k_pe` (MLA), or K and V of every K/V head (GQA).
     pub fn cache_dim(&self) -> usize {
-        self.kv_lora + self.rope_dim
+        match self.attention {
+            Attention::Mla => self.kv_lora + self.rope_dim,
+            Attention::Gqa { kv_heads, head_dim } => 2 * kv_heads * head_dim,
+        }
     }
 
     pub fn is_moe_layer(&self, layer: usize) -> bool {
@@ -222,9 +246,10 @@ impl ModelConfig {
     }
 
     /// Attention softmax scale: `qk_head_dim^-0.5`, times `m²` under YaRN with `mscale_all_dim`.
+    /// GQA: `head_dim^-0.5` (YaRN's factor is in the cos/sin table instead).
     pub fn softmax_scale(&self) -> f32 {
         let mut s = (self.qk_head_dim() as f64).powf(-0.5);
-        if let Some(y) = &self.yarn {
+        if let (Attention::Mla, Some(y)) = (self.attention, &self.yarn) {
             if y.mscale_all_dim != 0.0 {
                 let m = yarn_get_mscale(y.factor, y.mscale_all_dim);
                 s *= m * m;
@@ -244,11 +269,11 @@ const KNOWN_KEYS: &[&str] = &[
     "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "qk_head_dim", "rope_theta", "rope_scaling",
     "rope_parameters", "max_position_embeddings", "rms_norm_eps", "num_nextn_predict_layers", "tie_word_embeddings",
     "hidden_act", "attention_bias", "rope_interleave", "bos_token_id", "eos_token_id", "quantization_config",
+    "num_key_value_heads", "head_dim", "use_sliding_window",
     // no effect on inference
     "architectures", "auto_map", "torch_dtype", "dtype", "transformers_version", "_name_or_path", "aux_loss_alpha",
     "seq_aux", "ep_size", "initializer_range", "use_cache", "attention_dropout", "pretraining_tp", "pad_token_id",
-    "num_key_value_heads", "head_dim", "output_router_logits", "router_aux_loss_coef", "use_sliding_window",
-    "sliding_window", "max_window_layers", "mlp_bias",
+    "output_router_logits", "router_aux_loss_coef", "sliding_window", "max_window_layers", "mlp_bias", "layer_types",
 ];
 
 /// Parameter counts derived from the config alone (no weights needed), MTP layers excluded.
@@ -276,7 +301,14 @@ impl ModelConfig {
             None => h * nh * qk,
         };
         let kv_lora = self.kv_lora as u64;
-        let attn = q + h * (kv_lora + self.rope_dim as u64) + kv_lora + kv_lora * nh * (self.nope_dim + self.v_dim) as u64 + nh * self.v_dim as u64 * h;
+        let attn = match self.attention {
+            Attention::Mla => q + h * (kv_lora + self.rope_dim as u64) + kv_lora + kv_lora * nh * (self.nope_dim + self.v_dim) as u64 + nh * self.v_dim as u64 * h,
+            // q, k, v, o and the two per-head norms
+            Attention::Gqa { kv_heads, head_dim } => {
+                let (kvh, hd) = (kv_heads as u64, head_dim as u64);
+                2 * h * nh * hd + 2 * h * kvh * hd + 2 * hd
+            }
+        };
         let norms = 2 * h;
         let dense = 3 * h * self.intermediate as u64;
         let (mut total, mut active, mut routed) = (0u64, 0u64, 0u64);
@@ -302,7 +334,7 @@ impl ModelConfig {
         ParamCount { total: total + embedding + head + h, active: active + head + h, embedding, routed }
     }
 
-    /// Bytes the latent KV cache holds per token (f32 `c_kv ‖ k_pe` per layer).
+    /// Bytes the KV cache holds per token (f32 [`ModelConfig::cache_dim`] values per layer).
     pub fn cache_bytes_per_token(&self) -> u64 {
         (self.n_layers * self.cache_dim() * 4) as u64
     }
@@ -323,6 +355,7 @@ impl RawConfig {
         let family = match mt.as_str() {
             "deepseek_v3" | "kimi_k2" => Family::V3,
             "deepseek_v2" => Family::V2,
+            "qwen3" => Family::Qwen3,
             _ => return Err(ConfigError::ModelType { path: path.to_path_buf(), found: mt }),
         };
         let p = path.to_path_buf();
@@ -340,13 +373,33 @@ impl RawConfig {
         let n_layers = req(self.num_hidden_layers, "num_hidden_layers")?;
         let n_heads = req(self.num_attention_heads, "num_attention_heads")?;
         let intermediate = req(self.intermediate_size, "intermediate_size")?;
-        let kv_lora = req(self.kv_lora_rank, "kv_lora_rank")?;
-        let rope_dim = req(self.qk_rope_head_dim, "qk_rope_head_dim")?;
-        let nope_dim = req(self.qk_nope_head_dim, "qk_nope_head_dim")?;
-        let v_dim = req(self.v_head_dim, "v_head_dim")?;
-        if rope_dim % 2 != 0 {
-            return Err(invalid(format!("qk_rope_head_dim = {rope_dim} must be even (RoPE rotates pairs)")));
-        }
+        let (attention, kv_lora, rope_dim, nope_dim, v_dim) = if family == Family::Qwen3 {
+            // transformers' Qwen3Config defaults: K/V heads = query heads, head_dim 128
+            let kv_heads = self.num_key_value_heads.unwrap_or(n_heads);
+            let head_dim = self.head_dim.unwrap_or(128);
+            if kv_heads == 0 || n_heads % kv_heads != 0 {
+                return Err(invalid(format!("num_attention_heads = {n_heads} is not a multiple of num_key_value_heads = {kv_heads}")));
+            }
+            if head_dim == 0 || head_dim % 2 != 0 {
+                return Err(invalid(format!("head_dim = {head_dim} must be even and positive (RoPE rotates pairs)")));
+            }
+            if self.use_sliding_window == Some(true) {
+                return Err(invalid("use_sliding_window = true is not supported (no Qwen3 checkpoint enables it)".into()));
+            }
+            if self.q_lora_rank.is_some() || self.kv_lora_rank.is_some() || self.n_routed_experts.is_some_and(|n| n > 0) {
+                return Err(invalid("a qwen3 config with MLA or MoE keys (q_lora_rank, kv_lora_rank, n_routed_experts): qwen3 is dense with grouped-query attention".into()));
+            }
+            (Attention::Gqa { kv_heads, head_dim }, 0, head_dim, 0, head_dim)
+        } else {
+            let kv_lora = req(self.kv_lora_rank, "kv_lora_rank")?;
+            let rope_dim = req(self.qk_rope_head_dim, "qk_rope_head_dim")?;
+            let nope_dim = req(self.qk_nope_head_dim, "qk_nope_head_dim")?;
+            let v_dim = req(self.v_head_dim, "v_head_dim")?;
+            if rope_dim % 2 != 0 {
+                return Err(invalid(format!("qk_rope_head_dim = {rope_dim} must be even (RoPE rotates pairs)")));
+            }
+            (Attention::Mla, kv_lora, rope_dim, nope_dim, v_dim)
+        };
         if let Some(qk) = self.qk_head_dim {
             if qk != nope_dim + rope_dim {
                 return Err(invalid(format!("qk_head_dim = {qk} but qk_nope_head_dim + qk_rope_head_dim = {nope_dim} + {rope_dim}")));
@@ -395,14 +448,14 @@ impl RawConfig {
 
         if let Some(act) = self.hidden_act.as_deref() {
             if act != "silu" {
-                return Err(invalid(format!("hidden_act {act:?} is not supported (supported: \"silu\", the SwiGLU of every DeepSeek checkpoint)")));
+                return Err(invalid(format!("hidden_act {act:?} is not supported (supported: \"silu\", the SwiGLU of every DeepSeek and Qwen3 checkpoint)")));
             }
         }
-        if self.rope_interleave == Some(false) {
+        if self.rope_interleave == Some(false) && attention == Attention::Mla {
             return Err(invalid("rope_interleave = false (half-split RoPE) is not supported for DeepSeek models; their RoPE rotates adjacent pairs".into()));
         }
         if self.attention_bias == Some(true) {
-            return Err(invalid("attention_bias = true is not supported (no DeepSeek checkpoint has attention biases)".into()));
+            return Err(invalid("attention_bias = true is not supported (no DeepSeek or Qwen3 checkpoint has attention biases)".into()));
         }
 
         let n_routed = self.n_routed_experts.unwrap_or(0);
@@ -485,12 +538,13 @@ impl RawConfig {
 
         Ok(ModelConfig {
             family,
+            attention,
             vocab,
             hidden,
             n_layers,
             n_heads,
             intermediate,
-            q_lora: self.q_lora_rank,
+            q_lora: if attention == Attention::Mla { self.q_lora_rank } else { None },
             kv_lora,
             rope_dim,
             nope_dim,
@@ -620,5 +674,55 @@ mod tests {
         v.as_object_mut().unwrap().remove("kv_lora_rank");
         assert!(parse(v).unwrap_err().to_string().contains("kv_lora_rank"));
         assert!(ModelConfig::parse("{", Path::new("c.json")).unwrap_err().to_string().contains("invalid JSON"));
+    }
+
+    /// A config shaped like DeepSeek-R1-0528-Qwen3-8B's (Qwen3-8B's sizes, YaRN to 128K).
+    fn qwen3() -> serde_json::Value {
+        serde_json::json!({
+            "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+            "bos_token_id": 0, "eos_token_id": 1, "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096,
+            "initializer_range": 0.02, "intermediate_size": 12288, "max_position_embeddings": 131072,
+            "max_window_layers": 36, "model_type": "qwen3", "num_attention_heads": 32, "num_hidden_layers": 36,
+            "num_key_value_heads": 8, "rms_norm_eps": 1e-6,
+            "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768},
+            "rope_theta": 1000000, "sliding_window": null, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+            "use_cache": true, "use_sliding_window": false, "vocab_size": 151936
+        })
+    }
+
+    #[test]
+    fn qwen3_is_dense_gqa() {
+        let c = parse(qwen3()).unwrap();
+        assert_eq!(c.family, Family::Qwen3);
+        assert_eq!(c.attention, Attention::Gqa { kv_heads: 8, head_dim: 128 });
+        assert_eq!((c.rope_dim, c.nope_dim, c.v_dim, c.kv_lora, c.q_lora), (128, 0, 128, 0, None));
+        assert!(c.moe.is_none() && (0..36).all(|l| !c.is_moe_layer(l)));
+        assert_eq!(c.cache_dim(), 2 * 8 * 128);
+        // 1/sqrt(128): YaRN's factor is in the cos/sin table, not in the softmax scale
+        assert!((c.softmax_scale() - 128f32.powf(-0.5)).abs() < 1e-7);
+        assert_eq!(c.yarn.as_ref().map(|y| (y.factor, y.original_max_position_embeddings)), Some((4.0, 32768)));
+        // Qwen3-8B's published parameter count: 8.19B (36 layers, untied 151936-row head)
+        let p = c.param_counts();
+        assert_eq!(p.total, 8_190_735_360, "{p:?}");
+        assert_eq!(p.routed, 0);
+    }
+
+    #[test]
+    fn qwen3_errors_name_the_problem() {
+        let mut v = qwen3();
+        v["num_key_value_heads"] = 5.into();
+        assert!(parse(v).unwrap_err().to_string().contains("not a multiple of num_key_value_heads = 5"));
+        let mut v = qwen3();
+        v["use_sliding_window"] = true.into();
+        assert!(parse(v).unwrap_err().to_string().contains("use_sliding_window"));
+        let mut v = qwen3();
+        v["attention_bias"] = true.into();
+        assert!(parse(v).unwrap_err().to_string().contains("attention_bias"));
+        let mut v = qwen3();
+        v["n_routed_experts"] = 8.into();
+        assert!(parse(v).unwrap_err().to_string().contains("dense"));
+        let mut v = qwen3();
+        v["head_dim"] = 127.into();
+        assert!(parse(v).unwrap_err().to_string().contains("head_dim = 127"));
     }
 }

@@ -22,6 +22,10 @@
 //!   like R1 its decode is dominated by the 129280-row head.
 //! - `v2-lite-shape`: DeepSeek-V2-Lite's real sizes (15.7B parameters, ~31 GB of BF16) for
 //!   machines with a large GPU and as much host memory.
+//! - `qwen3-8b-shape`: DeepSeek-R1-0528-Qwen3-8B's real sizes (dense, 36 layers, 32 query heads
+//!   sharing 8 K/V heads of 128, 8.2B parameters, ~16 GB of BF16), for real GPUs.
+//! - `qwen3-shape-small`: the same structure at r1-shape-small's width (hidden 1024, 8 layers,
+//!   16 heads sharing 4 K/V heads of 64) with Qwen3's 151936-token vocabulary, for this machine.
 
 use std::collections::BTreeMap;
 
@@ -40,7 +44,7 @@ pub enum SyntheticError {
 }
 
 /// Names accepted by [`config_json`] and [`build`].
-pub const NAMES: &[&str] = &["r1-shape-small", "r1-shape-ci", "v2-lite-shape"];
+pub const NAMES: &[&str] = &["r1-shape-small", "r1-shape-ci", "v2-lite-shape", "qwen3-8b-shape", "qwen3-shape-small"];
 
 /// DeepSeek-R1's YaRN block (factor 40 over 4096 original positions).
 fn r1_yarn() -> serde_json::Value {
@@ -64,6 +68,17 @@ pub fn config_json(name: &str) -> Result<serde_json::Value, SyntheticError> {
             "rms_norm_eps": 1e-6, "tie_word_embeddings": false, "bos_token_id": 0, "eos_token_id": 1
         })
     };
+    // DeepSeek-R1-0528-Qwen3-8B's config.json, at other sizes
+    let qwen3 = |hidden: usize, layers: usize, heads: usize, kv_heads: usize, head_dim: usize, inter: usize| {
+        serde_json::json!({
+            "model_type": "qwen3", "vocab_size": 151936, "hidden_size": hidden, "intermediate_size": inter,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+            "head_dim": head_dim, "rope_theta": 1000000, "max_position_embeddings": 131072,
+            "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768},
+            "rms_norm_eps": 1e-6, "tie_word_embeddings": false, "attention_bias": false,
+            "bos_token_id": 151643, "eos_token_id": 151645
+        })
+    };
     Ok(match name {
         "r1-shape-small" => r1(1024, 8, 8, 384, 128, 2816, 64, 256),
         "r1-shape-ci" => r1(512, 3, 4, 192, 128, 1408, 32, 128),
@@ -81,6 +96,8 @@ pub fn config_json(name: &str) -> Result<serde_json::Value, SyntheticError> {
                 "beta_fast": 32, "beta_slow": 1, "mscale": 0.707, "mscale_all_dim": 0.707},
             "rms_norm_eps": 1e-6, "tie_word_embeddings": false, "bos_token_id": 100000, "eos_token_id": 100001
         }),
+        "qwen3-8b-shape" => qwen3(4096, 36, 32, 8, 128, 12288),
+        "qwen3-shape-small" => qwen3(1024, 8, 16, 4, 64, 2816),
         other => return Err(SyntheticError::Unknown(other.into())),
     })
 }
@@ -157,6 +174,14 @@ fn tensors(cfg: &ModelConfig, quant: Option<Format>) -> Vec<Spec> {
     for i in 0..cfg.n_layers {
         let p = format!("model.layers.{i}");
         let a = format!("{p}.self_attn");
+        if let crate::config::Attention::Gqa { kv_heads, head_dim } = cfg.attention {
+            t(format!("{a}.q_proj.weight"), &[nh * head_dim, h], W);
+            t(format!("{a}.k_proj.weight"), &[kv_heads * head_dim, h], W);
+            t(format!("{a}.v_proj.weight"), &[kv_heads * head_dim, h], W);
+            t(format!("{a}.o_proj.weight"), &[h, nh * head_dim], W);
+            t(format!("{a}.q_norm.weight"), &[head_dim], Fill::Ones);
+            t(format!("{a}.k_norm.weight"), &[head_dim], Fill::Ones);
+        } else {
         match cfg.q_lora {
             None => t(format!("{a}.q_proj.weight"), &[nh * qk, h], W),
             Some(r) => {
@@ -175,6 +200,7 @@ fn tensors(cfg: &ModelConfig, quant: Option<Format>) -> Vec<Spec> {
             t(format!("{a}.kv_b_proj.weight"), &[nh * (cfg.nope_dim + cfg.v_dim), cfg.kv_lora], Fill::Proj(0.05));
         }
         t(format!("{a}.o_proj.weight"), &[h, nh * cfg.v_dim], W);
+        }
         t(format!("{p}.input_layernorm.weight"), &[h], Fill::Ones);
         t(format!("{p}.post_attention_layernorm.weight"), &[h], Fill::Ones);
         let mlp = |t: &mut dyn FnMut(String, &[usize], Fill), p: &str, width: usize| {

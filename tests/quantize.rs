@@ -148,9 +148,9 @@ fn quantized_load_matches_dequantized_weights() {
         }
         // which matrices took the format, as the rule says
         let keep_or = |ok: bool, src: Format| if ok { q } else { src };
-        let (l0, p0) = (&model.layers[0], &plain.layers[0]);
-        assert_eq!(l0.attn.kv_a.dtype, keep_or(fits(cfg.hidden), p0.attn.kv_a.dtype), "kv_a_proj: rows of {}", cfg.hidden);
-        assert_eq!(l0.attn.o.dtype, keep_or(fits(cfg.n_heads * cfg.v_dim), p0.attn.o.dtype), "o_proj");
+        let (l0, p0) = (model.layers[0].attn.as_mla().unwrap(), plain.layers[0].attn.as_mla().unwrap());
+        assert_eq!(l0.kv_a.dtype, keep_or(fits(cfg.hidden), p0.kv_a.dtype), "kv_a_proj: rows of {}", cfg.hidden);
+        assert_eq!(l0.o.dtype, keep_or(fits(cfg.n_heads * cfg.v_dim), p0.o.dtype), "o_proj");
         assert_eq!(model.lm_head.dtype, keep_or(fits(cfg.hidden), plain.lm_head.dtype));
         assert_eq!(model.embed.dtype, plain.embed.dtype, "the embedding stays as it is");
         for (l, p) in model.layers.iter().zip(&plain.layers) {
@@ -204,4 +204,34 @@ fn cli_flag() {
     let (w, q8, q6) = (j["weight_bytes"].as_u64().unwrap(), j["quantize_weight_bytes"]["q8_0"].as_u64().unwrap(), j["quantize_weight_bytes"]["q6_k"].as_u64().unwrap());
     assert!(q8 < w && q6 == w, "F32 {w}, q8_0 {q8}, q6_k {q6} (no row here is 256 values)");
     assert_eq!(j["dtype_bytes"]["F32"].as_u64(), Some(w));
+}
+
+/// Q4_K and Q6_K through a real load: a synthetic DeepSeek-V3-shaped checkpoint whose rows are
+/// whole 256-value blocks (r1-shape-ci's layers with a 1024-token vocabulary), against the
+/// same graph on `decode(quantize(w))` in F32.
+#[test]
+fn k_quants_through_a_load() {
+    let mut j = deepseek_wgpu::synthetic::config_json("r1-shape-ci").unwrap();
+    j["vocab_size"] = 1024.into();
+    let cfg = deepseek_wgpu::config::ModelConfig::parse(&j.to_string(), std::path::Path::new("synthetic:r1-shape-ci-1024/config.json")).unwrap();
+    assert!(cfg.hidden.is_multiple_of(256), "rows of {} values", cfg.hidden);
+    let ck = deepseek_wgpu::synthetic::checkpoint(&cfg, 7).unwrap();
+    let gpu = Arc::new(Gpu::new(&GpuOptions::default()).expect("GPU adapter"));
+    let ids = [1u32, 17, 300, 5, 1023, 42];
+    let plain = Model::from_checkpoint(gpu.clone(), cfg.clone(), &ck, &LoadOptions { max_ctx: 64, ..LoadOptions::default() }, &mut |_| {}).unwrap();
+    let orig = logits(&plain, &ids);
+    for q in [Format::Q4_K, Format::Q6_K] {
+        let opts = LoadOptions { max_ctx: 64, quantize: Some(q), ..LoadOptions::default() };
+        let model = Model::from_checkpoint(gpu.clone(), cfg.clone(), &ck, &opts, &mut |_| {}).unwrap();
+        assert_eq!(model.layers[0].attn.as_mla().unwrap().kv_a.dtype, q, "kv_a_proj takes {}", q.name());
+        assert_eq!(model.lm_head.dtype, q, "the head takes {}", q.name());
+        let (deq, changed) = dequantized_copy(&ck, cfg.fp8_block, q);
+        let reference = Model::from_checkpoint(gpu.clone(), cfg.clone(), &deq, &LoadOptions { max_ctx: 64, ..LoadOptions::default() }, &mut |_| {}).unwrap();
+        let (got, want) = (logits(&model, &ids), logits(&reference, &ids));
+        let (err, moved) = (common::rel_err(&got, &want), common::rel_err(&orig, &want));
+        eprintln!("r1-shape-ci-1024 {}: {} matrices quantized, err vs dequantized {err:.2e}, unquantized vs dequantized {moved:.2e}", q.name(), changed.len());
+        assert!(err < 1e-4, "{}: {err}", q.name());
+        assert!(moved > 10.0 * err.max(1e-7), "{}: quantizing changed nothing ({moved})", q.name());
+        assert!(model.weight_bytes < plain.weight_bytes);
+    }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use deepseek_wgpu::checkpoint::{Checkpoint, CheckpointError};
-use deepseek_wgpu::config::{ConfigError, ModelConfig};
+use deepseek_wgpu::config::{Attention, ConfigError, ModelConfig};
 use deepseek_wgpu::format::quantize::{quantized_format, TARGETS};
 use deepseek_wgpu::gpu::list_adapters;
 
@@ -81,11 +81,16 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
     let per_token = cfg.cache_bytes_per_token();
     let cache = per_token * ctx as u64;
     let moe_layers = (0..cfg.n_layers).filter(|&i| cfg.is_moe_layer(i)).count();
+    let (kv_heads, head_dim) = match cfg.attention {
+        Attention::Mla => (None, None),
+        Attention::Gqa { kv_heads, head_dim } => (Some(kv_heads), Some(head_dim)),
+    };
+    let cache_kind = if kv_heads.is_some() { "K/V cache" } else { "latent KV cache" };
     if json {
         let o = serde_json::json!({
             "model_type": format!("{:?}", cfg.family), "hidden_size": cfg.hidden, "layers": cfg.n_layers,
             "moe_layers": moe_layers, "heads": cfg.n_heads, "vocab": cfg.vocab, "q_lora_rank": cfg.q_lora,
-            "kv_lora_rank": cfg.kv_lora, "experts": cfg.moe.as_ref().map(|m| m.n_routed),
+            "kv_lora_rank": cfg.kv_lora, "kv_heads": kv_heads, "head_dim": head_dim, "experts": cfg.moe.as_ref().map(|m| m.n_routed),
             "experts_per_token": cfg.moe.as_ref().map(|m| m.top_k), "params_total": counts.total,
             "params_active": counts.active, "params_embedding": counts.embedding, "params_routed": counts.routed,
             "params_in_weights": weights_total, "dtypes": dtypes, "dtype_bytes": dtype_bytes, "weight_bytes": bytes,
@@ -98,7 +103,10 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
     }
     println!("{} ({:?} family)", dir.display(), cfg.family);
     println!("  hidden {}  layers {} ({} MoE)  heads {}  vocab {}", cfg.hidden, cfg.n_layers, moe_layers, cfg.n_heads, cfg.vocab);
-    println!("  MLA: q_lora {:?}  kv_lora {}  rope {}  nope {}  v {}", cfg.q_lora, cfg.kv_lora, cfg.rope_dim, cfg.nope_dim, cfg.v_dim);
+    match cfg.attention {
+        Attention::Mla => println!("  MLA: q_lora {:?}  kv_lora {}  rope {}  nope {}  v {}", cfg.q_lora, cfg.kv_lora, cfg.rope_dim, cfg.nope_dim, cfg.v_dim),
+        Attention::Gqa { kv_heads, head_dim } => println!("  GQA: {} query heads share {kv_heads} K/V heads of {head_dim}; dense", cfg.n_heads),
+    }
     if let Some(m) = &cfg.moe {
         println!(
             "  MoE: {} routed experts (width {}), {} shared, {} per token, {} groups keep {}, {:?}/{:?}",
@@ -122,7 +130,7 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
             }
             println!("  dtypes: {}", dtypes.iter().map(|(d, n)| format!("{d} {}", human(*n))).collect::<Vec<_>>().join(", "));
             println!("  bytes: {}", dtype_bytes.iter().map(|(d, n)| format!("{d} {} MiB", mib(*n))).collect::<Vec<_>>().join(", "));
-            println!("  GPU memory: weights {} MiB, latent KV cache {} MiB at {ctx} tokens ({} bytes per token)", mib(b), mib(cache), per_token);
+            println!("  GPU memory: weights {} MiB, {cache_kind} {} MiB at {ctx} tokens ({} bytes per token)", mib(b), mib(cache), per_token);
             if quantized.values().all(|&w| w != u64::MAX) {
                 for (q, w) in &quantized {
                     println!("  with --quantize {}: weights {} MiB + cache {} MiB = {} MiB", q.to_lowercase(), mib(*w), mib(cache), mib(w + cache));
@@ -132,7 +140,7 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
             }
         }
         _ => {
-            println!("  latent KV cache: {} MiB at {ctx} tokens ({} bytes per token)", cache >> 20, per_token);
+            println!("  {cache_kind}: {} MiB at {ctx} tokens ({} bytes per token)", cache >> 20, per_token);
             println!("  no weights in {} (model.safetensors or model.safetensors.index.json): figures from config.json only", dir.display());
         }
     }

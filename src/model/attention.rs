@@ -1,13 +1,17 @@
-//! Multi-head latent attention (DeepSeek's `MLA.forward`, absorbed form): q (direct or
-//! low-rank), the chunk's `c_kv ‖ k_pe` written into the latent cache, RoPE, attention over
-//! the cache in the latent space, and the output projection added into the residual.
+//! A layer's attention, added into the residual. Multi-head latent attention (DeepSeek's
+//! `MLA.forward`, absorbed form): q (direct or low-rank), the chunk's `c_kv ‖ k_pe` written
+//! into the latent cache, RoPE, attention over the cache in the latent space, and the output
+//! projection. Grouped-query attention (transformers' `Qwen3Attention`): q, k, v projections,
+//! per-head RMSNorm of q and k, half-split RoPE, K and V written into the K/V cache,
+//! attention over it, and the output projection.
 
-use super::{Chunk, Layer, Model, QProj, LORA_NORM_EPS};
-use crate::config::ModelConfig;
+use super::{Attn, Chunk, Gqa, Layer, Mla, Model, QProj, LORA_NORM_EPS};
+use crate::config::{Attention, ModelConfig};
 use crate::gpu::Recorder;
 use crate::ops::matmul::Out;
 use crate::ops::mla_absorb::Heads;
-use crate::ops::{copy_rows, matmul, mla_absorb, mla_attn, rmsnorm, rope, Rows};
+use crate::ops::rope::Pairs;
+use crate::ops::{copy_rows, gqa_attn, matmul, mla_absorb, mla_attn, rmsnorm, rope, Rows};
 
 /// MLA's head shape.
 pub(super) fn mla_heads(c: &ModelConfig) -> Heads {
@@ -40,13 +44,72 @@ impl<'a> CacheRows<'a> {
     }
 }
 
+/// Where one layer's GQA cache `[2][ctx][G][d]` holds a chunk's rows.
+struct KvRows<'a> {
+    buf: &'a wgpu::Buffer,
+    /// values per position in each plane, G·d
+    gd: usize,
+    d: usize,
+    ch: Chunk,
+}
+
+impl<'a> KvRows<'a> {
+    /// The chunk's keys, one row of `d` per (token, K/V head).
+    fn k_heads(&self) -> Rows<'a> {
+        Rows::strided(self.buf, self.ch.pos0 * self.gd, self.d, self.d, self.ch.t * self.gd / self.d)
+    }
+
+    /// The chunk's keys, one row of `G·d` per token.
+    fn k(&self) -> Rows<'a> {
+        Rows::strided(self.buf, self.ch.pos0 * self.gd, self.gd, self.gd, self.ch.t)
+    }
+
+    /// The chunk's values, one row of `G·d` per token (the V plane follows `ctx` K rows).
+    fn v(&self) -> Rows<'a> {
+        Rows::strided(self.buf, (self.ch.ctx + self.ch.pos0) * self.gd, self.gd, self.gd, self.ch.t)
+    }
+}
+
 impl Model {
-    /// `x += W_o · MLA(RMSNorm(x))` for the chunk, with its latent rows written to `cache`.
+    /// `x += attention(RMSNorm(x))` for the chunk, with its cache rows written to `cache`.
     pub(super) fn attention(&self, rec: &mut Recorder, layer: &Layer, cache: &wgpu::Buffer, ch: Chunk) {
-        let (k, a, c, t) = (&self.kernels, &self.act, &self.cfg, ch.t);
-        let (at, heads, qk) = (&layer.attn, mla_heads(c), c.qk_head_dim());
-        let (x, xb) = (Rows::new(&a.x, c.hidden, t), Rows::new(&a.xb, c.hidden, t));
+        let (k, a, c) = (&self.kernels, &self.act, &self.cfg);
+        let (x, xb) = (Rows::new(&a.x, c.hidden, ch.t), Rows::new(&a.xb, c.hidden, ch.t));
         rmsnorm::run(rec, k, &layer.input_layernorm, x, xb, c.rms_norm_eps);
+        match &layer.attn {
+            Attn::Mla(at) => self.mla(rec, at, cache, ch),
+            Attn::Gqa(at) => self.gqa(rec, at, cache, ch),
+        }
+    }
+
+    /// Qwen3's attention on `xb`: q, k, v; per-head RMSNorm of q and k; RoPE; K and V into
+    /// the cache; attention; `x += W_o o`.
+    fn gqa(&self, rec: &mut Recorder, at: &Gqa, cache: &wgpu::Buffer, ch: Chunk) {
+        let (k, a, c, t) = (&self.kernels, &self.act, &self.cfg, ch.t);
+        let Attention::Gqa { kv_heads: g, head_dim: d } = c.attention else { unreachable!("GQA weights in an MLA model") };
+        let (h, xb) = (c.n_heads, Rows::new(&a.xb, c.hidden, t));
+        // q before its norm goes through `o`, which the attention overwrites later
+        let (q_raw, q) = (Rows::new(&a.o, h * d, t), Rows::new(&a.q, h * d, t));
+        matmul::run(rec, k, &at.q, xb, q_raw, Out::Set);
+        rmsnorm::run(rec, k, &at.q_norm, Rows::new(&a.o, d, t * h), Rows::new(&a.q, d, t * h), c.rms_norm_eps);
+        rope::run(rec, k, &self.rope_table, q.cols(0, d), h, d, ch.pos0, Pairs::HalfSplit);
+        let rows = KvRows { buf: cache, gd: g * d, d, ch };
+        let k_raw = Rows::new(&a.kv, g * d, t);
+        matmul::run(rec, k, &at.k, xb, k_raw, Out::Set);
+        rmsnorm::run(rec, k, &at.k_norm, Rows::new(&a.kv, d, t * g), rows.k_heads(), c.rms_norm_eps);
+        rope::run(rec, k, &self.rope_table, rows.k().cols(0, d), g, d, ch.pos0, Pairs::HalfSplit);
+        matmul::run(rec, k, &at.v, xb, rows.v(), Out::Set);
+        let o = Rows::new(&a.o, h * d, t);
+        let shape = gqa_attn::Shape { heads: h, kv_heads: g, head_dim: d };
+        gqa_attn::run(rec, k, shape, c.softmax_scale(), ch.pos0, ch.ctx, q, cache, o);
+        matmul::run(rec, k, &at.o, o, Rows::new(&a.x, c.hidden, t), Out::Add);
+    }
+
+    /// DeepSeek's MLA on `xb`, `x += W_o · MLA(xb)`, with the chunk's latent rows written to `cache`.
+    fn mla(&self, rec: &mut Recorder, at: &Mla, cache: &wgpu::Buffer, ch: Chunk) {
+        let (k, a, c, t) = (&self.kernels, &self.act, &self.cfg, ch.t);
+        let (heads, qk) = (mla_heads(c), c.qk_head_dim());
+        let (x, xb) = (Rows::new(&a.x, c.hidden, t), Rows::new(&a.xb, c.hidden, t));
         let q = Rows::new(&a.q, c.n_heads * qk, t);
         match &at.q {
             QProj::Direct(w) => matmul::run(rec, k, w, xb, q, Out::Set),
@@ -62,8 +125,8 @@ impl Model {
         let rows = CacheRows::new(c, cache, ch);
         rmsnorm::run(rec, k, &at.kv_a_norm, kv.cols(0, c.kv_lora), rows.c_kv(), LORA_NORM_EPS);
         copy_rows::run(rec, k, kv.cols(c.kv_lora, c.rope_dim), rows.k_pe());
-        rope::run(rec, k, &self.rope_table, rows.k_pe(), 1, 0, ch.pos0, rope::Pairs::Interleaved);
-        rope::run(rec, k, &self.rope_table, q.cols(c.nope_dim, c.rope_dim), c.n_heads, qk, ch.pos0, rope::Pairs::Interleaved);
+        rope::run(rec, k, &self.rope_table, rows.k_pe(), 1, 0, ch.pos0, Pairs::Interleaved);
+        rope::run(rec, k, &self.rope_table, q.cols(c.nope_dim, c.rope_dim), c.n_heads, qk, ch.pos0, Pairs::Interleaved);
         let (q_lat, o_lat) = (Rows::new(&a.q_lat, c.kv_lora, t * c.n_heads), Rows::new(&a.o_lat, c.kv_lora, t * c.n_heads));
         mla_absorb::q_absorb(rec, k, &at.kv_b, heads, q, q_lat);
         mla_attn::run(rec, k, heads, c.softmax_scale(), ch.pos0, q_lat, q, cache, o_lat);

@@ -26,6 +26,8 @@ pub(super) const LORA_NORM_EPS: f32 = 1e-6;
 pub(super) struct Chunk {
     pub t: usize,
     pub pos0: usize,
+    /// the cache's capacity in positions
+    pub ctx: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -86,10 +88,10 @@ impl Model {
         Ok(out)
     }
 
-    /// One chunk, as DeepSeek's `Transformer.forward`: embed; per layer `x += attn(norm(x))`,
+    /// One chunk, as DeepSeek's `Transformer.forward` (and Qwen3's): embed; per layer `x += attn(norm(x))`,
     /// `x += ffn(norm(x))`; final norm and head; sample. One command buffer, one readback.
     fn forward_chunk(&self, cache: &mut KvCache, ids: &[u32], mode: LogitsMode, sample: Option<&Sample>, out: &mut ForwardOut) -> Result<(), LoadError> {
-        let ch = Chunk { t: ids.len(), pos0: cache.len };
+        let ch = Chunk { t: ids.len(), pos0: cache.len, ctx: cache.ctx };
         let (k, a, h) = (&self.kernels, &self.act, self.cfg.hidden);
         self.gpu.queue.write_buffer(&a.ids, 0, bytemuck::cast_slice(ids));
         let mut rec = Recorder::new(&self.gpu);

@@ -6,11 +6,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Activations, Attn, Ffn, Layer, Mlp, Model, Moe, QProj};
+use super::{Activations, Attn, Ffn, Gqa, Layer, Mla, Mlp, Model, Moe, QProj};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::format::quantize::quantized_format;
 use crate::format::Format;
-use crate::config::{ConfigError, ModelConfig};
+use crate::config::{Attention, ConfigError, ModelConfig};
 use crate::gpu::{Gpu, GpuError};
 use crate::ops::moe_gate::Gate;
 use crate::ops::mla_absorb::{self, Absorb};
@@ -253,6 +253,41 @@ impl Loader<'_> {
         Ok(m)
     }
 
+    /// One layer's MLA weights under `a` (`model.layers.N.self_attn`).
+    fn mla(&mut self, a: &str, kernels: &Kernels) -> Result<Mla, LoadError> {
+        let cfg = self.cfg;
+        let (h, nh, qk) = (cfg.hidden, cfg.n_heads, cfg.qk_head_dim());
+        let q = match cfg.q_lora {
+            None => QProj::Direct(self.mat(&format!("{a}.q_proj.weight"), nh * qk, h)?),
+            Some(r) => QProj::LowRank {
+                a: self.mat(&format!("{a}.q_a_proj.weight"), r, h)?,
+                norm: self.vec(&format!("{a}.q_a_layernorm.weight"), r)?,
+                b: self.mat(&format!("{a}.q_b_proj.weight"), nh * qk, r)?,
+            },
+        };
+        let (kv_b_name, k_b_name) = (format!("{a}.kv_b_proj.weight"), format!("{a}.k_b_proj.weight"));
+        let kv_b = if self.ck.get(&k_b_name).is_some() && self.ck.get(&kv_b_name).is_none() {
+            // llama.cpp's split form (GGUF): W_UK transposed and W_UV, one pool of heads each
+            let k_b = self.pool(&k_b_name, nh, cfg.kv_lora, cfg.nope_dim)?;
+            Absorb::Split { k_b, v_b: self.pool(&format!("{a}.v_b_proj.weight"), nh, cfg.v_dim, cfg.kv_lora)? }
+        } else {
+            let kv_b = self.mat(&kv_b_name, nh * (cfg.nope_dim + cfg.v_dim), cfg.kv_lora)?;
+            if kv_b.chunks.len() != 1 {
+                // mla_absorb reads every head's W_UK / W_UV from one binding
+                return Err(LoadError::Binding { tensor: kv_b_name, unit: "whole matrix", need: kv_b.bytes(), limit: self.gpu.max_binding });
+            }
+            let uk_t = mla_absorb::transpose_uk(kernels, self.gpu, &kv_b, super::attention::mla_heads(cfg))?;
+            Absorb::KvB { kv_b, uk_t }
+        };
+        Ok(Mla {
+            q,
+            kv_a: self.mat(&format!("{a}.kv_a_proj_with_mqa.weight"), cfg.kv_lora + cfg.rope_dim, h)?,
+            kv_a_norm: self.vec(&format!("{a}.kv_a_layernorm.weight"), cfg.kv_lora)?,
+            kv_b,
+            o: self.mat(&format!("{a}.o_proj.weight"), h, nh * cfg.v_dim)?,
+        })
+    }
+
     fn mlp(&mut self, p: &str, width: usize) -> Result<Mlp, LoadError> {
         let h = self.cfg.hidden;
         Ok(Mlp {
@@ -380,41 +415,22 @@ impl Model {
         kernels.prepare(&gpu, &formats)?;
         let mut l = Loader { gpu: &gpu, ck, cfg: &cfg, done: 0, total, progress, quantize: opts.quantize, kept: Vec::new() };
         let (h, nh) = (cfg.hidden, cfg.n_heads);
-        let qk = cfg.qk_head_dim();
-
+        
         let embed = l.mat("model.embed_tokens.weight", cfg.vocab, h)?;
         let mut layers = Vec::with_capacity(cfg.n_layers);
         for i in 0..cfg.n_layers {
             let p = format!("model.layers.{i}");
             let a = format!("{p}.self_attn");
-            let q = match cfg.q_lora {
-                None => QProj::Direct(l.mat(&format!("{a}.q_proj.weight"), nh * qk, h)?),
-                Some(r) => QProj::LowRank {
-                    a: l.mat(&format!("{a}.q_a_proj.weight"), r, h)?,
-                    norm: l.vec(&format!("{a}.q_a_layernorm.weight"), r)?,
-                    b: l.mat(&format!("{a}.q_b_proj.weight"), nh * qk, r)?,
-                },
-            };
-            let (kv_b_name, k_b_name) = (format!("{a}.kv_b_proj.weight"), format!("{a}.k_b_proj.weight"));
-            let kv_b = if ck.get(&k_b_name).is_some() && ck.get(&kv_b_name).is_none() {
-                // llama.cpp's split form (GGUF): W_UK transposed and W_UV, one pool of heads each
-                let k_b = l.pool(&k_b_name, nh, cfg.kv_lora, cfg.nope_dim)?;
-                Absorb::Split { k_b, v_b: l.pool(&format!("{a}.v_b_proj.weight"), nh, cfg.v_dim, cfg.kv_lora)? }
-            } else {
-                let kv_b = l.mat(&kv_b_name, nh * (cfg.nope_dim + cfg.v_dim), cfg.kv_lora)?;
-                if kv_b.chunks.len() != 1 {
-                    // mla_absorb reads every head's W_UK / W_UV from one binding
-                    return Err(LoadError::Binding { tensor: kv_b_name, unit: "whole matrix", need: kv_b.bytes(), limit: gpu.max_binding });
-                }
-                let uk_t = mla_absorb::transpose_uk(&kernels, &gpu, &kv_b, super::attention::mla_heads(&cfg))?;
-                Absorb::KvB { kv_b, uk_t }
-            };
-            let attn = Attn {
-                q,
-                kv_a: l.mat(&format!("{a}.kv_a_proj_with_mqa.weight"), cfg.kv_lora + cfg.rope_dim, h)?,
-                kv_a_norm: l.vec(&format!("{a}.kv_a_layernorm.weight"), cfg.kv_lora)?,
-                kv_b,
-                o: l.mat(&format!("{a}.o_proj.weight"), h, nh * cfg.v_dim)?,
+            let attn = match cfg.attention {
+                Attention::Mla => Attn::Mla(l.mla(&a, &kernels)?),
+                Attention::Gqa { kv_heads, head_dim } => Attn::Gqa(Gqa {
+                    q: l.mat(&format!("{a}.q_proj.weight"), nh * head_dim, h)?,
+                    k: l.mat(&format!("{a}.k_proj.weight"), kv_heads * head_dim, h)?,
+                    v: l.mat(&format!("{a}.v_proj.weight"), kv_heads * head_dim, h)?,
+                    o: l.mat(&format!("{a}.o_proj.weight"), h, nh * head_dim)?,
+                    q_norm: l.vec(&format!("{a}.q_norm.weight"), head_dim)?,
+                    k_norm: l.vec(&format!("{a}.k_norm.weight"), head_dim)?,
+                }),
             };
             let ffn = match (&cfg.moe, cfg.is_moe_layer(i)) {
                 (Some(m), true) => {
@@ -510,7 +526,7 @@ impl Activations {
     }
 
     fn new(gpu: &Gpu, cfg: &ModelConfig, t: usize, max_ctx: usize) -> Self {
-        Self::build(cfg, t, max_ctx, &|label, n| gpu.storage(label, (n * 4) as u64))
+        Self::build(cfg, t, max_ctx, &|label, n| gpu.storage(label, (n.max(1) * 4) as u64))
     }
 
     fn build<B>(cfg: &ModelConfig, t: usize, max_ctx: usize, f: &dyn Fn(&str, usize) -> B) -> Activations<B> {

@@ -1,5 +1,6 @@
-//! The DeepSeek graph: weights as loaded onto the GPU, the latent KV cache and the forward
-//! pass (in `forward.rs`). Layer names follow the checkpoint.
+//! The graph of DeepSeek's models and of the Qwen3 distill: weights as loaded onto the GPU,
+//! the KV cache (latent for MLA, K/V for GQA) and the forward pass (in `forward.rs`). Layer
+//! names follow the checkpoint.
 
 mod attention;
 mod cost;
@@ -26,13 +27,57 @@ pub enum QProj {
     LowRank { a: Matrix, norm: wgpu::Buffer, b: Matrix },
 }
 
-pub struct Attn {
+/// A layer's attention: DeepSeek's latent attention or Qwen3's grouped-query attention
+/// (`config::Attention` says which; every layer of a model has the same kind).
+pub enum Attn {
+    Mla(Mla),
+    Gqa(Gqa),
+}
+
+/// Multi-head latent attention (DeepSeek).
+pub struct Mla {
     pub q: QProj,
     pub kv_a: Matrix,         // [kvl + rope][hidden]
     pub kv_a_norm: wgpu::Buffer, // [kvl]
     /// kv_b_proj: W_UK and W_UV per head, as the checkpoint holds them
     pub kv_b: Absorb,
     pub o: Matrix,            // [hidden][H·v]
+}
+
+/// Grouped-query attention (Qwen3): `H` query heads, `G` K/V heads of width `d`.
+pub struct Gqa {
+    pub q: Matrix,              // [H·d][hidden]
+    pub k: Matrix,              // [G·d][hidden]
+    pub v: Matrix,              // [G·d][hidden]
+    pub o: Matrix,              // [hidden][H·d]
+    pub q_norm: wgpu::Buffer,   // [d], per head
+    pub k_norm: wgpu::Buffer,   // [d], per head
+}
+
+impl Attn {
+    /// The MLA weights, when this is a DeepSeek layer.
+    pub fn as_mla(&self) -> Option<&Mla> {
+        match self {
+            Attn::Mla(m) => Some(m),
+            Attn::Gqa(_) => None,
+        }
+    }
+
+    /// The matrices one token multiplies by, and the bytes of the 1-D weights besides.
+    fn matrices(&self) -> (Vec<&Matrix>, usize) {
+        match self {
+            Attn::Mla(m) => {
+                let mut v = match &m.q {
+                    QProj::Direct(w) => vec![w],
+                    QProj::LowRank { a, b, .. } => vec![a, b],
+                };
+                let norm = if let QProj::LowRank { a, .. } = &m.q { a.rows } else { 0 };
+                v.extend([&m.kv_a, &m.o]);
+                (v, norm)
+            }
+            Attn::Gqa(g) => (vec![&g.q, &g.k, &g.v, &g.o], 0),
+        }
+    }
 }
 
 /// SwiGLU MLP; for routed experts each matrix is a pool of `n_routed` stacked matrices.
@@ -73,7 +118,7 @@ struct Activations<B = wgpu::Buffer> {
     kv: B,     // [T][kvl + rope]
     q_lat: B,  // [T][H][kvl]
     o_lat: B,  // [T][H][kvl]
-    o: B,      // [T][H·v]
+    o: B,      // [T][H·v] (GQA: also the raw q before its norm)
     hb: B,     // [T·K][width]
     hb2: B,    // [T·K][width]
     eo: B,     // [T·K][hidden]
@@ -103,9 +148,11 @@ pub struct Model {
     pub weight_bytes: u64,
 }
 
-/// The latent KV cache: `c_kv ‖ k_pe` per token per layer, nothing else.
+/// The KV cache, one buffer per layer of `ctx · cache_dim` f32: for MLA the latent rows
+/// `[ctx][kvl + rope]` (`c_kv ‖ k_pe`, nothing else); for GQA the K plane then the V plane,
+/// `[2][ctx][kv_heads][head_dim]`.
 pub struct KvCache {
-    pub layers: Vec<wgpu::Buffer>, // per layer [ctx][kvl + rope]
+    pub layers: Vec<wgpu::Buffer>, // per layer [ctx][cache_dim]
     pub ctx: usize,
     /// tokens currently cached
     pub len: usize,

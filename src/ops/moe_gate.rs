@@ -39,7 +39,8 @@ impl Gate {
             crate::config::Family::V3 => (m.norm_topk_prob, m.routed_scaling_factor),
             // V2 in transformers ignores norm_topk_prob (every released V2 sets it false) and
             // always scales.
-            crate::config::Family::V2 => (false, m.routed_scaling_factor),
+            // (Qwen3 is dense: the config refuses MoE keys for it)
+            crate::config::Family::V2 | crate::config::Family::Qwen3 => (false, m.routed_scaling_factor),
         };
         Gate { n_exp: m.n_routed, k: m.top_k, n_group: m.n_group, topk_group: m.topk_group, scoring: m.scoring, topk: m.topk, norm, scale }
     }
