@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::chat::{ChatTokenizer, GenerationConfig, Message, ReasoningSplitter, StreamDecoder, TemplateError, TextKind, TokenizerError};
+use crate::chat::{assistant_content, prompt_opens_reasoning, ChatTokenizer, GenerationConfig, Message, ReasoningSplitter, StreamDecoder, TemplateError, TextKind, TokenizerError};
 use crate::model::{KvCache, LoadError, LogitsMode, Model, Sample};
 use crate::ops::sample::Filter;
 use crate::sampling::SampleParams;
@@ -133,6 +133,10 @@ pub struct Session {
     /// ids whose latent rows are in the cache, in order
     cached: Vec<u32>,
     pub messages: Vec<Message>,
+    /// extra chat template variables for every turn, as transformers' apply_chat_template
+    /// keyword arguments (Qwen3's `enable_thinking`: false renders the prompt with an empty,
+    /// closed reasoning block)
+    pub template_vars: serde_json::Map<String, serde_json::Value>,
     rng: ChaCha8Rng,
     eos: Vec<u32>,
 }
@@ -161,7 +165,7 @@ impl Session {
                 eos.extend(t.eos_token.as_deref().and_then(|e| t.token_id(e)));
             }
         }
-        Ok(Session { model, tokenizer, generation, cache, cached: Vec::new(), messages: Vec::new(), rng: ChaCha8Rng::seed_from_u64(0x5eed), eos })
+        Ok(Session { model, tokenizer, generation, cache, cached: Vec::new(), messages: Vec::new(), template_vars: serde_json::Map::new(), rng: ChaCha8Rng::seed_from_u64(0x5eed), eos })
     }
 
     /// Defaults from `generation_config.json` when the checkpoint has one.
@@ -207,16 +211,22 @@ impl Session {
         self.tokenizer.clone().ok_or_else(|| SessionError::Input("this checkpoint has no tokenizer: give token ids (--ids) instead of text".into()))
     }
 
+    /// The prompt of the assistant's next turn: the conversation through the chat template
+    /// with the generation prompt, its ids (no special tokens added: the template writes any
+    /// BOS itself, as with transformers' apply_chat_template), and whether the template opened
+    /// the reasoning block (R1-Distill's `<think>\n`), so that the reply starts inside it.
+    pub fn chat_prompt(&self) -> Result<(Vec<u32>, bool), SessionError> {
+        let tok = self.text_tokenizer()?;
+        let text = tok.render_chat_with(&self.messages, true, &self.template_vars)?;
+        Ok((tok.encode(&text, false)?, prompt_opens_reasoning(&text)))
+    }
+
     /// Generate the assistant's reply to the conversation as it stands.
     pub fn reply(&mut self, s: &Settings, cancel: &AtomicBool, on: &mut dyn FnMut(&Event)) -> Result<Reply, SessionError> {
-        let tok = self.text_tokenizer()?;
-        let text = tok.render_chat(&self.messages, true)?;
-        let ids = tok.encode(&text, false)?;
-        let opened = text.trim_end().ends_with("<think>");
+        let (ids, opened) = self.chat_prompt()?;
         let reply = self.generate(&ids, opened, s, cancel, on)?;
         if s.max_tokens > 0 {
-            let content = if reply.reasoning.is_empty() { reply.answer.clone() } else { format!("<think>\n{}\n</think>\n\n{}", reply.reasoning.trim_end(), reply.answer) };
-            self.messages.push(Message::new("assistant", &content));
+            self.messages.push(Message::new("assistant", &assistant_content(&reply.reasoning, &reply.answer)));
         }
         Ok(reply)
     }

@@ -12,6 +12,26 @@ pub enum TextKind {
 const OPEN: &str = "<think>";
 const CLOSE: &str = "</think>";
 
+/// Whether a rendered chat prompt leaves the model inside a reasoning block: templates that
+/// end the generation prompt with `<think>` (R1, R1-Distill, V3.1 thinking) make the reply
+/// start inside the reasoning so only `</think>` appears in it; those that leave `<think>` to
+/// the model (Qwen3, R1-0528 and its Qwen3 distill) or close it (`enable_thinking=false`'s
+/// `<think>\n\n</think>\n\n`) do not.
+pub fn prompt_opens_reasoning(prompt: &str) -> bool {
+    prompt.trim_end().ends_with(OPEN)
+}
+
+/// The assistant message a reply becomes in the conversation: its reasoning inside
+/// `<think>…</think>` ahead of the answer, the shape the chat templates expect of an earlier
+/// turn (R1's strip it to the answer, Qwen3's keep it after the last user turn).
+pub fn assistant_content(reasoning: &str, answer: &str) -> String {
+    if reasoning.is_empty() {
+        answer.to_string()
+    } else {
+        format!("{OPEN}\n{}\n{CLOSE}\n\n{answer}", reasoning.trim_end())
+    }
+}
+
 pub struct ReasoningSplitter {
     kind: TextKind,
     pending: String,

@@ -24,7 +24,9 @@ impl Message {
 #[error("chat template: {0}")]
 pub struct TemplateError(pub String);
 
-/// Render `template` for `messages`.
+/// Render `template` for `messages`. `vars`: extra template variables, as the keyword
+/// arguments transformers' `apply_chat_template` passes through (Qwen3's `enable_thinking`, for
+/// one); the named ones win over `vars` of the same name.
 pub fn render(
     template: &str,
     messages: &[Message],
@@ -32,6 +34,7 @@ pub fn render(
     bos_token: &str,
     eos_token: &str,
     tools: Option<&serde_json::Value>,
+    vars: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<String, TemplateError> {
     let mut env = Environment::new();
     env.set_trim_blocks(true);
@@ -47,6 +50,7 @@ pub fn render(
         bos_token => bos_token,
         eos_token => eos_token,
         tools => tools,
+        ..minijinja::Value::from_serialize(vars)
     };
     t.render(ctx).map_err(|e| TemplateError(format!("rendering failed: {e:#}")))
 }

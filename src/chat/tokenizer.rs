@@ -11,9 +11,13 @@ use tokenizers::Tokenizer;
 use crate::gguf::{Gguf, GgufError};
 use crate::sampling::SampleParams;
 
-/// DeepSeek-V3/R1's tokenizer, used when a model folder has none and the vocabulary fits.
+/// DeepSeek-V3/R1's tokenizer, used when a model folder has none and the model's vocabulary
+/// is DeepSeek-V3's (up to [`FALLBACK_MODEL_VOCAB`]).
 const FALLBACK_TOKENIZER: &[u8] = include_bytes!("../../assets/deepseek-v3-tokenizer/tokenizer.json");
 const FALLBACK_CONFIG: &str = include_str!("../../assets/deepseek-v3-tokenizer/tokenizer_config.json");
+/// DeepSeek-V3/R1's `vocab_size` (128,815 tokens padded). A larger vocabulary is another
+/// family's (Qwen3's 151,936) whose ids the embedded tokenizer would silently get wrong.
+const FALLBACK_MODEL_VOCAB: usize = 129_280;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizerError {
@@ -25,6 +29,8 @@ pub enum TokenizerError {
     Vocab { tok: usize, model: usize, hint: String },
     #[error("tokenizer: {0}")]
     Encode(String),
+    #[error("{} has no tokenizer.json, and its vocabulary of {vocab} is not DeepSeek-V3's ({FALLBACK_MODEL_VOCAB}), so the embedded DeepSeek-V3 tokenizer cannot stand in; copy the model's tokenizer files (tokenizer.json, tokenizer_config.json) into it", dir.display())]
+    NoTokenizer { dir: PathBuf, vocab: usize },
     #[error("{path} has no chat_template; use a raw prompt (without --chat) or add the model's template")]
     NoTemplate { path: PathBuf },
     /// A GGUF file's tokenizer metadata is missing, of another kind, or inconsistent.
@@ -143,7 +149,8 @@ impl GenerationConfig {
 }
 
 impl ChatTokenizer {
-    /// The folder's `tokenizer.json`, else DeepSeek-V3's when `vocab` can hold it. `dir` may
+    /// The folder's `tokenizer.json`, else DeepSeek-V3's when `vocab` is DeepSeek-V3's (it must
+    /// hold every id, and a larger one belongs to another tokenizer). `dir` may
     /// also be a GGUF file (or one split of a set): its embedded tokenizer, [`Self::from_gguf`].
     pub fn load(dir: &Path, vocab: usize) -> Result<Self, TokenizerError> {
         if crate::model::is_gguf(dir) {
@@ -154,6 +161,8 @@ impl ChatTokenizer {
             let tok = Tokenizer::from_file(&tj).map_err(|e| TokenizerError::Load { path: tj.clone(), msg: e.to_string() })?;
             let cp = dir.join("tokenizer_config.json");
             (tok, std::fs::read_to_string(&cp).ok(), tj.clone())
+        } else if vocab > FALLBACK_MODEL_VOCAB {
+            return Err(TokenizerError::NoTokenizer { dir: dir.into(), vocab });
         } else {
             let tok = Tokenizer::from_bytes(FALLBACK_TOKENIZER).map_err(|e| TokenizerError::Load { path: "embedded DeepSeek-V3 tokenizer".into(), msg: e.to_string() })?;
             (tok, Some(FALLBACK_CONFIG.to_string()), PathBuf::from("embedded DeepSeek-V3 tokenizer"))
@@ -228,8 +237,13 @@ impl ChatTokenizer {
     }
 
     pub fn render_chat(&self, messages: &[super::Message], add_generation_prompt: bool) -> Result<String, super::TemplateError> {
+        self.render_chat_with(messages, add_generation_prompt, &serde_json::Map::new())
+    }
+
+    /// [`Self::render_chat`] with extra template variables (e.g. `enable_thinking`).
+    pub fn render_chat_with(&self, messages: &[super::Message], add_generation_prompt: bool, vars: &serde_json::Map<String, Value>) -> Result<String, super::TemplateError> {
         let t = self.chat_template.as_deref().ok_or_else(|| super::TemplateError(format!("{} has no chat_template", self.source.display())))?;
-        super::render(t, messages, add_generation_prompt, self.bos_token.as_deref().unwrap_or(""), self.eos_token.as_deref().unwrap_or(""), None)
+        super::render(t, messages, add_generation_prompt, self.bos_token.as_deref().unwrap_or(""), self.eos_token.as_deref().unwrap_or(""), None, vars)
     }
 }
 

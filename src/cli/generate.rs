@@ -128,9 +128,7 @@ pub fn run(a: Args) -> Result<()> {
                 sess.set_system(sys);
             }
             sess.messages.push(Message::new("user", p));
-            let tok = sess.text_tokenizer()?;
-            let text = tok.render_chat(&sess.messages, true)?;
-            (tok.encode(&text, false)?, text.trim_end().ends_with("<think>"))
+            sess.chat_prompt()?
         }
         (Some(p), _) => (sess.text_tokenizer()?.encode_prompt(p)?, false),
         (None, Some(ids)) => (ids.clone(), false),
