@@ -114,7 +114,7 @@ pub(crate) fn checkpoint_with(g: &Gguf, hf_name: impl Fn(&str) -> Option<String>
             let [n_exp, rows, cols] = shape[..] else {
                 return Err(terr(format!("stacked experts must have 3 dimensions, not {shape:?}")));
             };
-            let per = if n_exp == 0 { 0 } else { range.len() / n_exp };
+            let per = range.len().checked_div(n_exp).unwrap_or(0);
             for e in 0..n_exp {
                 let start = range.start + e * per;
                 views.push((name.replace("{e}", &e.to_string()), fmt, vec![rows, cols], t.file(), start..start + per));
