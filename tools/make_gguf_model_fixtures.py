@@ -158,11 +158,11 @@ MODEL_SPECS = {
 }
 
 # Runs llama.cpp's convert_hf_to_gguf.py unchanged except for one hook (see step 1 of the docstring).
-# argv: <convert_hf_to_gguf.py> <accepted tokenizer hash> <converter arguments...>
+# argv: <convert_hf_to_gguf.py> <accepted tokenizer hash> <tokenizer.ggml.pre for it> <converter arguments...>
 CONVERT_WRAPPER = r'''
 import ast, hashlib, inspect, os, re, runpy, sys
-script, want = sys.argv[1], sys.argv[2]
-sys.argv = [script] + sys.argv[3:]
+script, want, pre = sys.argv[1], sys.argv[2], sys.argv[3]
+sys.argv = [script] + sys.argv[4:]
 here = os.path.dirname(os.path.abspath(script))
 sys.path.insert(0, here)
 sys.path.insert(1, os.path.join(here, "gguf-py"))
@@ -176,8 +176,8 @@ def get_vocab_base_pre(self, tokenizer):
         got = hashlib.sha256(str(tokenizer.encode(chktxt)).encode()).hexdigest()
         if got != want:
             raise
-        print("[wrapper] tiny DeepSeek-V3 sub-tokenizer (hash %s) -> tokenizer.ggml.pre = deepseek-v3" % got)
-        return "deepseek-v3"
+        print("[wrapper] tiny sub-tokenizer (hash %s) -> tokenizer.ggml.pre = %s" % (got, pre))
+        return pre
 base.TextModel.get_vocab_base_pre = get_vocab_base_pre
 runpy.run_path(script, run_name="__main__")
 '''
@@ -220,8 +220,10 @@ class LlamaCpp:
         v["gguf_py"] = m.group(1) if m else "unknown"
         return v
 
-    def convert_hf(self, hf_dir, out, outtype, tok_hash):
-        cmd = [sys.executable, "-c", CONVERT_WRAPPER, str(self.convert), tok_hash,
+    def convert_hf(self, hf_dir, out, outtype, tok_hash, pre="deepseek-v3"):
+        """pre: the tokenizer.ggml.pre the wrapper answers for the tiny tokenizer's hash (that of the
+        real tokenizer it was cut from)."""
+        cmd = [sys.executable, "-c", CONVERT_WRAPPER, str(self.convert), tok_hash, pre,
                str(hf_dir), "--outtype", outtype, "--outfile", str(out)]
         run(cmd, out.with_suffix(".convert.log"))
 
@@ -449,16 +451,21 @@ def goldens_from_dir(spec, d, prompt):
     return g, ok
 
 
-def goldens_for_gguf(spec, hf_dir, path, prompt, gguf, tmp):
-    cfg = json.loads((hf_dir / "config.json").read_text())
-    raw, info = read_gguf(path, gguf)
-    w = gguf_to_hf(raw, cfg)
-    d = tmp / path.stem
+def write_readback_dir(hf_dir, w, d):
+    """Weights read back from a GGUF (HF names, f32) as an HF checkpoint in d, with hf_dir's config.json."""
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
     mf.write_checkpoint(d, w)
     shutil.copy(hf_dir / "config.json", d / "config.json")
+    return d
+
+
+def goldens_for_gguf(spec, hf_dir, path, prompt, gguf, tmp):
+    cfg = json.loads((hf_dir / "config.json").read_text())
+    raw, info = read_gguf(path, gguf)
+    w = gguf_to_hf(raw, cfg)
+    d = write_readback_dir(hf_dir, w, tmp / path.stem)
     g, ok = goldens_from_dir(spec, d, prompt)
     # independent float64 numpy forward (tools/make_fixtures.py np_forward) on the same weights
     w64 = {k: v.double().numpy() for k, v in w.items()}

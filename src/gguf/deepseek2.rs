@@ -20,27 +20,17 @@
 //! `group_limited_greedy`; else `greedy`), YaRN's `mscale` equal to `mscale_all_dim` (true of
 //! every published DeepSeek config) and its betas at transformers' defaults.
 
-use std::path::Path;
-
 use serde_json::{json, Map, Value as Json};
 
-use super::{Gguf, GgufError};
-use crate::checkpoint::{Checkpoint, CheckpointError, Storage};
-use crate::format::Format;
+use super::{hf, Gguf, GgufError};
+use crate::checkpoint::{Checkpoint, CheckpointError};
 
 /// The architecture name this module reads.
 pub const ARCH: &str = "deepseek2";
 
 /// `config.json` (transformers' names) from a `deepseek2` GGUF's metadata.
 pub fn hf_config(g: &Gguf) -> Result<Json, GgufError> {
-    let arch = g.architecture()?;
-    if arch != ARCH {
-        return Err(GgufError::Metadata {
-            path: g.paths()[0].to_path_buf(),
-            key: "general.architecture".into(),
-            msg: format!("architecture {arch:?} is not one this engine runs (it runs {ARCH:?}: DeepSeek-V2/V3/R1, Moonlight)"),
-        });
-    }
+    hf::require_arch(g, ARCH)?;
     let k = |s: &str| format!("{ARCH}.{s}");
     let u = |s: &str| g.get_u64(&k(s));
     let opt_u = |s: &str| g.get(&k(s)).map(|_| u(s)).transpose();
@@ -61,13 +51,7 @@ pub fn hf_config(g: &Gguf) -> Result<Json, GgufError> {
             msg: format!("the query/key head size {qk} is not larger than the rope dimension {rope}"),
         });
     }
-    let vocab = match opt_u("vocab_size")? {
-        Some(n) => n,
-        None => match g.get("tokenizer.ggml.tokens") {
-            Some(_) => g.get_str_array("tokenizer.ggml.tokens")?.len() as u64,
-            None => g.require_tensor("token_embd.weight")?.dims().get(1).copied().unwrap_or(0),
-        },
-    };
+    let vocab = hf::vocab_size(g, ARCH)?;
     let sigmoid = opt_u("expert_gating_func")? == Some(2);
     let n_group = opt_u("expert_group_count")?.unwrap_or(1);
     let topk_method = if sigmoid {
@@ -125,11 +109,7 @@ pub fn hf_config(g: &Gguf) -> Result<Json, GgufError> {
             c.insert("rope_scaling".into(), Json::Object(r));
         }
     }
-    for (key, hf) in [("tokenizer.ggml.bos_token_id", "bos_token_id"), ("tokenizer.ggml.eos_token_id", "eos_token_id")] {
-        if g.get(key).is_some() {
-            c.insert(hf.into(), json!(g.get_u64(key)?));
-        }
-    }
+    hf::insert_special_ids(g, &mut c)?;
     Ok(Json::Object(c))
 }
 
@@ -137,85 +117,41 @@ pub fn hf_config(g: &Gguf) -> Result<Json, GgufError> {
 /// name); `None` for names the engine does not use. Stacked experts come back with an `{e}`
 /// where the expert index goes.
 pub fn hf_name(gguf_name: &str) -> Option<String> {
-    let global = match gguf_name {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(n) = global {
-        return Some(n.into());
-    }
-    let rest = gguf_name.strip_prefix("blk.")?;
-    let (layer, part) = rest.split_once('.')?;
-    let layer: usize = layer.parse().ok()?;
-    let hf = match part {
-        "attn_norm.weight" => "input_layernorm.weight",
-        "ffn_norm.weight" => "post_attention_layernorm.weight",
-        "attn_q.weight" => "self_attn.q_proj.weight",
-        "attn_q_a.weight" => "self_attn.q_a_proj.weight",
-        "attn_q_a_norm.weight" => "self_attn.q_a_layernorm.weight",
-        "attn_q_b.weight" => "self_attn.q_b_proj.weight",
-        "attn_kv_a_mqa.weight" => "self_attn.kv_a_proj_with_mqa.weight",
-        "attn_kv_a_norm.weight" => "self_attn.kv_a_layernorm.weight",
-        "attn_kv_b.weight" => "self_attn.kv_b_proj.weight",
-        "attn_k_b.weight" => "self_attn.k_b_proj.weight",
-        "attn_v_b.weight" => "self_attn.v_b_proj.weight",
-        "attn_output.weight" => "self_attn.o_proj.weight",
-        "ffn_gate.weight" => "mlp.gate_proj.weight",
-        "ffn_up.weight" => "mlp.up_proj.weight",
-        "ffn_down.weight" => "mlp.down_proj.weight",
-        "ffn_gate_inp.weight" => "mlp.gate.weight",
-        "exp_probs_b.bias" | "exp_probs_b" => "mlp.gate.e_score_correction_bias",
-        "ffn_gate_exps.weight" => "mlp.experts.{e}.gate_proj.weight",
-        "ffn_up_exps.weight" => "mlp.experts.{e}.up_proj.weight",
-        "ffn_down_exps.weight" => "mlp.experts.{e}.down_proj.weight",
-        "ffn_gate_shexp.weight" => "mlp.shared_experts.gate_proj.weight",
-        "ffn_up_shexp.weight" => "mlp.shared_experts.up_proj.weight",
-        "ffn_down_shexp.weight" => "mlp.shared_experts.down_proj.weight",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf}"))
+    hf::hf_name_with(gguf_name, |part| {
+        Some(match part {
+            "attn_norm.weight" => "input_layernorm.weight",
+            "ffn_norm.weight" => "post_attention_layernorm.weight",
+            "attn_q.weight" => "self_attn.q_proj.weight",
+            "attn_q_a.weight" => "self_attn.q_a_proj.weight",
+            "attn_q_a_norm.weight" => "self_attn.q_a_layernorm.weight",
+            "attn_q_b.weight" => "self_attn.q_b_proj.weight",
+            "attn_kv_a_mqa.weight" => "self_attn.kv_a_proj_with_mqa.weight",
+            "attn_kv_a_norm.weight" => "self_attn.kv_a_layernorm.weight",
+            "attn_kv_b.weight" => "self_attn.kv_b_proj.weight",
+            "attn_k_b.weight" => "self_attn.k_b_proj.weight",
+            "attn_v_b.weight" => "self_attn.v_b_proj.weight",
+            "attn_output.weight" => "self_attn.o_proj.weight",
+            "ffn_gate.weight" => "mlp.gate_proj.weight",
+            "ffn_up.weight" => "mlp.up_proj.weight",
+            "ffn_down.weight" => "mlp.down_proj.weight",
+            "ffn_gate_inp.weight" => "mlp.gate.weight",
+            "exp_probs_b.bias" | "exp_probs_b" => "mlp.gate.e_score_correction_bias",
+            "ffn_gate_exps.weight" => "mlp.experts.{e}.gate_proj.weight",
+            "ffn_up_exps.weight" => "mlp.experts.{e}.up_proj.weight",
+            "ffn_down_exps.weight" => "mlp.experts.{e}.down_proj.weight",
+            "ffn_gate_shexp.weight" => "mlp.shared_experts.gate_proj.weight",
+            "ffn_up_shexp.weight" => "mlp.shared_experts.up_proj.weight",
+            "ffn_down_shexp.weight" => "mlp.shared_experts.down_proj.weight",
+            _ => return None,
+        })
+    })
 }
 
 /// The GGUF's tensors as a [`Checkpoint`] under transformers' names (views into the mmap'd
 /// files, nothing copied). A tensor type the engine does not decode is an error naming it;
 /// tensors the engine does not use (e.g. a multi-token-prediction layer) are left out.
 pub fn checkpoint(g: &Gguf) -> Result<Checkpoint, CheckpointError> {
-    let paths = g.paths();
-    let files = paths.iter().map(|p| Ok((p.to_path_buf(), Storage::map(p)?))).collect::<Result<Vec<_>, CheckpointError>>()?;
-    let mut views = Vec::new();
-    for t in g.tensors() {
-        let Some(name) = hf_name(t.name()) else {
-            log::debug!("{}: tensor {} is not used by the engine", paths[t.file()].display(), t.name());
-            continue;
-        };
-        let terr = |msg: String| CheckpointError::Tensor { path: paths[t.file()].to_path_buf(), tensor: t.name().into(), msg };
-        let fmt = Format::from_ggml_name(t.ggml_type().name()).ok_or_else(|| {
-            terr(format!(
-                "type {} is not one the engine decodes (it reads {})",
-                t.ggml_type().name(),
-                Format::ALL.iter().filter(|f| !f.external_scale()).map(|f| f.name()).collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-        // ggml lists dims innermost first; transformers outermost first.
-        let shape: Vec<usize> = t.dims().iter().rev().map(|&d| d as usize).collect();
-        let range = t.range();
-        if name.contains("{e}") {
-            let [n_exp, rows, cols] = shape[..] else {
-                return Err(terr(format!("stacked experts must have 3 dimensions, not {shape:?}")));
-            };
-            let per = if n_exp == 0 { 0 } else { range.len() / n_exp };
-            for e in 0..n_exp {
-                let start = range.start + e * per;
-                views.push((name.replace("{e}", &e.to_string()), fmt, vec![rows, cols], t.file(), start..start + per));
-            }
-        } else {
-            views.push((name, fmt, shape, t.file(), range));
-        }
-    }
-    let dir = paths[0].parent().unwrap_or(Path::new(".")).to_path_buf();
-    Checkpoint::from_views(&dir, files, views)
+    hf::checkpoint_with(g, hf_name)
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@
 //!   are refused.
 
 pub mod deepseek2;
+mod hf;
+pub mod qwen3;
 mod types;
 mod value;
 
@@ -33,9 +35,63 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use crate::checkpoint::{Checkpoint, CheckpointError};
+
 pub use types::GgmlType;
 pub use value::{Array, Value, MAX_ARRAY_DEPTH};
 use value::Cursor;
+
+/// The llama.cpp architectures this crate maps to transformers' layout: which module turns a
+/// GGUF into a `config.json` and a [`Checkpoint`] of views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// `deepseek2`: [`deepseek2`].
+    Deepseek2,
+    /// `qwen3`: [`qwen3`].
+    Qwen3,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::Deepseek2, Arch::Qwen3];
+
+    /// The file's `general.architecture`, or an error listing the ones this crate maps.
+    pub fn of(g: &Gguf) -> Result<Arch, GgufError> {
+        let found = g.architecture()?;
+        Arch::ALL.into_iter().find(|a| a.name() == found).ok_or_else(|| hf::unsupported(g, found))
+    }
+
+    /// llama.cpp's name (`general.architecture`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Deepseek2 => deepseek2::ARCH,
+            Arch::Qwen3 => qwen3::ARCH,
+        }
+    }
+
+    /// The models llama.cpp writes under this name that the engine runs.
+    pub fn models(self) -> &'static str {
+        match self {
+            Arch::Deepseek2 => "DeepSeek-V2/V3/R1, Moonlight",
+            Arch::Qwen3 => "Qwen3, DeepSeek-R1-0528-Qwen3-8B",
+        }
+    }
+
+    /// transformers' `config.json` from the metadata ([`deepseek2::hf_config`], [`qwen3::hf_config`]).
+    pub fn hf_config(self, g: &Gguf) -> Result<serde_json::Value, GgufError> {
+        match self {
+            Arch::Deepseek2 => deepseek2::hf_config(g),
+            Arch::Qwen3 => qwen3::hf_config(g),
+        }
+    }
+
+    /// The tensors under transformers' names ([`deepseek2::checkpoint`], [`qwen3::checkpoint`]).
+    pub fn checkpoint(self, g: &Gguf) -> Result<Checkpoint, CheckpointError> {
+        match self {
+            Arch::Deepseek2 => deepseek2::checkpoint(g),
+            Arch::Qwen3 => qwen3::checkpoint(g),
+        }
+    }
+}
 
 /// `general.alignment` when the file does not set it.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
