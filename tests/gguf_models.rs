@@ -14,16 +14,15 @@ use common::*;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions};
 use deepseek_wgpu::model::{LoadOptions, LogitsMode, Model};
 
-/// Every DeepSeek fixture folder under tests/fixtures/gguf_models (each: model.gguf,
-/// golden.json, logits.npy). The `qwen3_*` folders (tools/make_qwen3_fixtures.py) have the same
-/// layout; tests/qwen3_gguf.rs reads them until the model runs Qwen3.
+/// Every fixture folder under tests/fixtures/gguf_models (each: model.gguf,
+/// golden.json, logits.npy), the DeepSeek ones and the dense `qwen3_*` ones
+/// (tools/make_qwen3_fixtures.py).
 fn fixtures() -> Vec<String> {
     let dir = fixture("gguf_models");
     let mut v: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join("model.gguf").is_file())
-        .filter(|e| !e.file_name().to_string_lossy().starts_with("qwen3_"))
         .map(|e| format!("gguf_models/{}", e.file_name().to_string_lossy()))
         .collect();
     v.sort();

@@ -105,14 +105,16 @@ pub fn is_gguf(path: &Path) -> bool {
 }
 
 /// A model's config and weights: from a folder (config.json + safetensors), or from a GGUF
-/// file (llama.cpp's `deepseek2` architecture; the rest of a split set is found beside it).
+/// file (llama.cpp's `deepseek2` or `qwen3` architecture; the rest of a split set is found
+/// beside it).
 pub fn open(path: &Path) -> Result<(ModelConfig, Checkpoint), LoadError> {
     if !is_gguf(path) {
         return Ok((ModelConfig::load(path)?, Checkpoint::open(path)?));
     }
     let g = crate::gguf::Gguf::open(path)?;
-    let cfg = ModelConfig::parse(&crate::gguf::deepseek2::hf_config(&g)?.to_string(), path)?;
-    Ok((cfg, crate::gguf::deepseek2::checkpoint(&g)?))
+    let arch = crate::gguf::Arch::of(&g)?;
+    let cfg = ModelConfig::parse(&arch.hf_config(&g)?.to_string(), path)?;
+    Ok((cfg, arch.checkpoint(&g)?))
 }
 
 /// Checks that need no upload: every tensor can be split to fit one binding, and the whole

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-pub const FIXTURES: &[&str] = &["v3_qlora_yarn", "v3_moonlight", "v2_greedy", "v2_group_limited", "v3_fp8", "v3_sharded"];
+pub const FIXTURES: &[&str] = &["v3_qlora_yarn", "v3_moonlight", "v2_greedy", "v2_group_limited", "v3_fp8", "v3_sharded", "qwen3_tiny", "qwen3_tiny_yarn_tied"];
 
 /// Largest |ours − golden| over the golden logits' standard deviation.
 pub const TOL: f64 = 1e-3;
