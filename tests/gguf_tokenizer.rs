@@ -136,7 +136,13 @@ fn convert(dir: &Path, vocab_size: usize, pre: &str) -> Vec<(String, Value)> {
         }
         tokens.push(t);
     }
-    let merges: Vec<String> = tj["model"]["merges"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
+    // "a b" strings (older tokenizers) or ["a", "b"] pairs (Qwen3's); GGUF stores "a b"
+    let merges: Vec<String> = tj["model"]["merges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().map(String::from).unwrap_or_else(|| format!("{} {}", m[0].as_str().unwrap(), m[1].as_str().unwrap())))
+        .collect();
     // SpecialVocab: the ids of tokenizer_config.json's special tokens among the added tokens.
     let special_id = |key: &str| -> Option<u32> {
         let content = match &tc[key] {
@@ -315,9 +321,9 @@ fn unsupported_or_missing_tokenizers_are_named() {
     assert!(e.contains("v3-tokenizer.gguf") && e.contains("tokenizer.ggml.model") && e.contains("no tokenizer"), "{e}");
 
     let mut kv = base.clone();
-    set(&mut kv, "tokenizer.ggml.pre", Some(Value::String("qwen2".into())));
+    set(&mut kv, "tokenizer.ggml.pre", Some(Value::String("llama-bpe".into())));
     let e = err(&kv);
-    assert!(e.contains("tokenizer.ggml.pre") && e.contains("\"qwen2\"") && e.contains("deepseek-v3"), "{e}");
+    assert!(e.contains("tokenizer.ggml.pre") && e.contains("\"llama-bpe\"") && e.contains("deepseek-v3"), "{e}");
 
     let mut kv = base.clone();
     set(&mut kv, "tokenizer.ggml.pre", None);
@@ -466,4 +472,28 @@ fn llama_cpp_deepseek_vocab_files_give_their_hugging_face_ids() {
         }
         eprintln!("{name}: {} texts match Hugging Face's ids", seen.len());
     }
+}
+
+/// Qwen3's real tokenizer (tests/fixtures/qwen3_tokenizer, what R1-0528-Qwen3-8B's GGUF files
+/// carry under `tokenizer.ggml.pre` = "qwen2") written into a GGUF and read back: the ids of
+/// Hugging Face's `tokenizers` on the varied texts of tests/fixtures/qwen3_goldens.json
+/// (Chinese, code, emoji, special tokens, text NFC changes), and decoding.
+#[test]
+fn qwen3_gguf_tokenizer_gives_hugging_face_ids() {
+    let dir = common::fixture("qwen3_tokenizer");
+    let hf = ChatTokenizer::load(&dir, 151_936).unwrap();
+    let ours = from_kv(&convert(&dir, 151_936, "qwen2")).unwrap();
+    let goldens: Json = serde_json::from_str(&std::fs::read_to_string(common::fixture("qwen3_goldens.json")).unwrap()).unwrap();
+    let cases = goldens["tokenizer"].as_array().unwrap();
+    assert!(cases.len() >= 20);
+    for c in cases {
+        let text = c["text"].as_str().unwrap();
+        let want: Vec<u32> = serde_json::from_value(c["ids"].clone()).unwrap();
+        assert_eq!(ours.encode(text, false).unwrap(), want, "{text:?}");
+        assert_eq!(ours.decode(&want).unwrap(), hf.decode(&want).unwrap(), "decode of {text:?}");
+    }
+    for special in ["<|im_start|>", "<|im_end|>", "<think>", "</think>", "<|endoftext|>"] {
+        assert_eq!(ours.token_id(special), hf.token_id(special), "{special}");
+    }
+    assert!(!ours.add_bos_token, "Qwen adds no BOS");
 }

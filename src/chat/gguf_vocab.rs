@@ -27,7 +27,8 @@ use tokenizers::decoders::byte_level::ByteLevel;
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::{AddedToken, DecoderWrapper, PostProcessorWrapper, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
+use tokenizers::normalizers::unicode::NFC;
+use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
 
 use super::tokenizer::TokenizerError;
 use crate::gguf::Gguf;
@@ -63,19 +64,31 @@ const DEEPSEEK_LLM: &[&str] = &[
 /// `deepseek-coder`: DeepSeek-Coder 1.3B–33B. llama-vocab.cpp `LLAMA_VOCAB_PRE_TYPE_DEEPSEEK_CODER`.
 const DEEPSEEK_CODER: &[&str] = &["[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"];
 
+/// `qwen2`: Qwen2/2.5/3 and their DeepSeek distills (R1-0528-Qwen3-8B). llama-vocab.cpp
+/// `LLAMA_VOCAB_PRE_TYPE_QWEN2`; the string of Qwen3's tokenizer.json `Split` (llama.cpp spells
+/// the contractions `'[sS]|…`, the same match). Hugging Face NFC-normalizes first ([`nfc`]).
+const QWEN2: &[&str] = &[r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"];
+
 /// The `Split` regexes for a `tokenizer.ggml.pre` value, as llama-vocab.cpp maps them (the
-/// DeepSeek families only; other values are refused by the caller).
+/// DeepSeek families and Qwen2/3; other values are refused by the caller).
 pub fn pre_tokenizer_regexes(pre: &str) -> Option<&'static [&'static str]> {
     Some(match pre {
         "deepseek-v3" | "joyai-llm" | "hunyuan-dense" | "hy_v4" => DEEPSEEK_V3,
         "deepseek-llm" => DEEPSEEK_LLM,
         "deepseek-coder" => DEEPSEEK_CODER,
+        "qwen2" => QWEN2,
         _ => return None,
     })
 }
 
+/// Whether the tokenizer.json of this pre-tokenizer's family normalizes its input to NFC
+/// (Qwen's does; DeepSeek's have no normalizer).
+pub fn nfc(pre: &str) -> bool {
+    pre == "qwen2"
+}
+
 /// The `tokenizer.ggml.pre` values [`pre_tokenizer_regexes`] knows, for error messages.
-pub const KNOWN_PRE: &[&str] = &["deepseek-v3", "joyai-llm", "deepseek-llm", "deepseek-coder", "hunyuan-dense", "hy_v4"];
+pub const KNOWN_PRE: &[&str] = &["deepseek-v3", "joyai-llm", "deepseek-llm", "deepseek-coder", "hunyuan-dense", "hy_v4", "qwen2"];
 
 /// What a GGUF file's metadata gives the chat tokenizer.
 pub(crate) struct GgufTokenizer {
@@ -217,6 +230,9 @@ pub(crate) fn build(g: &Gguf) -> Result<GgufTokenizer, TokenizerError> {
     pre_tokenizers.push(PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false)));
 
     let mut tok = Tokenizer::new(bpe);
+    if nfc(pre) {
+        tok.with_normalizer(Some(NormalizerWrapper::NFC(NFC)));
+    }
     tok.with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(Sequence::new(pre_tokenizers))));
     tok.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::default())));
     tok.with_post_processor(Some(PostProcessorWrapper::ByteLevel(ByteLevel::new(true, false, true))));
@@ -251,6 +267,18 @@ mod tests {
         assert_eq!((last["type"].as_str(), last["add_prefix_space"].as_bool(), last["use_regex"].as_bool()), (Some("ByteLevel"), Some(false), Some(false)));
     }
 
+    /// The `qwen2` regex is the `Split` of Qwen3's tokenizer.json, after its NFC normalizer.
+    #[test]
+    fn qwen2_regex_is_the_qwen3_tokenizer_json_split() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qwen3_tokenizer/tokenizer.json");
+        let tj: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let steps = tj["pre_tokenizer"]["pretokenizers"].as_array().unwrap();
+        let splits: Vec<&str> = steps.iter().filter(|p| p["type"] == "Split").map(|p| p["pattern"]["Regex"].as_str().unwrap()).collect();
+        assert_eq!(splits, QWEN2);
+        assert_eq!(tj["normalizer"]["type"], "NFC");
+        assert!(nfc("qwen2") && !nfc("deepseek-v3"));
+    }
+
     #[test]
     fn every_known_pre_compiles() {
         for pre in KNOWN_PRE {
@@ -258,6 +286,6 @@ mod tests {
                 Split::new(SplitPattern::Regex(r.to_string()), SplitDelimiterBehavior::Isolated, false).unwrap_or_else(|e| panic!("{pre}: {r:?}: {e}"));
             }
         }
-        assert!(pre_tokenizer_regexes("qwen2").is_none());
+        assert!(pre_tokenizer_regexes("llama-bpe").is_none());
     }
 }
