@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::chat::{assistant_content, prompt_opens_reasoning, ChatTokenizer, GenerationConfig, Message, ReasoningSplitter, StreamDecoder, TemplateError, TextKind, TokenizerError};
+use crate::chat::{assistant_content, prompt_opens_reasoning, token_kind, ChatTokenizer, GenerationConfig, Message, ReasoningSplitter, StreamDecoder, TemplateError, TextKind, TokenizerError};
 use crate::model::{KvCache, LoadError, LogitsMode, Model, Sample};
 use crate::ops::sample::Filter;
 use crate::sampling::SampleParams;
@@ -294,16 +294,19 @@ impl Session {
             }
             reply.ids.push(token);
             penalty.insert(token);
-            let kind = split.kind();
+            let before = split.kind();
             let delta = match &tok {
                 Some(tok) => dec.push(tok, token)?,
                 None => None,
             };
-            on(&Event::Token { id: token, position: self.cached.len(), text: delta.clone().unwrap_or_default(), kind });
-            if let Some(delta) = delta {
-                let (text, hit) = stop.push(&delta);
+            let split_text = delta.as_ref().map(|d| {
+                let (text, hit) = stop.push(d);
                 reply.text.push_str(&text);
-                let pieces = split.push(&text);
+                (split.push(&text), hit)
+            });
+            let kind = token_kind(before, split.kind());
+            on(&Event::Token { id: token, position: self.cached.len(), text: delta.unwrap_or_default(), kind });
+            if let Some((pieces, hit)) = split_text {
                 emit(pieces, &mut reply, on);
                 if let Some(hit) = hit {
                     break StopReason::StopString(hit);

@@ -32,6 +32,17 @@ pub fn assistant_content(reasoning: &str, answer: &str) -> String {
     }
 }
 
+/// The kind of a generated token, from the splitter's kind before and after its text: a token
+/// belongs to the reasoning when it is inside it, opens it (the `<think>` a model writes itself:
+/// Qwen3, R1-0528) or closes it.
+pub fn token_kind(before: TextKind, after: TextKind) -> TextKind {
+    if before == TextKind::Reasoning || after == TextKind::Reasoning {
+        TextKind::Reasoning
+    } else {
+        TextKind::Answer
+    }
+}
+
 pub struct ReasoningSplitter {
     kind: TextKind,
     pending: String,
@@ -118,5 +129,18 @@ mod tests {
         assert_eq!(run(true, &["3+4", "=7\n</think>", "\n\n", "7"]), ("3+4=7\n".into(), "7".into()));
         assert_eq!(run(false, &["no reasoning < here"]), (String::new(), "no reasoning < here".into()));
         assert_eq!(run(true, &["unfinished <"]), ("unfinished <".into(), String::new()));
+    }
+
+    #[test]
+    fn tags_belong_to_the_reasoning() {
+        let mut sp = ReasoningSplitter::new(false);
+        let mut kinds = Vec::new();
+        for t in ["<think>", "\n2+2", "</think>", "\n\n", "4"] {
+            let before = sp.kind();
+            sp.push(t);
+            kinds.push(token_kind(before, sp.kind()));
+        }
+        use TextKind::*;
+        assert_eq!(kinds, [Reasoning, Reasoning, Reasoning, Answer, Answer]);
     }
 }
