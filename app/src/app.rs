@@ -11,6 +11,7 @@ use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
 
 use crate::chat_view::{self, ChatAction, ChatCtx, Reply, TokenChip, Turn};
 use crate::export::{self, Format};
+use crate::cache_view;
 use crate::routing::{RoutingShape, Trace};
 use crate::routing_view::{self, PanelAction, PanelState};
 use crate::settings::SettingsForm;
@@ -342,7 +343,7 @@ impl App {
         ui.horizontal(|ui| {
             ui.heading("deepseek-wgpu");
             ui.separator();
-            let label = ui.label("Model folder");
+            let label = ui.label("Model (folder or .gguf)");
             let edit = ui.add(egui::TextEdit::singleline(&mut self.model_path).desired_width(360.0)).labelled_by(label.id);
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
             let can_open = !self.busy && !self.loading();
@@ -453,7 +454,7 @@ impl App {
         };
         let frac = used as f32 / ctx.max(1) as f32;
         ui.add(egui::ProgressBar::new(frac).text(format!("{used} / {ctx} tokens")).desired_width(ui.available_width()));
-        ui.label(format!("latent cache {} of {} allocated", fmt_bytes(per_token * used as u64), fmt_bytes(alloc)));
+        ui.label(format!("{} {} of {} allocated", m.cache_kind, fmt_bytes(per_token * used as u64), fmt_bytes(alloc)));
         let live = self.turns.last().map(|t| &t.reply).filter(|_| self.busy);
         // One short, non-wrapping line per figure, so changing digits never move the layout.
         let line = |ui: &mut egui::Ui, text: String| ui.add(egui::Label::new(text).truncate());
@@ -569,7 +570,15 @@ impl eframe::App for App {
         });
         egui::Panel::right("routing").resizable(true).default_size(560.0).size_range(300.0..=1200.0).show(ui, |ui| {
             egui::ScrollArea::vertical().id_salt("routing scroll").show(ui, |ui| {
-                if let PanelAction::Unpin = routing_view::panel(ui, &self.trace, self.pinned, &mut self.routing) {
+                // A dense model has no experts: the panel shows its K/V cache instead.
+                let dense = self.model_info().filter(|m| m.shape.layers.is_empty());
+                if let Some(m) = dense {
+                    let facts = cache_view::CacheFacts { attention: &m.attention, n_layers: m.n_layers, ctx: m.ctx, bytes_per_token: m.cache_bytes_per_token };
+                    let kinds = self.turns.iter().flat_map(|t| t.reply.tokens.iter().map(|c| (c.position, c.kind))).collect();
+                    if let Some(p) = cache_view::panel(ui, &self.trace, &kinds, &facts, self.pinned) {
+                        self.pinned = if self.pinned == Some(p) { None } else { Some(p) };
+                    }
+                } else if let PanelAction::Unpin = routing_view::panel(ui, &self.trace, self.pinned, &mut self.routing) {
                     self.pinned = None;
                 }
             });

@@ -3,6 +3,7 @@
 //! on its own thread ([`worker`]) and the UI only ever drains its events.
 
 pub mod app;
+pub mod cache_view;
 pub mod chat_view;
 pub mod export;
 pub mod gpu;

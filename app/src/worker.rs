@@ -9,7 +9,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
 use deepseek_wgpu::chat::{ChatTokenizer, GenerationConfig, Message, TextKind};
-use deepseek_wgpu::config::ModelConfig;
+use deepseek_wgpu::config::{Attention, ModelConfig};
 use deepseek_wgpu::gpu::{Gpu, GpuOptions};
 use deepseek_wgpu::model::{LoadOptions, Model};
 use deepseek_wgpu::session::{Event, Session, Settings, Stats, StopReason};
@@ -38,6 +38,10 @@ pub struct ModelInfo {
     pub weight_bytes: u64,
     pub cache_bytes_per_token: u64,
     pub cache_bytes_allocated: u64,
+    /// the attention and what its cache holds, in words
+    pub attention: String,
+    /// "latent cache" (MLA) or "K/V cache" (GQA)
+    pub cache_kind: &'static str,
     pub adapter: String,
     /// the engine runs on the UI's own wgpu device
     pub shared_device: bool,
@@ -179,7 +183,13 @@ impl Engine {
             Some(m) => RoutingShape { layers: model.moe_layers(), n_experts: m.n_routed, n_group: m.n_group.max(1), topk_group: m.topk_group, top_k: m.top_k },
             None => RoutingShape { layers: Vec::new(), n_experts: 0, n_group: 1, topk_group: 1, top_k: 0 },
         };
-        let per_token = (cfg.n_layers * cfg.cache_dim() * 4) as u64;
+        let per_token = cfg.cache_bytes_per_token();
+        let (attention, cache_kind) = match cfg.attention {
+            Attention::Mla => (format!("MLA: a latent cache of {} + {} values per layer", cfg.kv_lora, cfg.rope_dim), "latent cache"),
+            Attention::Gqa { kv_heads, head_dim } => {
+                (format!("GQA: {} query heads share {kv_heads} K/V heads of {head_dim}; the cache keeps K and V of those", cfg.n_heads), "K/V cache")
+            }
+        };
         let mut defaults = session.default_settings();
         defaults.max_tokens = 256;
         let info = ModelInfo {
@@ -192,6 +202,8 @@ impl Engine {
             weight_bytes: model.weight_bytes,
             cache_bytes_per_token: per_token,
             cache_bytes_allocated: per_token * session.context() as u64,
+            attention,
+            cache_kind,
             adapter: format!("{} ({:?})", gpu.info.name, gpu.info.backend),
             shared_device: self.shared,
             defaults,

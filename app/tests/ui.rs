@@ -76,7 +76,7 @@ fn mask_variable(h: &mut Harness<'static, App>) {
     for label in ["Thinking ·", "tok/s"] {
         rects.extend(h.query_all_by_label_contains(label).map(|n| n.rect()));
     }
-    rects.push(h.get_by_label("Model folder").rect());
+    rects.push(h.get_by_label("Model (folder or .gguf)").rect());
     for r in rects {
         // A fixed width: the text itself (and so its rect) changes length from run to run.
         h.mask(egui::Rect::from_min_size(r.min, egui::vec2(r.width().max(260.0), r.height())));
@@ -252,14 +252,14 @@ fn invalid_settings_and_bad_folders_show_messages() {
     assert!(h.query_by_label_contains("/no/such/model is neither a model folder nor a .gguf file").is_some());
 
     // A folder without config.json: the config error, still no crash.
-    replace_text(&mut h, "Model folder", env!("CARGO_MANIFEST_DIR"));
+    replace_text(&mut h, "Model (folder or .gguf)", env!("CARGO_MANIFEST_DIR"));
     h.get_by_label("Open").click();
     h.run_ok();
     wait(&mut h, "the config error", 60, |a| matches!(a.model, ModelState::Failed { .. }));
     assert!(h.query_by_label_contains("config.json").is_some());
 
     // Then the real model, opened from the window.
-    replace_text(&mut h, "Model folder", &fixture().display().to_string());
+    replace_text(&mut h, "Model (folder or .gguf)", &fixture().display().to_string());
     h.key_press(egui::Key::Enter);
     h.run_ok();
     loaded(&mut h);
@@ -289,7 +289,7 @@ fn opens_a_gguf_file_from_the_model_field() {
     let gguf = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/gguf_models/v3_tiny_q4_k_m/model.gguf"));
     let mut h = harness(Startup { model_dir: Some("/no/such/model".into()), ..startup(4) });
     wait(&mut h, "the load error", 60, |a| matches!(a.model, ModelState::Failed { .. }));
-    replace_text(&mut h, "Model folder", &gguf.display().to_string());
+    replace_text(&mut h, "Model (folder or .gguf)", &gguf.display().to_string());
     h.get_by_label("Open").click();
     h.run_ok();
     loaded(&mut h);
@@ -299,4 +299,37 @@ fn opens_a_gguf_file_from_the_model_field() {
     reply_done(&mut h);
     assert!(!h.state().turns[0].reply.tokens.is_empty(), "the reply streamed tokens");
     assert!(!h.state().trace.positions.is_empty(), "routing recorded for every position fed");
+}
+
+/// A dense model (a tiny random Qwen3 with a cut of Qwen3's tokenizer, tests/fixtures/qwen3_tiny)
+/// loads and chats; the right panel shows its K/V cache instead of an empty routing heatmap, and
+/// a pinned token shows up there too.
+#[test]
+fn a_dense_model_shows_its_kv_cache() {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/qwen3_tiny"));
+    let mut h = harness(Startup { model_dir: Some(dir), colour_row: None, ..startup(6) });
+    loaded(&mut h);
+    let info = h.state().model_info().expect("loaded").clone();
+    assert!(info.shape.layers.is_empty(), "a dense model has no MoE layers");
+    assert_eq!(info.cache_kind, "K/V cache");
+    assert!(h.query_by_label_contains("no experts to route").is_some());
+    assert!(h.query_by_label_contains("nothing cached yet").is_some());
+    assert!(h.query_by_label_contains("K/V cache 0 B of").is_some(), "the context section names the cache kind");
+
+    type_and_send(&mut h, "hello");
+    reply_done(&mut h);
+    let app = h.state();
+    let n = app.trace.positions.len();
+    assert!(n > 0 && app.trace.positions.iter().all(|p| p.layers.is_empty()), "positions fed, no routing");
+    assert!(h.query_by_label_contains(&format!("{n} of 512 positions cached")).is_some());
+    assert!(h.query_by_label_contains("GQA: 4 query heads share 2 K/V heads of 64").is_some());
+    let first = h.state().turns[0].reply.tokens[0].position;
+    h.get_by_label_contains(&format!("token {first}:")).click();
+    h.run_ok();
+    assert_eq!(h.state().pinned, Some(first));
+    assert!(h.query_by_label_contains(&format!("Pinned: position {first}")).is_some());
+    h.remove_cursor();
+    h.run_ok();
+    mask_variable(&mut h);
+    h.snapshot("dense_kv_cache");
 }
