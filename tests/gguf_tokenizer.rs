@@ -189,8 +189,13 @@ fn v3_kv() -> Vec<(String, Value)> {
 }
 
 fn from_kv(kv: &[(String, Value)]) -> Result<ChatTokenizer, String> {
+    from_kv_vocab(kv, V3_VOCAB)
+}
+
+/// [`from_kv`] for a model of `vocab` rows.
+fn from_kv_vocab(kv: &[(String, Value)], vocab: usize) -> Result<ChatTokenizer, String> {
     let g = Gguf::from_memory("v3-tokenizer.gguf", write_gguf(kv)).map_err(|e| e.to_string())?;
-    ChatTokenizer::from_gguf(&g, V3_VOCAB).map_err(|e| e.to_string())
+    ChatTokenizer::from_gguf(&g, vocab).map_err(|e| e.to_string())
 }
 
 fn hf_cases() -> Vec<(String, Vec<u32>, String)> {
@@ -482,7 +487,7 @@ fn llama_cpp_deepseek_vocab_files_give_their_hugging_face_ids() {
 fn qwen3_gguf_tokenizer_gives_hugging_face_ids() {
     let dir = common::fixture("qwen3_tokenizer");
     let hf = ChatTokenizer::load(&dir, 151_936).unwrap();
-    let ours = from_kv(&convert(&dir, 151_936, "qwen2")).unwrap();
+    let ours = from_kv_vocab(&convert(&dir, 151_936, "qwen2"), 151_936).unwrap();
     let goldens: Json = serde_json::from_str(&std::fs::read_to_string(common::fixture("qwen3_goldens.json")).unwrap()).unwrap();
     let cases = goldens["tokenizer"].as_array().unwrap();
     assert!(cases.len() >= 20);
