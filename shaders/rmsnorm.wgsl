@@ -1,6 +1,11 @@
 // rmsnorm: out[r][i] = x[r][i] / sqrt(mean_i(x[r]²) + eps) · weight[i], in f32 as
 // transformers computes it. Strided rows let it read a slice of a wider row (e.g. the
 // c_kv part of kv_a's output) and write into another buffer.
+// With rope_half > 0 the normalized row is also rotated before it is written (Qwen3's
+// per-head q_norm / k_norm followed by RoPE, one dispatch instead of two): pair j of the
+// first 2·rope_half values is DeepSeek's interleaved (2j, 2j+1) or, with half_split = 1,
+// (j, j + rope_half), at position pos0 + r / rows_per_pos, with (cos, sin) from the table
+// rope.wgsl reads. The rotation uses the same f32 operations as rope.wgsl on the same values.
 // Layout: x row r at x[x_off + r·x_stride .. + n], out row r at out[o_off + r·o_stride ..].
 // Grid: x = rows (one workgroup of 64 threads per row).
 
@@ -12,6 +17,10 @@ struct Params {
     o_off: u32,
     o_stride: u32,
     eps: f32,
+    rope_half: u32,
+    rows_per_pos: u32,
+    pos0: u32,
+    half_split: u32,
     _pad: u32,
 }
 
@@ -23,6 +32,7 @@ var<private> p: Params;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> cs: array<vec2<f32>>;
 
 var<workgroup> red: array<f32, 64>;
 
@@ -46,7 +56,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let inv = inverseSqrt(red[0] / f32(p.n) + p.eps);
     let ob = p.o_off + r * p.o_stride;
-    for (var i = li; i < p.n; i += 64u) {
+    let rot = 2u * p.rope_half;
+    for (var i = rot + li; i < p.n; i += 64u) {
         out[ob + i] = weight[i] * (x[xb + i] * inv);
+    }
+    let cb = (p.pos0 + r / max(p.rows_per_pos, 1u)) * p.rope_half;
+    for (var j = li; j < p.rope_half; j += 64u) {
+        var ia = 2u * j;
+        var ib = ia + 1u;
+        if p.half_split != 0u {
+            ia = j;
+            ib = j + p.rope_half;
+        }
+        let a = weight[ia] * (x[xb + ia] * inv);
+        let b = weight[ib] * (x[xb + ib] * inv);
+        let c = cs[cb + j];
+        out[ob + ia] = a * c.x - b * c.y;
+        out[ob + ib] = b * c.x + a * c.y;
     }
 }

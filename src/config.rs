@@ -241,6 +241,14 @@ impl ModelConfig {
         }
     }
 
+    /// What the cache holds, in words: "latent KV cache" (MLA) or "K/V cache" (GQA).
+    pub fn cache_name(&self) -> &'static str {
+        match self.attention {
+            Attention::Mla => "latent KV cache",
+            Attention::Gqa { .. } => "K/V cache",
+        }
+    }
+
     pub fn is_moe_layer(&self, layer: usize) -> bool {
         self.moe.is_some() && layer >= self.first_k_dense && layer % self.moe_layer_freq == 0
     }

@@ -153,6 +153,50 @@ fn rmsnorm_strided_rows() {
     }
 }
 
+/// Qwen3's per-head q/k norm followed by RoPE in one dispatch (`rmsnorm::run_rope`), with both
+/// pair kinds, a head wider than a workgroup's 64 lanes, strided output rows and a position
+/// offset: against the CPU references of the two steps, and against the two-dispatch path.
+#[test]
+fn rmsnorm_then_rope_in_one_dispatch() {
+    let mut rng = StdRng::seed_from_u64(14);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    let (t, heads, d, pos0, eps) = (3, 5, 136, 9, 1e-6);
+    let table: Vec<[f32; 2]> = (0..(pos0 + t) * d / 2).map(|i| {
+        let a = (i / (d / 2)) as f32 * 0.37 / (1.0 + (i % (d / 2)) as f32);
+        [a.cos() * 1.1, a.sin() * 1.1]
+    }).collect();
+    let tb = g.storage_init("table", bytemuck::cast_slice(&table));
+    for pairs in [rope::Pairs::HalfSplit, rope::Pairs::Interleaved] {
+        let x = rnd(&mut rng, t * heads * d, 20.0);
+        let w = rnd(&mut rng, d, 2.0);
+        let (xb, wb) = (upload(&g, &x), upload(&g, &w));
+        // output rows of d at offset 5 with a stride of d + 3 (a cache's head rows are strided)
+        let (off, stride) = (5, d + 3);
+        let fused = g.storage("fused", ((off + t * heads * stride) * 4) as u64);
+        let split = g.storage("split", ((off + t * heads * stride) * 4) as u64);
+        let out_rows = |b| Rows::strided(b, off, stride, d, t * heads);
+        let mut rec = Recorder::new(&g);
+        let r = rmsnorm::Rope { table: &tb, rows_per_pos: heads, pos0, pairs };
+        rmsnorm::run_rope(&mut rec, &k, &wb, Rows::new(&xb, d, t * heads), out_rows(&fused), eps, r);
+        rmsnorm::run(&mut rec, &k, &wb, Rows::new(&xb, d, t * heads), out_rows(&split), eps);
+        rope::run(&mut rec, &k, &tb, Rows::strided(&split, off, heads * stride, d, t), heads, stride, pos0, pairs);
+        rec.submit("test").unwrap();
+        let n = (off + t * heads * stride) as u64;
+        let (got, two) = (g.read_f32(&fused, 0, n).unwrap(), g.read_f32(&split, 0, n).unwrap());
+        for tok in 0..t {
+            for h in 0..heads {
+                let row = tok * heads + h;
+                let mut want = rmsnorm::reference(&x[row * d..][..d], &w, eps);
+                rope::reference(&mut want, 1, d, 0, &table[(pos0 + tok) * d / 2..][..d / 2], pairs);
+                let o = off + row * stride;
+                assert_close(&format!("{pairs:?} token {tok} head {h}"), &got[o..o + d], &want, 1e-5, 1e-4);
+                assert_close(&format!("{pairs:?} fused vs two dispatches"), &got[o..o + d], &two[o..o + d], 1e-6, 1e-6);
+            }
+        }
+    }
+}
+
 /// Rope on rows of `heads` heads of `hs` values whose rotary part is columns `off .. off + rope_d`.
 #[allow(clippy::too_many_arguments)]
 fn rope_gpu(g: &Gpu, k: &Kernels, x: &[f32], table: &[[f32; 2]], t: usize, heads: usize, hs: usize, off: usize, rope_d: usize, pos0: usize, pairs: rope::Pairs) -> Vec<f32> {

@@ -40,7 +40,7 @@ pub struct ModelInfo {
     pub cache_bytes_allocated: u64,
     /// the attention and what its cache holds, in words
     pub attention: String,
-    /// "latent cache" (MLA) or "K/V cache" (GQA)
+    /// "latent KV cache" (MLA) or "K/V cache" (GQA): `ModelConfig::cache_name`
     pub cache_kind: &'static str,
     pub adapter: String,
     /// the engine runs on the UI's own wgpu device
@@ -184,12 +184,11 @@ impl Engine {
             None => RoutingShape { layers: Vec::new(), n_experts: 0, n_group: 1, topk_group: 1, top_k: 0 },
         };
         let per_token = cfg.cache_bytes_per_token();
-        let (attention, cache_kind) = match cfg.attention {
-            Attention::Mla => (format!("MLA: a latent cache of {} + {} values per layer", cfg.kv_lora, cfg.rope_dim), "latent cache"),
-            Attention::Gqa { kv_heads, head_dim } => {
-                (format!("GQA: {} query heads share {kv_heads} K/V heads of {head_dim}; the cache keeps K and V of those", cfg.n_heads), "K/V cache")
-            }
+        let attention = match cfg.attention {
+            Attention::Mla => format!("MLA: a latent cache of {} + {} values per layer", cfg.kv_lora, cfg.rope_dim),
+            Attention::Gqa { kv_heads, head_dim } => format!("GQA: {} query heads share {kv_heads} K/V heads of {head_dim}; the cache keeps K and V of those", cfg.n_heads),
         };
+        let cache_kind = cfg.cache_name();
         let mut defaults = session.default_settings();
         defaults.max_tokens = 256;
         let info = ModelInfo {

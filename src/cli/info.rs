@@ -85,7 +85,7 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
         Attention::Mla => (None, None),
         Attention::Gqa { kv_heads, head_dim } => (Some(kv_heads), Some(head_dim)),
     };
-    let cache_kind = if kv_heads.is_some() { "K/V cache" } else { "latent KV cache" };
+    let cache_kind = cfg.cache_name();
     if json {
         let o = serde_json::json!({
             "model_type": format!("{:?}", cfg.family), "hidden_size": cfg.hidden, "layers": cfg.n_layers,

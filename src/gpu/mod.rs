@@ -39,7 +39,7 @@ pub struct GpuOptions {
 
 /// Kernel shape overrides, for tuning on a new adapter. The library never reads the
 /// environment: binaries build this once at their boundary ([`Tuning::from_env`] reads
-/// `DSW_GEMM_S`, `DSW_GEMM_NT`, `DSW_ATTN_TT`) and pass it in [`GpuOptions`].
+/// `DSW_GEMM_S`, `DSW_GEMM_NT`, `DSW_ATTN_TT`, `DSW_UNFUSED`) and pass it in [`GpuOptions`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {
     /// gemm weight rows streamed per lane (even, 2..=16)
@@ -48,12 +48,14 @@ pub struct Tuning {
     pub gemm_nt: Option<u32>,
     /// prefill attention query tokens per workgroup (1..=8)
     pub attn_tt: Option<u32>,
+    /// run the unfused dispatch sequence where a fused kernel exists (for A/B benches)
+    pub unfused: bool,
 }
 
 impl Tuning {
     pub fn from_env() -> Self {
         let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
-        Tuning { gemm_streams: env("DSW_GEMM_S"), gemm_nt: env("DSW_GEMM_NT"), attn_tt: env("DSW_ATTN_TT") }
+        Tuning { gemm_streams: env("DSW_GEMM_S"), gemm_nt: env("DSW_GEMM_NT"), attn_tt: env("DSW_ATTN_TT"), unfused: env("DSW_UNFUSED").is_some_and(|v| v != 0) }
     }
 }
 

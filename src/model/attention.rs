@@ -91,13 +91,22 @@ impl Model {
         // q before its norm goes through `o`, which the attention overwrites later
         let (q_raw, q) = (Rows::new(&a.o, h * d, t), Rows::new(&a.q, h * d, t));
         matmul::run(rec, k, &at.q, xb, q_raw, Out::Set);
-        rmsnorm::run(rec, k, &at.q_norm, Rows::new(&a.o, d, t * h), Rows::new(&a.q, d, t * h), c.rms_norm_eps);
-        rope::run(rec, k, &self.rope_table, q.cols(0, d), h, d, ch.pos0, Pairs::HalfSplit);
+        let rope = |heads| rmsnorm::Rope { table: &self.rope_table, rows_per_pos: heads, pos0: ch.pos0, pairs: Pairs::HalfSplit };
+        if self.gpu.tuning.unfused {
+            rmsnorm::run(rec, k, &at.q_norm, q_raw.split(h), q.split(h), c.rms_norm_eps);
+            rope::run(rec, k, &self.rope_table, q.cols(0, d), h, d, ch.pos0, Pairs::HalfSplit);
+        } else {
+            rmsnorm::run_rope(rec, k, &at.q_norm, q_raw.split(h), q.split(h), c.rms_norm_eps, rope(h));
+        }
         let rows = KvRows { buf: cache, gd: g * d, d, ch };
         let k_raw = Rows::new(&a.kv, g * d, t);
         matmul::run(rec, k, &at.k, xb, k_raw, Out::Set);
-        rmsnorm::run(rec, k, &at.k_norm, Rows::new(&a.kv, d, t * g), rows.k_heads(), c.rms_norm_eps);
-        rope::run(rec, k, &self.rope_table, rows.k().cols(0, d), g, d, ch.pos0, Pairs::HalfSplit);
+        if self.gpu.tuning.unfused {
+            rmsnorm::run(rec, k, &at.k_norm, k_raw.split(g), rows.k_heads(), c.rms_norm_eps);
+            rope::run(rec, k, &self.rope_table, rows.k().cols(0, d), g, d, ch.pos0, Pairs::HalfSplit);
+        } else {
+            rmsnorm::run_rope(rec, k, &at.k_norm, k_raw.split(g), rows.k_heads(), c.rms_norm_eps, rope(g));
+        }
         matmul::run(rec, k, &at.v, xb, rows.v(), Out::Set);
         let o = Rows::new(&a.o, h * d, t);
         let shape = gqa_attn::Shape { heads: h, kv_heads: g, head_dim: d };

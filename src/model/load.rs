@@ -35,8 +35,8 @@ pub enum LoadError {
     CacheTooLarge { ctx: usize, per_layer: u64, limit: u64 },
     #[error("{tensor}: one {unit} is {need} bytes but this adapter binds at most {limit} bytes per storage buffer, so it cannot be split to fit; use a GPU whose max_storage_buffer_binding_size is at least {need} bytes")]
     Binding { tensor: String, unit: &'static str, need: u64, limit: u64 },
-    #[error("the model needs about {need_mib} MiB of GPU memory (weights {weights_mib} MiB, latent KV cache for {ctx} tokens {cache_mib} MiB, activations {act_mib} MiB) but about {avail_mib} MiB are available; try a smaller --ctx, a smaller model, or an FP8 checkpoint")]
-    Memory { need_mib: u64, weights_mib: u64, cache_mib: u64, act_mib: u64, ctx: usize, avail_mib: u64 },
+    #[error("the model needs about {need_mib} MiB of GPU memory (weights {weights_mib} MiB, {cache} for {ctx} tokens {cache_mib} MiB, activations {act_mib} MiB) but about {avail_mib} MiB are available; try a smaller --ctx, a smaller model, or an FP8 checkpoint")]
+    Memory { need_mib: u64, weights_mib: u64, cache: &'static str, cache_mib: u64, act_mib: u64, ctx: usize, avail_mib: u64 },
     #[error("{tensor}: fused FP8 expert tensors are not supported; use the per-expert layout DeepSeek ships")]
     FusedFp8Experts { tensor: String },
     #[error("--quantize {target}: {what} is already quantized ({src}); load it as it is, without --quantize")]
@@ -145,7 +145,7 @@ fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, 
         let need = weights + cache + act;
         if need > avail {
             let mib = |b: u64| b.div_ceil(1 << 20);
-            return Err(LoadError::Memory { need_mib: mib(need), weights_mib: mib(weights), cache_mib: mib(cache), act_mib: mib(act), ctx: opts.max_ctx, avail_mib: mib(avail) });
+            return Err(LoadError::Memory { need_mib: mib(need), weights_mib: mib(weights), cache: cfg.cache_name(), cache_mib: mib(cache), act_mib: mib(act), ctx: opts.max_ctx, avail_mib: mib(avail) });
         }
     }
     Ok(())
