@@ -64,3 +64,22 @@ fn shader_decode_matches_reference() {
         same(&format!("{f:?} shader"), &g.read_f32(&out, 0, n as u64).unwrap(), &want);
     }
 }
+
+/// GGUF's i-quants (IQ1_S … IQ4_XS) decode on the CPU as gguf-py's `dequantize` does, bit for
+/// bit (tests/fixtures/iquants.json, made by tools/make_iquant_fixtures.py).
+#[test]
+fn iquants_decode_as_gguf_py() {
+    use deepseek_wgpu::format::iquants::IQuant;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/iquants.json");
+    let fx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for q in IQuant::ALL {
+        let c = &fx[q.name()];
+        assert_eq!(c["block_bytes"].as_u64(), Some(q.block_bytes() as u64), "{q:?}: block bytes");
+        assert_eq!(c["block_elems"].as_u64(), Some(q.block_elems() as u64), "{q:?}: block values");
+        let bytes: Vec<u8> = serde_json::from_value(c["bytes"].clone()).unwrap();
+        let bits: Vec<u32> = serde_json::from_value(c["f32_bits"].clone()).unwrap();
+        assert!(bits.len() >= 8 * q.block_elems(), "{q:?}: fixture has fewer than 8 blocks");
+        let want: Vec<f32> = bits.into_iter().map(f32::from_bits).collect();
+        same(&format!("{q:?} CPU"), &q.decode(&bytes), &want);
+    }
+}

@@ -14,6 +14,8 @@
 //! float format, the kernels' `switch WDT` arms that read whole words of it.
 
 pub mod blocks;
+pub mod iq_tables;
+pub mod iquants;
 pub mod quantize;
 
 #[allow(non_camel_case_types)]
