@@ -363,15 +363,13 @@ impl ChatState {
         }
     }
 
-    fn step(&mut self, e: &Engine, ev: &Out) -> Vec<Delta> {
+    /// The deltas an event makes (logprobs are recorded by the caller, which has the tokenizer).
+    fn step(&mut self, ev: &Out) -> Vec<Delta> {
         let mut out = Vec::new();
         match ev {
-            Out::Token { kind, logprob, .. } => {
+            Out::Token { kind, .. } => {
                 if *kind == TextKind::Reasoning {
                     self.reasoning_tokens += 1;
-                }
-                if let Some(lp) = logprob {
-                    self.logprobs.push(logprob_json(e, lp));
                 }
             }
             Out::Text { kind: TextKind::Reasoning, text } => out.push(Delta::Reasoning(text.clone())),
@@ -418,7 +416,10 @@ async fn chat_whole(e: Arc<Engine>, mut rx: mpsc::Receiver<Out>, _guard: CancelO
     let mut st = ChatState::new();
     let (mut reasoning, mut content, mut calls) = (String::new(), String::new(), Vec::new());
     while let Some(ev) = rx.recv().await {
-        for d in st.step(&e, &ev) {
+        if let Out::Token { logprob: Some(lp), .. } = &ev {
+            st.logprobs.push(logprob_json(&e, lp));
+        }
+        for d in st.step(&ev) {
             match d {
                 Delta::Reasoning(t) => reasoning.push_str(&t),
                 Delta::Content(t) => content.push_str(&t),
@@ -508,8 +509,10 @@ impl ChatStreamState {
             let err = ApiError::internal("the generation ended without a result");
             return Some(Bytes::from(format!("data: {}\n\ndata: [DONE]\n\n", err.body())));
         };
-        let e = self.e.clone();
-        for d in self.st.step(&e, &ev) {
+        if let Out::Token { logprob: Some(lp), .. } = &ev {
+            self.st.logprobs.push(logprob_json(&self.e, lp));
+        }
+        for d in self.st.step(&ev) {
             let delta = match d {
                 Delta::Reasoning(t) => json!({ "reasoning_content": t }),
                 Delta::Content(t) => json!({ "content": t }),
@@ -683,5 +686,45 @@ impl CompletionState {
             }
         }
         Err(ApiError::internal("the generation ended without a result"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reply whose answer holds R1-0528 tool calls, as the slot's text events deliver it
+    /// (cut mid-marker): the content before them streams as content, each call comes out as a
+    /// `tool_calls` delta with an id, `type: function` and JSON arguments, and the reply
+    /// finishes with `tool_calls`.
+    #[test]
+    fn tool_calls_become_deltas() {
+        let answer = "Checking.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_time\n```json\n{}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+        let mut st = ChatState::new();
+        let mut deltas = st.step(&Out::Text { kind: TextKind::Reasoning, text: "weather is a tool".into() });
+        let cut: Vec<char> = answer.chars().collect();
+        for piece in cut.chunks(7) {
+            deltas.extend(st.step(&Out::Token { id: 0, text: String::new(), kind: TextKind::Answer, logprob: None }));
+            deltas.extend(st.step(&Out::Text { kind: TextKind::Answer, text: piece.iter().collect() }));
+        }
+        deltas.extend(st.step(&Out::Done(Err(SessionError::Input("end".into())))));
+        let json: Vec<Value> = deltas
+            .iter()
+            .map(|d| match d {
+                Delta::Reasoning(t) => json!({ "reasoning_content": t }),
+                Delta::Content(t) => json!({ "content": t }),
+                Delta::Call(i, c) => json!({ "tool_calls": [call_json("req", *i, c)] }),
+            })
+            .collect();
+        let content: String = json.iter().filter_map(|d| d["content"].as_str()).collect();
+        assert_eq!(content, "Checking.");
+        let calls: Vec<&Value> = json.iter().filter_map(|d| d.get("tool_calls")).map(|c| &c[0]).collect();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0], &json!({ "index": 0, "id": "call_req_0", "type": "function", "function": { "name": "get_weather", "arguments": "{\"city\": \"Paris\"}" } }));
+        assert_eq!((calls[1]["index"].as_u64(), calls[1]["function"]["name"].as_str(), calls[1]["function"]["arguments"].as_str()), (Some(1), Some("get_time"), Some("{}")));
+        assert_eq!(json[0], json!({ "reasoning_content": "weather is a tool" }));
+        assert_eq!(st.reasoning_tokens, 0);
+        assert_eq!(finish_reason(&StopReason::Eos, st.calls > 0), "tool_calls");
+        assert_eq!(finish_reason(&StopReason::MaxTokens, false), "length");
     }
 }
