@@ -1,4 +1,4 @@
-//! `deepseek-wgpu` command line: devices, inspect, logits, generate, chat.
+//! `deepseek-wgpu` command line: devices, inspect, logits, generate, chat, eval, bench, serve.
 
 mod cli;
 
@@ -50,6 +50,8 @@ enum Cmd {
     Eval(cli::eval::Args),
     /// Prefill and decode speed, GPU time per kernel, fraction of the memory roofline
     Bench(cli::bench::Args),
+    /// OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models, /health
+    Serve(cli::serve::Args),
 }
 
 /// The library reports through `log`; the CLI prints the engine's own warnings (not wgpu's
@@ -101,5 +103,6 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Chat(a) => cli::chat::run(a),
         Cmd::Eval(a) => cli::eval::run(a),
         Cmd::Bench(a) => cli::bench::run(a),
+        Cmd::Serve(a) => cli::serve::run(a),
     }
 }

@@ -106,7 +106,20 @@ pub enum Event {
     /// the experts chosen for the token at `position` as it went through the model
     Routing { position: usize, token: u32, layers: Vec<LayerRoute> },
     Stats(Stats),
+    /// the log-probabilities at a generated token (only when [`Session::logprobs`] asks for
+    /// them), sent just before that token's [`Event::Token`]
+    Logprob(TokenLogprob),
     Done(StopReason),
+}
+
+/// A generated token's log-probability under the model (the log-softmax of the raw logits,
+/// before temperature and filters), and the `top` most likely tokens at its position.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenLogprob {
+    pub id: u32,
+    pub logprob: f32,
+    /// (id, logprob), most likely first
+    pub top: Vec<(u32, f32)>,
 }
 
 /// What one reply produced.
@@ -137,8 +150,16 @@ pub struct Session {
     /// keyword arguments (Qwen3's `enable_thinking`: false renders the prompt with an empty,
     /// closed reasoning block)
     pub template_vars: serde_json::Map<String, serde_json::Value>,
+    /// `Some(n)`: read back the last position's logits at every generated token and send an
+    /// [`Event::Logprob`] with its log-probability and the `n` likeliest tokens (costs a
+    /// vocabulary-sized readback per token; `None` reads back only the sampled id)
+    pub logprobs: Option<usize>,
+    /// keep generating past end-of-sequence ids, up to `max_tokens` (benchmarks, tests)
+    pub ignore_eos: bool,
     rng: ChaCha8Rng,
     eos: Vec<u32>,
+    /// log-probabilities of the token the last forward sampled, until it is emitted
+    pending_logprob: Option<TokenLogprob>,
 }
 
 impl Session {
@@ -165,7 +186,7 @@ impl Session {
                 eos.extend(t.eos_token.as_deref().and_then(|e| t.token_id(e)));
             }
         }
-        Ok(Session { model, tokenizer, generation, cache, cached: Vec::new(), messages: Vec::new(), template_vars: serde_json::Map::new(), rng: ChaCha8Rng::seed_from_u64(0x5eed), eos })
+        Ok(Session { model, tokenizer, generation, cache, cached: Vec::new(), messages: Vec::new(), template_vars: serde_json::Map::new(), logprobs: None, ignore_eos: false, rng: ChaCha8Rng::seed_from_u64(0x5eed), eos, pending_logprob: None })
     }
 
     /// Defaults from `generation_config.json` when the checkpoint has one.
@@ -179,6 +200,11 @@ impl Session {
 
     pub fn context_used(&self) -> usize {
         self.cached.len()
+    }
+
+    /// The ids whose cache rows this session holds (a prompt that starts with them reuses them).
+    pub fn cached_ids(&self) -> &[u32] {
+        &self.cached
     }
 
     pub fn reset(&mut self) {
@@ -249,6 +275,7 @@ impl Session {
         if let Some(seed) = s.seed {
             self.rng = ChaCha8Rng::seed_from_u64(seed);
         }
+        self.pending_logprob = None;
         let mut reuse = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();
         if reuse == prompt.len() {
             reuse -= 1; // at least one token must go through to produce logits
@@ -289,7 +316,7 @@ impl Session {
         let mut stop = StopMatcher::new(&s.stop);
         let tok = self.tokenizer.clone();
         let reason = loop {
-            if self.eos.contains(&token) {
+            if self.eos.contains(&token) && !self.ignore_eos {
                 break StopReason::Eos;
             }
             reply.ids.push(token);
@@ -305,6 +332,9 @@ impl Session {
                 (split.push(&text), hit)
             });
             let kind = token_kind(before, split.kind());
+            if let Some(lp) = self.pending_logprob.take() {
+                on(&Event::Logprob(lp));
+            }
             on(&Event::Token { id: token, position: self.cached.len(), text: delta.unwrap_or_default(), kind });
             if let Some((pieces, hit)) = split_text {
                 emit(pieces, &mut reply, on);
@@ -362,7 +392,12 @@ impl Session {
         };
         let sample = sample.map(|(_, filter)| Sample { filter: *filter, u: self.rng.random::<f32>(), penalty_ids: &pen });
         let pos0 = self.cached.len();
-        let out = self.model.forward_sampled(&mut self.cache, ids, LogitsMode::None, sample.as_ref())?;
+        let mode = if sample.is_some() && self.logprobs.is_some() { LogitsMode::Last } else { LogitsMode::None };
+        let out = self.model.forward_sampled(&mut self.cache, ids, mode, sample.as_ref())?;
+        self.pending_logprob = match (self.logprobs, out.token) {
+            (Some(n), Some(id)) if mode == LogitsMode::Last => Some(token_logprob(&out.logits, id, n)),
+            _ => None,
+        };
         self.cached.extend_from_slice(ids);
         let k = self.model.top_k();
         let layers = self.model.moe_layers();
@@ -377,6 +412,20 @@ impl Session {
         }
         Ok(out.token)
     }
+}
+
+/// Log-softmax of one row of logits at `id`, and the `n` largest.
+pub fn token_logprob(logits: &[f32], id: u32, n: usize) -> TokenLogprob {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = max + logits.iter().map(|&x| ((x - max) as f64).exp()).sum::<f64>().ln() as f32;
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    let n = n.min(order.len());
+    if n > 0 {
+        order.select_nth_unstable_by(n - 1, |&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    }
+    order.truncate(n);
+    order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    TokenLogprob { id, logprob: logits.get(id as usize).map_or(f32::NEG_INFINITY, |x| x - lse), top: order.into_iter().map(|i| (i, logits[i as usize] - lse)).collect() }
 }
 
 fn sampled(token: Option<u32>) -> Result<u32, SessionError> {
@@ -394,18 +443,18 @@ fn emit(pieces: Vec<(TextKind, String)>, reply: &mut Reply, on: &mut dyn FnMut(&
 }
 
 /// Finds stop strings in streamed text, holding back a tail that could start one.
-struct StopMatcher {
+pub(crate) struct StopMatcher {
     stops: Vec<String>,
     pending: String,
 }
 
 impl StopMatcher {
-    fn new(stops: &[String]) -> Self {
+    pub(crate) fn new(stops: &[String]) -> Self {
         StopMatcher { stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(), pending: String::new() }
     }
 
     /// Returns the text that is certain, and the stop string if one completed (text before it only).
-    fn push(&mut self, delta: &str) -> (String, Option<String>) {
+    pub(crate) fn push(&mut self, delta: &str) -> (String, Option<String>) {
         self.pending.push_str(delta);
         let hit = self.stops.iter().filter_map(|s| self.pending.find(s.as_str()).map(|i| (i, s.clone()))).min_by_key(|(i, _)| *i);
         if let Some((i, s)) = hit {
@@ -427,14 +476,24 @@ impl StopMatcher {
         (text, None)
     }
 
-    fn finish(&mut self) -> String {
+    pub(crate) fn finish(&mut self) -> String {
         std::mem::take(&mut self.pending)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::StopMatcher;
+    use super::{token_logprob, StopMatcher};
+
+    #[test]
+    fn logprobs_are_a_log_softmax() {
+        let lp = token_logprob(&[1.0, 3.0, 2.0, 0.0], 2, 2);
+        let z: f32 = [1.0f32, 3.0, 2.0, 0.0].iter().map(|x| x.exp()).sum();
+        assert!((lp.logprob - (2.0 - z.ln())).abs() < 1e-5);
+        assert_eq!(lp.top.iter().map(|t| t.0).collect::<Vec<_>>(), [1, 2]);
+        assert!((lp.top[0].1 - (3.0 - z.ln())).abs() < 1e-5);
+        assert!(token_logprob(&[0.0; 3], 0, 10).top.len() == 3);
+    }
 
     #[test]
     fn stop_strings_across_pieces() {

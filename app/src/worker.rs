@@ -236,6 +236,7 @@ impl Engine {
             Event::Text { kind, text } => emit(WorkerEvent::Text { kind: *kind, text: text.clone() }),
             Event::Stats(st) => emit(WorkerEvent::Stats(st.clone())),
             Event::Done(reason) => stop = Some(reason.clone()),
+            Event::Logprob(_) => {}
         });
         match r {
             Ok(reply) => {

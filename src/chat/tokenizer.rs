@@ -242,8 +242,14 @@ impl ChatTokenizer {
 
     /// [`Self::render_chat`] with extra template variables (e.g. `enable_thinking`).
     pub fn render_chat_with(&self, messages: &[super::Message], add_generation_prompt: bool, vars: &serde_json::Map<String, Value>) -> Result<String, super::TemplateError> {
+        self.render_chat_tools(messages, add_generation_prompt, None, vars)
+    }
+
+    /// [`Self::render_chat_with`] with the `tools` variable (OpenAI's tool list) as
+    /// transformers' `apply_chat_template(tools=…)` passes it.
+    pub fn render_chat_tools(&self, messages: &[super::Message], add_generation_prompt: bool, tools: Option<&Value>, vars: &serde_json::Map<String, Value>) -> Result<String, super::TemplateError> {
         let t = self.chat_template.as_deref().ok_or_else(|| super::TemplateError(format!("{} has no chat_template", self.source.display())))?;
-        super::render(t, messages, add_generation_prompt, self.bos_token.as_deref().unwrap_or(""), self.eos_token.as_deref().unwrap_or(""), None, vars)
+        super::render(t, messages, add_generation_prompt, self.bos_token.as_deref().unwrap_or(""), self.eos_token.as_deref().unwrap_or(""), tools, vars)
     }
 }
 

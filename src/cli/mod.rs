@@ -5,6 +5,7 @@ pub mod chat;
 pub mod eval;
 pub mod generate;
 pub mod info;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -93,6 +93,9 @@ impl Model {
     fn forward_chunk(&self, cache: &mut KvCache, ids: &[u32], mode: LogitsMode, sample: Option<&Sample>, out: &mut ForwardOut) -> Result<(), LoadError> {
         let ch = Chunk { t: ids.len(), pos0: cache.len, ctx: cache.ctx };
         let (k, a, h) = (&self.kernels, &self.act, self.cfg.hidden);
+        // the activations are shared by every session on this model: held from the ids'
+        // upload to the end of the readback
+        let _turn = self.turns.take();
         self.gpu.queue.write_buffer(&a.ids, 0, bytemuck::cast_slice(ids));
         let mut rec = Recorder::new(&self.gpu);
         embed::run(&mut rec, k, &self.embed, &a.ids, Rows::new(&a.x, h, ch.t));

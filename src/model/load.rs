@@ -475,7 +475,7 @@ impl Model {
         if let (Some(q), false) = (opts.quantize, l.kept.is_empty()) {
             log::warn!("--quantize {}: {} matrices kept their source format (rows not a multiple of {} values): {}", q.name(), l.kept.len(), q.block_elems(), l.kept.join(", "));
         }
-        Ok(Model { gpu, cfg, kernels, embed, layers, norm, lm_head, rope_table, act, max_chunk, max_ctx, weight_bytes })
+        Ok(Model { gpu, cfg, kernels, embed, layers, norm, lm_head, rope_table, act, max_chunk, max_ctx, weight_bytes, turns: Default::default() })
     }
 }
 

@@ -6,6 +6,7 @@ mod attention;
 mod cost;
 mod forward;
 mod load;
+mod turns;
 
 use std::sync::Arc;
 
@@ -146,6 +147,8 @@ pub struct Model {
     pub max_ctx: usize,
     /// weight bytes on the GPU
     pub weight_bytes: u64,
+    /// one forward chunk at a time over the shared activations, first come first served
+    turns: turns::Turns,
 }
 
 /// The KV cache, one buffer per layer of `ctx · cache_dim` f32: for MLA the latent rows
