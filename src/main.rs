@@ -16,8 +16,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// List GPU adapters with backend, type and key limits
-    Devices,
+    /// List GPU adapters with backend, type and key limits, and whether each can run a model
+    Devices {
+        /// the model to check on each adapter (default: the embedded model)
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// context length the check allocates the cache for
+        #[arg(long, default_value_t = 4096)]
+        ctx: usize,
+        /// check each adapter as a small GPU would offer it (see `generate --help`)
+        #[arg(long)]
+        small_gpu: bool,
+    },
     /// Summarise a checkpoint: config, parameter counts, dtypes, GPU memory
     Inspect {
         /// checkpoint folder (default: the embedded model)
@@ -96,7 +106,7 @@ fn headless_vulkan() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Devices => cli::info::devices(),
+        Cmd::Devices { model, ctx, small_gpu } => cli::info::devices(model.as_deref(), ctx, small_gpu),
         Cmd::Inspect { model, ctx, json } => cli::info::inspect(&cli::model_dir(model.as_deref())?, ctx, json),
         Cmd::Logits { m, ids, step, out } => cli::logits(&m, &ids, step, &out),
         Cmd::Generate(a) => cli::generate::run(a),

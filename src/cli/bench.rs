@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use deepseek_wgpu::checkpoint::Checkpoint;
 use deepseek_wgpu::config::ModelConfig;
 use deepseek_wgpu::format::Format;
-use deepseek_wgpu::gpu::{Gpu, GpuOptions, Profile, Tuning};
+use deepseek_wgpu::gpu::{Gpu, Profile};
 use deepseek_wgpu::model::{KvCache, LoadOptions, LogitsMode, Model, Sample};
 use deepseek_wgpu::ops::sample::Filter;
 use rand::{Rng, SeedableRng};
@@ -65,6 +65,8 @@ pub struct Args {
     /// cap the storage binding size (KiB) below the adapter's
     #[arg(long, hide = true)]
     pub max_binding_kib: Option<u64>,
+    #[command(flatten)]
+    pub device: super::DeviceArgs,
     /// pretend the host has this much available memory (MiB), for tests
     #[arg(long, hide = true)]
     pub host_memory_mib: Option<u64>,
@@ -81,7 +83,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.gen == 0 {
         bail!("--gen 0 times no decode step; give at least 1 (the default is 16)");
     }
-    let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: a.max_binding_kib.map(|k| k * 1024), tuning: Tuning::from_env() })?);
+    let gpu = Arc::new(Gpu::new(&a.device.options(a.max_binding_kib))?);
     if !a.compare.is_empty() {
         return compare(&a, gpu);
     }

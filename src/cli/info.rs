@@ -7,13 +7,19 @@ use anyhow::{bail, Result};
 use deepseek_wgpu::checkpoint::{Checkpoint, CheckpointError};
 use deepseek_wgpu::config::{Attention, ConfigError, ModelConfig};
 use deepseek_wgpu::format::quantize::{quantized_format, TARGETS};
-use deepseek_wgpu::gpu::list_adapters;
+use deepseek_wgpu::gpu::{list_adapters, AdapterChoice, Gpu, GpuOptions};
+use deepseek_wgpu::model::{check, LoadError, LoadOptions};
 
-pub fn devices() -> Result<()> {
+pub fn devices(model: Option<&Path>, ctx: usize, small: bool) -> Result<()> {
     let list = list_adapters();
     if list.is_empty() {
         bail!("no GPU adapters found; install a Vulkan driver (apt-get install mesa-vulkan-drivers libvulkan1)");
     }
+    let dir = super::model_dir(model)?;
+    let name = match model {
+        Some(p) => p.display().to_string(),
+        None => "the embedded model".to_string(),
+    };
     for (i, (info, limits, features)) in list.iter().enumerate() {
         println!("[{i}] {} ({:?}, {:?}, driver {} {})", info.name, info.backend, info.device_type, info.driver, info.driver_info);
         println!("    max_storage_buffer_binding_size: {} MiB", limits.max_storage_buffer_binding_size as u64 >> 20);
@@ -26,6 +32,15 @@ pub fn devices() -> Result<()> {
             features.contains(wgpu::Features::SUBGROUP),
             features.contains(wgpu::Features::TIMESTAMP_QUERY)
         );
+        // Can it run the model? The adapter opened as the engine would, the model's tensors
+        // and kernels checked against it; nothing uploaded.
+        let opts = GpuOptions { adapter: Some(AdapterChoice::Index(i)), small, ..Default::default() };
+        let how = if small { " (as a small GPU)" } else { "" };
+        let verdict = Gpu::new(&opts).map_err(LoadError::from).and_then(|gpu| check(&gpu, &dir, &LoadOptions { max_ctx: ctx.max(1), ..Default::default() }));
+        match verdict {
+            Ok(()) => println!("    runs {name} at --ctx {ctx}{how}: yes"),
+            Err(e) => println!("    runs {name} at --ctx {ctx}{how}: no: {e}"),
+        }
     }
     Ok(())
 }

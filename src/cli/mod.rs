@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use deepseek_wgpu::chat::{ChatTokenizer, GenerationConfig};
 use deepseek_wgpu::format::Format;
-use deepseek_wgpu::gpu::{Gpu, GpuOptions, Tuning};
+use deepseek_wgpu::gpu::{AdapterChoice, Gpu, GpuOptions, Tuning};
 use deepseek_wgpu::model::{LoadOptions, LogitsMode, Model};
 use deepseek_wgpu::npy;
 use deepseek_wgpu::session::{Session, Settings};
@@ -32,6 +32,8 @@ pub struct ModelArgs {
     /// GPU memory the model may use (MiB); default: what the adapter reports, where it does
     #[arg(long)]
     pub gpu_memory_mib: Option<u64>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// hide the upload progress bar
     #[arg(long)]
     pub quiet: bool,
@@ -40,6 +42,26 @@ pub struct ModelArgs {
     /// as they are, and so do matrices whose rows are not whole blocks (32 or 256 values)
     #[arg(long, value_name = "q8_0|q6_k|q4_k", value_parser = parse_quantize)]
     pub quantize: Option<Format>,
+}
+
+/// Which GPU, and how it is opened (every command that runs a model).
+#[derive(clap::Args, Clone, Default)]
+pub struct DeviceArgs {
+    /// GPU adapter: an index or part of a name from `deepseek-wgpu devices` (default: wgpu's
+    /// high-performance choice)
+    #[arg(long, value_name = "N|NAME")]
+    pub adapter: Option<AdapterChoice>,
+    /// open the GPU as a small one offers it (WebGPU's guaranteed limits: 256 invocations and
+    /// 16 KiB of memory per workgroup, 128 MiB bindings; no subgroups, f16 or timestamps), to
+    /// check that a model runs on an integrated GPU
+    #[arg(long)]
+    pub small_gpu: bool,
+}
+
+impl DeviceArgs {
+    pub fn options(&self, max_binding_kib: Option<u64>) -> GpuOptions {
+        GpuOptions { max_binding_bytes: max_binding_kib.map(|k| k * 1024), tuning: Tuning::from_env(), adapter: self.adapter.clone(), small: self.small_gpu }
+    }
 }
 
 /// `--quantize`'s value: q8_0, q6_k or q4_k (any case).
@@ -100,7 +122,7 @@ pub fn model_dir(model: Option<&Path>) -> Result<PathBuf> {
 
 pub fn load(m: &ModelArgs) -> Result<Arc<Model>> {
     let dir = model_dir(m.model.as_deref())?;
-    let gpu = Arc::new(Gpu::new(&GpuOptions { max_binding_bytes: m.max_binding_kib.map(|k| k * 1024), tuning: Tuning::from_env() })?);
+    let gpu = Arc::new(Gpu::new(&m.device.options(m.max_binding_kib))?);
     let bar = if m.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")

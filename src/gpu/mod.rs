@@ -25,6 +25,10 @@ pub enum GpuError {
     Validation { what: String, msg: String },
     #[error("the kernel {label} does not build on this adapter: {msg}")]
     Kernel { label: String, msg: String },
+    #[error("no adapter matches --adapter {want}; the adapters wgpu sees: {available}. Pass an index or part of a name from `deepseek-wgpu devices`")]
+    AdapterNotFound { want: String, available: String },
+    #[error("the adapter {adapter} cannot run deepseek-wgpu: its limit {limit} is {have}, and {what} needs {need}")]
+    Limit { adapter: String, limit: &'static str, have: u64, need: u64, what: String },
 }
 
 /// Options for opening the device.
@@ -35,6 +39,64 @@ pub struct GpuOptions {
     pub max_binding_bytes: Option<u64>,
     /// Kernel shape overrides (none: the shapes chosen for the adapter).
     pub tuning: Tuning,
+    /// Which adapter to open (none: wgpu's high-performance choice).
+    pub adapter: Option<AdapterChoice>,
+    /// Open the device as a small GPU would offer it: [`small_limits`] (each at most the
+    /// adapter's) and no optional feature. Tests run the goldens this way; `--small-gpu`
+    /// lets a user check a model before buying into an integrated GPU.
+    pub small: bool,
+}
+
+/// `--adapter`: an index into `deepseek-wgpu devices`' list, or part of an adapter's name
+/// (case-insensitive; the first match).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdapterChoice {
+    Index(usize),
+    Name(String),
+}
+
+impl std::str::FromStr for AdapterChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("an adapter index or part of its name".into());
+        }
+        Ok(s.parse::<usize>().map(AdapterChoice::Index).unwrap_or_else(|_| AdapterChoice::Name(s.to_string())))
+    }
+}
+
+impl std::fmt::Display for AdapterChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            AdapterChoice::Index(i) => write!(f, "{i}"),
+            AdapterChoice::Name(n) => write!(f, "'{n}'"),
+        }
+    }
+}
+
+impl AdapterChoice {
+    /// The chosen one among `infos` (in `enumerate_adapters` order), or why not.
+    pub fn pick(&self, infos: &[wgpu::AdapterInfo]) -> Result<usize, GpuError> {
+        let found = match self {
+            AdapterChoice::Index(i) => (*i < infos.len()).then_some(*i),
+            AdapterChoice::Name(n) => {
+                let n = n.to_lowercase();
+                infos.iter().position(|a| a.name.to_lowercase().contains(&n))
+            }
+        };
+        found.ok_or_else(|| GpuError::AdapterNotFound {
+            want: self.to_string(),
+            available: if infos.is_empty() { "none".into() } else { infos.iter().enumerate().map(|(i, a)| format!("{i}: {} ({:?})", a.name, a.backend)).collect::<Vec<_>>().join(", ") },
+        })
+    }
+}
+
+/// The limits every WebGPU implementation guarantees, which a small (integrated, mobile)
+/// GPU may not exceed: 256 invocations and 16 KiB of shared memory per workgroup, 128 MiB
+/// storage bindings, 256 MiB buffers, 8 storage buffers per shader stage.
+pub fn small_limits() -> wgpu::Limits {
+    wgpu::Limits::defaults()
 }
 
 /// Kernel shape overrides, for tuning on a new adapter. The library never reads the
@@ -104,22 +166,33 @@ pub fn list_adapters() -> Vec<(wgpu::AdapterInfo, wgpu::Limits, wgpu::Features)>
 impl Gpu {
     pub fn new(opts: &GpuOptions) -> Result<Self, GpuError> {
         let desc = instance_descriptor();
-        let backends = format!("{:?}", desc.backends);
+        let set = desc.backends;
+        let backends = format!("{set:?}");
         let instance = wgpu::Instance::new(desc);
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            force_fallback_adapter: false,
-            compatible_surface: None,
-            apply_limit_buckets: false,
-        }))
-        .map_err(|_| GpuError::NoAdapter { backends })?;
+        let adapter = match &opts.adapter {
+            Some(choice) => {
+                let mut all = pollster::block_on(instance.enumerate_adapters(set));
+                let infos: Vec<_> = all.iter().map(|a| a.get_info()).collect();
+                all.swap_remove(choice.pick(&infos)?)
+            }
+            None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            }))
+            .map_err(|_| GpuError::NoAdapter { backends })?,
+        };
         Self::from_adapter(&adapter, opts)
     }
 
     pub fn from_adapter(adapter: &wgpu::Adapter, opts: &GpuOptions) -> Result<Self, GpuError> {
         let info = adapter.get_info();
-        let limits = adapter.limits();
-        let features = adapter.features() & OPTIONAL_FEATURES;
+        let (limits, features) = if opts.small {
+            (small_limits().or_worse_values_from(&adapter.limits()), wgpu::Features::empty())
+        } else {
+            (adapter.limits(), adapter.features() & OPTIONAL_FEATURES)
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("deepseek-wgpu"),
             required_features: features,

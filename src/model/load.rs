@@ -151,6 +151,25 @@ fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, 
     Ok(())
 }
 
+/// The weight formats a load of `ck` uploads.
+fn formats(ck: &Checkpoint, opts: &LoadOptions) -> Vec<Format> {
+    let mut formats: Vec<Format> = ck.names().filter_map(|n| ck.get(n)).map(|t| t.dtype).chain(opts.quantize).collect();
+    formats.sort_by_key(|f| f.wgsl_id());
+    formats.dedup();
+    formats
+}
+
+/// Whether the model at `path` can run on `gpu` with `opts`, without uploading a weight:
+/// the adapter's limits are what the kernels need, the kernels of its weight formats build,
+/// every tensor fits a binding and the whole (with the cache at `opts.max_ctx`) fits the
+/// memory budget. `devices --model` asks this of every adapter.
+pub fn check(gpu: &Gpu, path: &Path, opts: &LoadOptions) -> Result<(), LoadError> {
+    let (cfg, ck) = open(path)?;
+    preflight(&ck, &cfg, gpu, opts, total_bytes(&ck, &cfg, opts.quantize))?;
+    Kernels::new(gpu)?.prepare(gpu, &formats(&ck, opts))?;
+    Ok(())
+}
+
 fn is_mtp(cfg: &ModelConfig, name: &str) -> bool {
     (cfg.n_layers..cfg.n_layers + cfg.num_nextn_predict_layers.max(1)).any(|i| name.starts_with(&format!("model.layers.{i}.")))
 }
@@ -411,10 +430,7 @@ impl Model {
         let total = total_bytes(ck, &cfg, opts.quantize);
         preflight(ck, &cfg, &gpu, opts, total)?;
         let kernels = Kernels::new(&gpu)?;
-        let mut formats: Vec<Format> = ck.names().filter_map(|n| ck.get(n)).map(|t| t.dtype).chain(opts.quantize).collect();
-        formats.sort_by_key(|f| f.wgsl_id());
-        formats.dedup();
-        kernels.prepare(&gpu, &formats)?;
+        kernels.prepare(&gpu, &formats(ck, opts))?;
         let mut l = Loader { gpu: &gpu, ck, cfg: &cfg, done: 0, total, progress, quantize: opts.quantize, kept: Vec::new() };
         let (h, nh) = (cfg.hidden, cfg.n_heads);
         

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub use forward::{ForwardOut, LogitsMode, Sample};
 use forward::{Chunk, LORA_NORM_EPS};
-pub use load::{host_available_memory, is_gguf, open, LoadError, LoadOptions, Progress};
+pub use load::{check, host_available_memory, is_gguf, open, LoadError, LoadOptions, Progress};
 
 use crate::config::ModelConfig;
 use crate::gpu::Gpu;

@@ -172,7 +172,11 @@ impl Tune {
         let nt = if subgroups { nt.clamp(1, 32) } else { nt.clamp(1, 8) };
         let streams = (t.gemm_streams.unwrap_or(if cpu { 8 } else { 2 }).clamp(2, 16) / 2) * 2;
         let attn_tt = t.attn_tt.unwrap_or(super::mla_attn::PREFILL_TT).clamp(1, 8);
-        Tune { lanes, subgroups, xreg: cpu, nsg: if cpu { 1 } else { (128 / lanes).max(1) }, nt, streams, attn_tt }
+        // Groups of lanes per matvec workgroup: 128 invocations on a GPU, never more than the
+        // adapter allows (a small GPU may offer as few as WebGPU's 256, or fewer).
+        let max_wg = gpu.limits.max_compute_invocations_per_workgroup.min(gpu.limits.max_compute_workgroup_size_x);
+        let nsg = if cpu { 1 } else { (128 / lanes).max(1) }.min((max_wg / lanes).max(1));
+        Tune { lanes, subgroups, xreg: cpu, nsg, nt, streams, attn_tt }
     }
 }
 

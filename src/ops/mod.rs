@@ -48,6 +48,8 @@ pub mod rmsnorm;
 pub mod rope;
 pub mod sample;
 pub mod swiglu;
+#[cfg(test)]
+mod translate;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -182,6 +184,7 @@ impl Kernels {
 
     /// Fast kernels of a given shape (tests cover the shapes other adapters get).
     pub fn with_tune(gpu: &Gpu, tune: matmul::Tune) -> Result<Self, GpuError> {
+        check_limits(gpu)?;
         let k = Kernels { tune, pipelines: Mutex::default(), scratch: Mutex::default(), dummy: gpu.storage("dummy", 16) };
         k.prepare(gpu, &[])?;
         Ok(k)
@@ -197,7 +200,7 @@ impl Kernels {
     /// (The fast matvec/gemm/attention variants are built on first use and fall back to the
     /// portable kernels when they do not build.)
     pub fn prepare(&self, gpu: &Gpu, formats: &[Format]) -> Result<(), GpuError> {
-        for key in [copy_rows::KEY, rmsnorm::KEY, rope::KEY, moe_gate::KEY, moe_combine::KEY, moe_group::KEY, swiglu::KEY, sample::KEY, mla_attn::KEY, gqa_attn::KEY] {
+        for key in PLAIN {
             self.plain(gpu, key)?;
         }
         for &f in formats {
@@ -266,6 +269,71 @@ impl Kernels {
         }
         b
     }
+}
+
+/// The kernels without a portable fallback, and what each asks of the adapter.
+const PLAIN: [Key; 10] = [copy_rows::KEY, rmsnorm::KEY, rope::KEY, moe_gate::KEY, moe_combine::KEY, moe_group::KEY, swiglu::KEY, sample::KEY, mla_attn::KEY, gqa_attn::KEY];
+
+/// What one kernel family asks of an adapter, read from its WGSL by naga: its largest fixed
+/// workgroup, its workgroup memory and the storage buffers it binds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub invocations: u32,
+    pub size_x: u32,
+    pub workgroup_bytes: u32,
+    pub storage_buffers: u32,
+}
+
+/// [`Needs`] of a WGSL source, the largest over its entry points (None: it does not
+/// validate, which building it reports).
+pub fn needs_of(src: &str) -> Option<Needs> {
+    use wgpu::naga;
+    let module = naga::front::wgsl::parse_str(src).ok()?;
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::empty(), naga::valid::Capabilities::all()).validate(&module).ok()?;
+    let mut layouter = naga::proc::Layouter::default();
+    layouter.update(module.to_ctx()).ok()?;
+    let mut n = Needs::default();
+    for (i, ep) in module.entry_points.iter().enumerate() {
+        let [x, y, z] = ep.workgroup_size;
+        n.invocations = n.invocations.max(x * y * z);
+        n.size_x = n.size_x.max(x);
+        let used = info.get_entry_point(i);
+        let (mut bytes, mut storage) = (0, 0);
+        for (h, var) in module.global_variables.iter() {
+            if used[h].is_empty() {
+                continue;
+            }
+            match var.space {
+                naga::AddressSpace::WorkGroup => bytes += layouter[var.ty].size,
+                naga::AddressSpace::Storage { .. } => storage += 1,
+                _ => {}
+            }
+        }
+        n.workgroup_bytes = n.workgroup_bytes.max(bytes);
+        n.storage_buffers = n.storage_buffers.max(storage);
+    }
+    Some(n)
+}
+
+/// Refuse an adapter whose limits are below what the kernels without a fallback need, naming
+/// the limit (the fast kernels adapt their shape to the limits, or fall back).
+pub fn check_limits(gpu: &Gpu) -> Result<(), GpuError> {
+    let l = &gpu.limits;
+    for key in PLAIN {
+        let Some(n) = needs_of(&plain_source(key.family)) else { continue };
+        let what = format!("the {} kernel", key.family);
+        for (limit, have, need) in [
+            ("max_compute_invocations_per_workgroup", l.max_compute_invocations_per_workgroup, n.invocations),
+            ("max_compute_workgroup_size_x", l.max_compute_workgroup_size_x, n.size_x),
+            ("max_compute_workgroup_storage_size", l.max_compute_workgroup_storage_size, n.workgroup_bytes),
+            ("max_storage_buffers_per_shader_stage", l.max_storage_buffers_per_shader_stage, n.storage_buffers),
+        ] {
+            if need > have {
+                return Err(GpuError::Limit { adapter: gpu.info.name.clone(), limit, have: have as u64, need: need as u64, what });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The source of a kernel without weights or templates.
