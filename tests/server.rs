@@ -472,7 +472,7 @@ fn load_test_bounded() {
 #[test]
 fn routing_extension_matches_generate() {
     let q = "What is 347 + 589?";
-    let out = Command::new(BIN).args(["generate", "--quiet", "--chat", "--prompt", q, "--temperature", "0", "--max-tokens", "40", "--json"]).output().unwrap();
+    let out = Command::new(BIN).args(["generate", "--quiet", "--chat", "--prompt", q, "--temperature", "0", "--max-tokens", "100", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
     let s = Server::start(&[]);
@@ -484,7 +484,7 @@ fn routing_extension_matches_generate() {
     assert_eq!(shape, &json!({ "n_layers": 5, "moe_layers": [1, 2, 3, 4], "n_experts": 16, "n_group": 4, "topk_group": 2, "top_k": 4 }), "{models}");
     let layers: Vec<String> = shape["moe_layers"].as_array().unwrap().iter().map(|l| l.to_string()).collect();
 
-    let mut body = question(q, 40);
+    let mut body = question(q, 100);
     body["stream"] = json!(true);
     body["routing"] = json!(true);
     let (st, b) = http(s.port, "POST", "/v1/chat/completions", &[], &body.to_string());

@@ -476,11 +476,13 @@ impl ThinkSplit {
                 Mode::Reasoning => &[CLOSE],
                 Mode::Answer => &[],
             };
-            let hit = tags.iter().filter_map(|t| self.pending.find(t).map(|i| (i, *t))).min();
+            let pending = &self.pending;
+            let hit = tags.iter().filter_map(|&t| pending.find(t).map(|i| (i, t))).min();
             let Some((i, tag)) = hit else {
                 // hold back the longest suffix that could start a tag
-                let keep = tags.iter().flat_map(|t| (1..t.len()).filter(|&n| self.pending.ends_with(&t[..n]))).max().unwrap_or(0);
-                let ready: String = self.pending.drain(..self.pending.len() - keep).collect();
+                let keep = tags.iter().flat_map(|&t| (1..t.len()).filter(move |&n| pending.ends_with(&t[..n]))).max().unwrap_or(0);
+                let cut = pending.len() - keep;
+                let ready: String = self.pending.drain(..cut).collect();
                 self.emit(ready, &mut out);
                 return out;
             };
