@@ -20,31 +20,15 @@ use deepseek_wgpu::chat::TextKind;
 use deepseek_wgpu::session::StopReason;
 use deepseek_wgpu_app::app::ModelState;
 use deepseek_wgpu_app::{App, Startup};
-use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use serde_json::{json, Value};
 
-const MODEL_FIELD: &str = "Model (folder or .gguf)";
-
-fn harness(s: Startup) -> Harness<'static, App> {
-    let setup = deepseek_wgpu_app::gpu::with_full_limits(egui_kittest::wgpu::default_wgpu_setup());
-    Harness::builder().with_size([1280.0, 800.0]).with_max_steps(20).wgpu_setup(setup).build_eframe(move |cc| App::new(cc, s))
-}
+mod common;
+use common::{clear_and_type, harness, reply_done, step_until as wait, type_and_send as send, MODEL_FIELD};
 
 fn startup(url: &str, max_tokens: usize) -> Startup {
     Startup { model_dir: Some(url.into()), max_tokens: Some(max_tokens), temperature: Some(0.0), colour_row: Some(0), ..Startup::default() }
-}
-
-/// Step the UI until `cond` holds (the worker streams meanwhile).
-fn wait(h: &mut Harness<'static, App>, what: &str, secs: u64, cond: impl Fn(&App) -> bool) {
-    let t0 = Instant::now();
-    while !cond(h.state()) {
-        assert!(t0.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}");
-        h.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    h.run_ok();
 }
 
 fn connected(h: &mut Harness<'static, App>) {
@@ -66,38 +50,8 @@ fn connect_error(h: &mut Harness<'static, App>) -> String {
     }
 }
 
-fn send(h: &mut Harness<'static, App>, text: &str) {
-    let turns = h.state().turns.len();
-    h.get_by_label("Message").click();
-    h.run_ok();
-    h.get_by_label("Message").type_text(text);
-    h.run_ok();
-    h.get_by_label("Send").click();
-    h.run_ok();
-    assert_eq!(h.state().turns.len(), turns + 1, "Send should start a reply (banner {:?})", h.state().banner);
-}
-
-fn reply_done(h: &mut Harness<'static, App>) {
-    wait(h, "the reply to finish", 120, |a| !a.busy);
-    let r = &h.state().turns.last().expect("a turn").reply;
-    assert!(r.error.is_none(), "reply failed: {:?}", r.error);
-}
-
-/// Click a single-line field, clear it and type `text`.
-fn replace_text(h: &mut Harness<'static, App>, label: &str, text: &str) {
-    h.get_by_label(label).click();
-    h.run_ok();
-    h.key_press(egui::Key::End);
-    let n = h.get_by_label(label).value().unwrap_or_default().chars().count();
-    for _ in 0..n {
-        h.key_press(egui::Key::Backspace);
-    }
-    h.get_by_label(label).type_text(text);
-    h.run_ok();
-}
-
 fn reconnect(h: &mut Harness<'static, App>, url: &str) {
-    replace_text(h, MODEL_FIELD, url);
+    clear_and_type(h, MODEL_FIELD, url);
     h.get_by_label("Connect").click();
     h.run_ok();
 }
@@ -162,14 +116,7 @@ impl Drop for Serve {
 /// Cover what changes from run to run: timings, and the server's port in the model field and
 /// the top bar.
 fn mask_variable(h: &mut Harness<'static, App>) {
-    let mut rects = Vec::new();
-    for label in ["Thinking ·", "tok/s", "served by"] {
-        rects.extend(h.query_all_by_label_contains(label).map(|n| n.rect()));
-    }
-    rects.push(h.get_by_label(MODEL_FIELD).rect());
-    for r in rects {
-        h.mask(egui::Rect::from_min_size(r.min, egui::vec2(r.width().max(260.0), r.height())));
-    }
+    common::mask_variable(h, &["Thinking ·", "tok/s", "at http://127.0.0.1:"]);
 }
 
 /// Our server with the embedded tiny-r1 (4 MoE layers × 16 experts): the reply streams with
@@ -389,22 +336,27 @@ fn connection_errors_name_the_url() {
     reconnect(&mut h, &url);
     let e = connect_error(&mut h);
     assert!(e.contains(&format!("{url}/models needs an API key (401)")) && e.contains("invalid API key"), "{e}");
-    replace_text(&mut h, "API key", "wrong");
+    clear_and_type(&mut h, "API key", "wrong");
     h.get_by_label("Connect").click();
     h.run_ok();
     let e = connect_error(&mut h);
     assert!(e.contains("refused the API key (401)") && !e.contains("wrong"), "the key is never shown: {e}");
     assert_eq!(seen.requests.lock().expect("lock").last().and_then(|r| r.1.clone()).as_deref(), Some("Bearer wrong"));
 
-    replace_text(&mut h, "API key", "sk-fake");
+    clear_and_type(&mut h, "API key", "sk-fake");
     reconnect(&mut h, &format!("{url}#deepseek-r1"));
     let e = connect_error(&mut h);
     assert_eq!(e, format!("{url} does not serve the model \"deepseek-r1\" (404): it serves fake-r1"));
 
     reconnect(&mut h, &url);
     connected(&mut h);
-    send(&mut h, "404");
-    wait(&mut h, "the chat error", 30, |a| !a.busy);
+    // (not `send`: the error may come back, and the message into the composer, at once)
+    h.get_by_label("Message").click();
+    h.get_by_label("Message").type_text("404");
+    h.run_ok();
+    h.get_by_label("Send").click();
+    h.run_ok();
+    wait(&mut h, "the chat error", 30, |a| !a.busy && a.turns.len() == 1);
     let err = h.state().turns[0].reply.error.clone().expect("an error");
     assert_eq!(err, format!("{url}/chat/completions does not serve the model \"fake-r1\" (404): The model `fake-r1` does not exist."));
     assert!(h.query_by_label_contains(&err).is_some());

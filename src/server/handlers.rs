@@ -575,7 +575,9 @@ fn routing_delta(e: &Engine, ev: &Out) -> Option<Value> {
         }
         Out::Routing { position, token, layers } => {
             let experts: Vec<&Vec<u32>> = layers.iter().map(|l| &l.experts).collect();
-            let weights: Vec<&Vec<f32>> = layers.iter().map(|l| &l.weights).collect();
+            // f32's shortest decimal form (serde would print the f64 it widens to: 17 digits)
+            let short = |w: &f32| format!("{w}").parse::<f64>().unwrap_or(0.0);
+            let weights: Vec<Vec<f64>> = layers.iter().map(|l| l.weights.iter().map(short).collect()).collect();
             Some(json!({ "routing": [{ "position": position, "token": token, "text": token_text(e, *token), "experts": experts, "weights": weights }] }))
         }
         _ => None,
