@@ -28,10 +28,13 @@ fn startup(max_tokens: usize) -> Startup {
 /// Step the UI until `cond` holds; a model that fails to load fails the test at once.
 fn wait(h: &mut Harness<'static, App>, what: &str, secs: u64, cond: impl Fn(&App) -> bool) {
     step_until(h, what, secs, |a| {
+        if cond(a) {
+            return true;
+        }
         if let ModelState::Failed { error, .. } = &a.model {
             panic!("model failed to load while waiting for {what}: {error}");
         }
-        cond(a)
+        false
     });
 }
 
