@@ -25,7 +25,7 @@ use egui_kittest::Harness;
 use serde_json::{json, Value};
 
 mod common;
-use common::{clear_and_type, harness, reply_done, step_until as wait, type_and_send as send, MODEL_FIELD};
+use common::{clear_and_type, harness, reply_done, step_until as wait, stop_a_long_answer, type_and_send as send, MODEL_FIELD};
 
 fn startup(url: &str, max_tokens: usize) -> Startup {
     Startup { model_dir: Some(url.into()), max_tokens: Some(max_tokens), temperature: Some(0.0), colour_row: Some(0), ..Startup::default() }
@@ -189,14 +189,8 @@ fn stop_cancels_on_deepseek_serve() {
     let s = Serve::start(&["--model", fixture]);
     let mut h = harness(startup(&s.url(), 400));
     connected(&mut h);
-    send(&mut h, "Tell me a long story");
-    wait(&mut h, "a few tokens", 120, |a| a.turns[0].reply.tokens.len() >= 3 || !a.busy);
-    assert!(h.state().busy, "the answer ended before Stop: {:?}", h.state().turns[0].reply.stop);
-    h.get_by_label("Stop").click();
-    h.run_ok();
-    reply_done(&mut h);
+    stop_a_long_answer(&mut h);
     let n = h.state().turns[0].reply.tokens.len();
-    assert_eq!(h.state().turns[0].reply.stop, Some(StopReason::Cancelled));
     let t0 = Instant::now();
     let health = loop {
         let v = s.health();

@@ -15,7 +15,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 mod common;
-use common::{clear_and_type, harness, reply_done, step_until, type_and_send, MODEL_FIELD};
+use common::{clear_and_type, harness, reply_done, step_until, stop_a_long_answer, type_and_send, MODEL_FIELD};
 
 fn fixture() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/chat_tiny"))
@@ -127,14 +127,8 @@ fn chat_streams_pins_routing_and_exports() {
 fn stop_ends_a_long_answer() {
     let mut h = harness(startup(400));
     loaded(&mut h);
-    type_and_send(&mut h, "Tell me a long story");
-    wait(&mut h, "a few tokens", 120, |a| a.turns[0].reply.tokens.len() >= 3 || !a.busy);
-    assert!(h.state().busy, "the answer ended before Stop: {:?}", h.state().turns[0].reply.stop);
-    h.get_by_label("Stop").click();
-    h.run_ok();
-    reply_done(&mut h);
+    stop_a_long_answer(&mut h);
     let r = &h.state().turns[0].reply;
-    assert_eq!(r.stop, Some(StopReason::Cancelled));
     assert!(r.tokens.len() < 400);
     // The stopped reply still counts as a turn: a follow-up (sent with Enter) reuses the cache.
     h.get_by_label("Message").click();

@@ -80,3 +80,15 @@ pub fn mask_variable(h: &mut Harness<'static, App>, labels: &[&str]) {
         h.mask(egui::Rect::from_min_size(r.min, egui::vec2(r.width().max(260.0), r.height())));
     }
 }
+
+/// Ask for a long story and click Stop after a few tokens: the reply ends as cancelled.
+pub fn stop_a_long_answer(h: &mut Harness<'static, App>) {
+    type_and_send(h, "Tell me a long story");
+    let turn = h.state().turns.len() - 1;
+    step_until(h, "a few tokens", 120, |a| a.turns[turn].reply.tokens.len() >= 3 || !a.busy);
+    assert!(h.state().busy, "the answer ended before Stop: {:?}", h.state().turns[turn].reply.stop);
+    h.get_by_label("Stop").click();
+    h.run_ok();
+    reply_done(h);
+    assert_eq!(h.state().turns[turn].reply.stop, Some(deepseek_wgpu::session::StopReason::Cancelled));
+}
