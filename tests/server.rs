@@ -463,3 +463,74 @@ fn load_test_bounded() {
     assert_eq!(st, 200);
     assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("500"), "{v}");
 }
+
+/// The routing extension: `/v1/models` reports the MoE shape, and a greedy streamed chat with
+/// `"routing": true` carries every position fed (prompt, then each generated token as it is
+/// fed back) with its experts and gate weights per MoE layer, and every generated token with
+/// its id and position, equal to what `deepseek-wgpu generate --chat --json` reports for the
+/// same prompt. Without the field the stream carries none of it.
+#[test]
+fn routing_extension_matches_generate() {
+    let q = "What is 347 + 589?";
+    let out = Command::new(BIN).args(["generate", "--quiet", "--chat", "--prompt", q, "--temperature", "0", "--max-tokens", "100", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = Server::start(&[]);
+    let (st, b) = http(s.port, "GET", "/v1/models", &[], "");
+    assert_eq!(st, 200, "{b}");
+    let models: Value = serde_json::from_str(&b).unwrap();
+    let shape = &models["data"][0]["routing"];
+    // tiny-r1: 5 layers, the first dense; 16 experts in 4 groups, 2 groups and 4 experts per token
+    assert_eq!(shape, &json!({ "n_layers": 5, "moe_layers": [1, 2, 3, 4], "n_experts": 16, "n_group": 4, "topk_group": 2, "top_k": 4 }), "{models}");
+    let layers: Vec<String> = shape["moe_layers"].as_array().unwrap().iter().map(|l| l.to_string()).collect();
+
+    let mut body = question(q, 100);
+    body["stream"] = json!(true);
+    body["routing"] = json!(true);
+    let (st, b) = http(s.port, "POST", "/v1/chat/completions", &[], &body.to_string());
+    assert_eq!(st, 200, "{b}");
+    let (mut routes, mut tokens, mut reasoning, mut content) = (Vec::new(), Vec::new(), String::new(), String::new());
+    for e in events(&b).iter().filter(|e| *e != "[DONE]") {
+        let v: Value = serde_json::from_str(e).unwrap();
+        let d = &v["choices"][0]["delta"];
+        routes.extend(d["routing"].as_array().cloned().unwrap_or_default());
+        tokens.extend(d.get("token").cloned());
+        reasoning.push_str(d["reasoning_content"].as_str().unwrap_or(""));
+        content.push_str(d["content"].as_str().unwrap_or(""));
+    }
+    let prompt_ids: Vec<u64> = cli["prompt_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+    let ids: Vec<u64> = cli["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+    assert!(ids.len() > 4, "{cli}");
+    // every generated token, at the position after the prompt and the tokens before it
+    assert_eq!(tokens.iter().map(|t| t["id"].as_u64().unwrap()).collect::<Vec<_>>(), ids);
+    for (i, t) in tokens.iter().enumerate() {
+        assert_eq!(t["position"].as_u64(), Some((prompt_ids.len() + i) as u64), "{t}");
+        assert!(t["kind"] == "reasoning" || t["kind"] == "answer", "{t}");
+    }
+    assert_eq!(content, cli["answer"].as_str().unwrap());
+    assert_eq!(reasoning, cli["reasoning"].as_str().unwrap());
+    // every position fed, in order: the prompt's ids, then the generated ones fed back
+    let fed: Vec<u64> = prompt_ids.iter().chain(&ids).copied().take(routes.len()).collect();
+    assert_eq!(routes.iter().map(|r| r["token"].as_u64().unwrap()).collect::<Vec<_>>(), fed);
+    assert_eq!(routes.len(), cli["routing"][&layers[0]].as_array().unwrap().len());
+    for (p, r) in routes.iter().enumerate() {
+        assert_eq!(r["position"].as_u64(), Some(p as u64), "{r}");
+        assert!(r["text"].is_string(), "{r}");
+        let (experts, weights) = (r["experts"].as_array().unwrap(), r["weights"].as_array().unwrap());
+        assert_eq!((experts.len(), weights.len()), (layers.len(), layers.len()), "{r}");
+        for (l, layer) in layers.iter().enumerate() {
+            let mut got: Vec<u64> = experts[l].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+            got.sort_unstable();
+            assert_eq!(json!(got), cli["routing"][layer][p], "position {p}, layer {layer}");
+            let w: Vec<f64> = weights[l].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            assert!(w.len() == 4 && w.iter().all(|x| x.is_finite() && *x > 0.0), "{r}");
+        }
+    }
+    // not asked for: no extension fields; asked for without streaming: refused
+    let (_, plain) = http(s.port, "POST", "/v1/chat/completions", &[], &json!({ "messages": body["messages"], "temperature": 0, "max_tokens": 4, "stream": true }).to_string());
+    assert!(!plain.contains("\"routing\"") && !plain.contains("\"token\""), "{plain}");
+    let mut whole = question(q, 4);
+    whole["routing"] = json!(true);
+    let (st, v) = post(s.port, "/v1/chat/completions", &whole);
+    assert_error(st, &v, 400, Some("routing"));
+}

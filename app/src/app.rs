@@ -15,7 +15,8 @@ use crate::cache_view;
 use crate::routing::{RoutingShape, Trace};
 use crate::routing_view::{self, PanelAction, PanelState};
 use crate::settings::SettingsForm;
-use crate::worker::{Command, ModelInfo, Worker, WorkerEvent};
+use crate::remote;
+use crate::worker::{Command, ModelInfo, RemoteInfo, Worker, WorkerEvent};
 
 /// How the app starts (from the command line, or from a test).
 #[derive(Clone, Debug)]
@@ -33,11 +34,13 @@ pub struct Startup {
     pub colour_row: Option<usize>,
     /// show Thinking blocks open
     pub expand_thinking: bool,
+    /// the API key for a server URL given as `model_dir`
+    pub api_key: Option<String>,
 }
 
 impl Default for Startup {
     fn default() -> Self {
-        Startup { model_dir: None, prompt: None, ctx: 4096, max_tokens: None, seed: None, temperature: None, colour_row: None, expand_thinking: false }
+        Startup { model_dir: None, prompt: None, ctx: 4096, max_tokens: None, seed: None, temperature: None, colour_row: None, expand_thinking: false, api_key: None }
     }
 }
 
@@ -52,6 +55,8 @@ pub struct App {
     worker: Worker,
     startup: Startup,
     pub model_path: String,
+    /// sent to a remote server as a bearer token; shown masked, never logged
+    pub api_key: String,
     pub model: ModelState,
     pub system_prompt: String,
     pub turns: Vec<Turn>,
@@ -84,6 +89,7 @@ impl App {
         let mut app = App {
             worker,
             model_path: String::new(),
+            api_key: startup.api_key.clone().unwrap_or_default(),
             model: ModelState::None,
             system_prompt: String::new(),
             turns: Vec::new(),
@@ -119,6 +125,11 @@ impl App {
         }
     }
 
+    /// The remote server the model runs on, if it does.
+    pub fn remote(&self) -> Option<&RemoteInfo> {
+        self.model_info().and_then(|m| m.remote.as_ref())
+    }
+
     pub fn loading(&self) -> bool {
         matches!(self.model, ModelState::Loading { .. })
     }
@@ -126,11 +137,16 @@ impl App {
     pub fn open_model(&mut self) {
         let dir = PathBuf::from(self.model_path.trim());
         if self.model_path.trim().is_empty() {
-            self.model = ModelState::Failed { dir, error: "type a model folder (config.json, *.safetensors, tokenizer files) or a .gguf file".into() };
+            self.model = ModelState::Failed { dir, error: "type a model folder (config.json, *.safetensors, tokenizer files), a .gguf file or a server URL (http://host:port/v1)".into() };
             return;
         }
         self.model = ModelState::Loading { dir: dir.clone(), done: 0, total: 0, tensor: String::new() };
-        if let Err(e) = self.worker.send(Command::Load { dir: dir.clone(), ctx: self.startup.ctx }) {
+        let cmd = if remote::is_url(&self.model_path) {
+            Command::Connect { url: self.model_path.trim().to_string(), key: Some(self.api_key.clone()).filter(|k| !k.trim().is_empty()) }
+        } else {
+            Command::Load { dir: dir.clone(), ctx: self.startup.ctx }
+        };
+        if let Err(e) = self.worker.send(cmd) {
             self.model = ModelState::Failed { dir, error: e };
         }
     }
@@ -231,6 +247,17 @@ impl App {
                 }
                 self.busy = false;
             }
+            WorkerEvent::AnswerWasReasoning => {
+                if let Some(r) = self.current() {
+                    let answer = std::mem::take(&mut r.answer);
+                    r.reasoning = answer + &r.reasoning;
+                    for t in &mut r.tokens {
+                        t.kind = TextKind::Reasoning;
+                    }
+                    r.reasoning_start = r.first_token;
+                    r.reasoning_end = None;
+                }
+            }
             WorkerEvent::TurnFailed(e) => {
                 if self.busy {
                     if let Some(t) = self.turns.last_mut() {
@@ -326,7 +353,11 @@ impl App {
     }
 
     pub fn export(&mut self, format: Format) {
-        let model = self.model_info().map(|m| m.dir.display().to_string()).unwrap_or_default();
+        let model = match self.model_info() {
+            Some(ModelInfo { remote: Some(r), .. }) => format!("{} at {}", r.model, r.base),
+            Some(m) => m.dir.display().to_string(),
+            None => String::new(),
+        };
         let ext = match format {
             Format::Json => "json",
             Format::Csv => "csv",
@@ -344,16 +375,31 @@ impl App {
             ui.heading("deepseek-wgpu");
             ui.separator();
             let label = ui.label("Model (folder or .gguf)");
-            let edit = ui.add(egui::TextEdit::singleline(&mut self.model_path).desired_width(360.0)).labelled_by(label.id);
-            let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+            let edit = ui
+                .add(egui::TextEdit::singleline(&mut self.model_path).desired_width(360.0))
+                .labelled_by(label.id)
+                .on_hover_text("a checkpoint folder, a .gguf file, or the URL of an OpenAI-compatible server (http://host:port/v1; add #MODEL to pick one of its models)");
+            let mut enter = edit.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+            let url = remote::is_url(&self.model_path);
+            if url {
+                let label = ui.label("API key");
+                let key = ui.add(egui::TextEdit::singleline(&mut self.api_key).password(true).desired_width(140.0).hint_text("none")).labelled_by(label.id);
+                enter |= key.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+            }
             let can_open = !self.busy && !self.loading();
-            let open = ui.add_enabled(can_open, egui::Button::new("Open")).on_disabled_hover_text("wait for the current answer or load to finish");
+            let open = ui.add_enabled(can_open, egui::Button::new(if url { "Connect" } else { "Open" })).on_disabled_hover_text("wait for the current answer or load to finish");
             if open.clicked() || (enter && can_open) {
                 self.open_model();
             }
         });
         match &self.model {
             ModelState::None => {}
+            ModelState::Loading { dir, .. } if remote::is_url(&dir.to_string_lossy()) => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(format!("connecting to {}…", dir.display()));
+                });
+            }
             ModelState::Loading { dir, done, total, tensor } => {
                 let frac = if *total > 0 { *done as f32 / *total as f32 } else { 0.0 };
                 ui.add(egui::ProgressBar::new(frac).show_percentage().text(format!(
@@ -362,6 +408,16 @@ impl App {
                     fmt_bytes(*done),
                     fmt_bytes(*total)
                 )));
+            }
+            ModelState::Ready(m) if m.remote.is_some() => {
+                let r = m.remote.as_ref().expect("checked");
+                let ctx = if m.ctx > 0 { format!("context {} tokens", m.ctx) } else { "context not reported".to_string() };
+                let routing = match (r.routing, r.ours) {
+                    (true, _) => format!("routing streamed: {} MoE layers × {} experts", m.shape.layers.len(), m.shape.n_experts),
+                    (false, true) => "a dense model: no routing".to_string(),
+                    (false, false) => "no routing reported".to_string(),
+                };
+                ui.label(format!("{} at {} · served by {} · {ctx} · {routing}", r.model, r.base, r.server));
             }
             ModelState::Ready(m) => {
                 let name = m.dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| m.dir.display().to_string());
@@ -378,7 +434,11 @@ impl App {
                 ));
             }
             ModelState::Failed { dir, error } => {
-                let what = if dir.as_os_str().is_empty() { "No model".to_string() } else { format!("Cannot load {}", dir.display()) };
+                let what = match dir.to_string_lossy() {
+                    d if d.is_empty() => "No model".to_string(),
+                    d if remote::is_url(&d) => format!("Cannot use {d}"),
+                    d => format!("Cannot load {d}"),
+                };
                 ui.colored_label(ui.visuals().error_fg_color, format!("{what}: {error}"));
             }
         }
@@ -445,6 +505,9 @@ impl App {
             ui.weak("no model");
             return;
         };
+        if m.remote.is_some() {
+            return self.remote_context(ui);
+        }
         let (ctx, per_token, alloc) = (m.ctx, m.cache_bytes_per_token, m.cache_bytes_allocated);
         // While streaming, the trace's last position is the live fill level.
         let used = if self.busy {
@@ -474,6 +537,33 @@ impl App {
             }
             (None, None) => {
                 ui.weak("Speed: no reply yet");
+            }
+        }
+    }
+
+    /// A remote model's context: what the server's usage reports, and speeds measured here
+    /// (network included).
+    fn remote_context(&self, ui: &mut egui::Ui) {
+        let ctx = self.model_info().map_or(0, |m| m.ctx);
+        let used = match (&self.stats, self.busy) {
+            (_, true) => self.trace.last().map_or(0, |r| r.position + 1),
+            (Some(s), false) => s.context_used,
+            (None, false) => 0,
+        };
+        if ctx > 0 {
+            ui.add(egui::ProgressBar::new(used as f32 / ctx as f32).text(format!("{used} / {ctx} tokens")).desired_width(ui.available_width()));
+        } else {
+            ui.label(format!("{used} tokens (the server reports no context size)"));
+        }
+        let line = |ui: &mut egui::Ui, text: String| ui.add(egui::Label::new(text).truncate());
+        match &self.stats {
+            Some(s) if !self.busy => {
+                line(ui, format!("Prefill: {:.1} tok/s (from here, network included)", s.prefill_tokens_per_s));
+                line(ui, format!("Decode: {:.1} tok/s", s.decode_tokens_per_s));
+                ui.weak(format!("last reply: {} prompt tokens ({} cached by the server), {} generated", s.prompt_tokens, s.reused_tokens, s.generated_tokens));
+            }
+            _ => {
+                ui.weak("the cache lives on the server");
             }
         }
     }
@@ -531,7 +621,8 @@ impl App {
             .stick_to_bottom(true)
             .auto_shrink([false, false])
             .show(ui, |ui| {
-                let mut c = ChatCtx { trace: &self.trace, colour_row: self.routing.colour_row, pinned: self.pinned, busy: self.busy, expand_thinking: self.expand_thinking, editing: &mut editing };
+                let no_routing = self.remote().filter(|r| !r.routing).map(|_| NO_REMOTE_ROUTING);
+                let mut c = ChatCtx { trace: &self.trace, colour_row: self.routing.colour_row, pinned: self.pinned, busy: self.busy, expand_thinking: self.expand_thinking, editing: &mut editing, no_routing };
                 chat_view::transcript(ui, &self.turns, &mut c)
             })
             .inner;
@@ -572,7 +663,12 @@ impl eframe::App for App {
             egui::ScrollArea::vertical().id_salt("routing scroll").show(ui, |ui| {
                 // A dense model has no experts: the panel shows its K/V cache instead.
                 let dense = self.model_info().filter(|m| m.shape.layers.is_empty());
-                if let Some(m) = dense {
+                if let Some(r) = self.remote().filter(|r| !r.routing) {
+                    ui.heading("Routing");
+                    ui.add_space(8.0);
+                    ui.label(if r.ours { "The model is dense: there are no experts to route to." } else { NO_REMOTE_ROUTING });
+                    ui.weak(format!("{} at {}", r.model, r.base));
+                } else if let Some(m) = dense {
                     let facts = cache_view::CacheFacts { attention: &m.attention, n_layers: m.n_layers, ctx: m.ctx, bytes_per_token: m.cache_bytes_per_token };
                     let kinds = self.turns.iter().flat_map(|t| t.reply.tokens.iter().map(|c| (c.position, c.kind))).collect();
                     if let Some(p) = cache_view::panel(ui, &self.trace, &kinds, &facts, self.pinned) {
@@ -587,6 +683,9 @@ impl eframe::App for App {
         egui::CentralPanel::default().show(ui, |ui| self.transcript(ui));
     }
 }
+
+/// What the routing panel and token chips say for a server without the routing extension.
+pub const NO_REMOTE_ROUTING: &str = "This server does not report routing (only deepseek-wgpu serve does).";
 
 pub fn fmt_bytes(b: u64) -> String {
     const K: f64 = 1024.0;

@@ -8,6 +8,7 @@ use deepseek_wgpu::chat::{Message, TextKind};
 use deepseek_wgpu::session::{Stats, StopReason};
 use eframe::egui::{self, Color32, Sense, Stroke, StrokeKind, TextStyle, Vec2, WidgetInfo};
 
+use crate::remote::UNKNOWN_ID;
 use crate::routing::Trace;
 use crate::routing_view::{expert_color, printable, show_token};
 
@@ -81,6 +82,8 @@ pub struct ChatCtx<'a> {
     pub expand_thinking: bool,
     /// the turn being edited and its new text
     pub editing: &'a mut Option<(usize, String)>,
+    /// why no token has routing (a remote server without the extension)
+    pub no_routing: Option<&'a str>,
 }
 
 pub fn transcript(ui: &mut egui::Ui, turns: &[Turn], c: &mut ChatCtx) -> Vec<ChatAction> {
@@ -238,10 +241,14 @@ fn chip(ui: &mut egui::Ui, t: &TokenChip, c: &ChatCtx) -> egui::Response {
     let label = format!("token {}: {}", t.position, t.text);
     resp.widget_info(|| WidgetInfo::labeled(egui::Role::Button, true, &label));
     resp.on_hover_ui(|ui| {
-        ui.label(format!("position {} · token id {} · {}", t.position, t.id, show_token(ui, &t.text)));
+        if t.id == UNKNOWN_ID {
+            ui.label(format!("text {} (the server reports no token ids)", show_token(ui, &t.text)));
+        } else {
+            ui.label(format!("position {} · token id {} · {}", t.position, t.id, show_token(ui, &t.text)));
+        }
         match (route, c.colour_row) {
             (None, _) => {
-                ui.weak("no routing: this token was not fed back through the model");
+                ui.weak(c.no_routing.unwrap_or("no routing: this token was not fed back through the model"));
             }
             (Some(r), Some(row)) => {
                 let layer = c.trace.shape.layers.get(row).copied().unwrap_or(0);

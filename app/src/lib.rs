@@ -7,6 +7,7 @@ pub mod cache_view;
 pub mod chat_view;
 pub mod export;
 pub mod gpu;
+pub mod remote;
 pub mod routing;
 pub mod routing_view;
 pub mod settings;

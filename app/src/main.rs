@@ -1,4 +1,4 @@
-//! `deepseek-wgpu-app [MODEL_DIR] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N]
+//! `deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N]
 //! [--temperature T] [--colour-layer ROW] [--expand-thinking]`
 
 use std::path::PathBuf;
@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use deepseek_wgpu_app::{App, Startup};
 use eframe::egui;
 
-const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW] [--expand-thinking]
+const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW] [--expand-thinking]
 
   MODEL_DIR        checkpoint folder (config.json, *.safetensors, tokenizer) or a .gguf file; default: the embedded model
+  SERVER_URL       an OpenAI-compatible server instead (http://host:port/v1, #MODEL to pick a model);
+                   its API key, if it needs one, from the environment variable DEEPSEEK_WGPU_API_KEY
   --prompt TEXT    send TEXT as soon as the model is loaded (demos, screenshots)
   --ctx N          latent cache size in tokens (default 4096, capped by the model)
   --max-tokens N   most tokens per answer
@@ -36,6 +38,8 @@ fn parse(args: &[String]) -> Result<Startup, String> {
             x => return Err(format!("unexpected argument {x}")),
         }
     }
+    // A key on the command line would show in `ps`; the environment does not.
+    s.api_key = std::env::var("DEEPSEEK_WGPU_API_KEY").ok().filter(|k| !k.is_empty());
     Ok(s)
 }
 

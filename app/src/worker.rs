@@ -15,6 +15,7 @@ use deepseek_wgpu::model::{LoadOptions, Model};
 use deepseek_wgpu::session::{Event, Session, Settings, Stats, StopReason};
 use eframe::egui;
 
+use crate::remote::Remote;
 use crate::routing::{PositionRoute, RoutingShape};
 
 pub enum Command {
@@ -24,6 +25,24 @@ pub enum Command {
     /// The UI owns the conversation; the session reuses whatever prefix of its cache still
     /// matches, so regenerate and edit-and-resend only re-feed what changed.
     Send { system: String, history: Vec<Message>, user: String, settings: Settings },
+    /// Chat with the OpenAI-compatible server at `url` instead of a local model (the local
+    /// model, if any, is freed). `key`: the API key, sent as a bearer token and never shown.
+    Connect { url: String, key: Option<String> },
+}
+
+/// A remote model: where it is served and what the server reports.
+#[derive(Clone, Debug)]
+pub struct RemoteInfo {
+    /// the API base (`http://host:port/v1`)
+    pub base: String,
+    /// the model id requests name
+    pub model: String,
+    /// who serves it, in words
+    pub server: String,
+    /// the server is `deepseek-wgpu serve`
+    pub ours: bool,
+    /// the server streams routing (ours, with an MoE model)
+    pub routing: bool,
 }
 
 /// What the UI needs to know about a loaded model.
@@ -46,6 +65,8 @@ pub struct ModelInfo {
     /// the engine runs on the UI's own wgpu device
     pub shared_device: bool,
     pub defaults: Settings,
+    /// `Some`: the model runs on a remote server (the sizes above are then unknown, 0)
+    pub remote: Option<RemoteInfo>,
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +82,9 @@ pub enum WorkerEvent {
     /// the turn ended; `assistant` is the message the session keeps for it
     Done { stop: StopReason, assistant: Option<Message> },
     TurnFailed(String),
+    /// a remote server that does not split the reasoning sent `</think>` with no `<think>`
+    /// before it (the prompt opened the block): the reply so far was reasoning, not answer
+    AnswerWasReasoning,
 }
 
 /// The UI's end of the worker.
@@ -104,6 +128,7 @@ struct Engine {
     gpu: Option<Arc<Gpu>>,
     shared: bool,
     session: Option<Session>,
+    remote: Option<Remote>,
     out: Sender<WorkerEvent>,
     ctx: egui::Context,
     cancel: Arc<AtomicBool>,
@@ -111,17 +136,19 @@ struct Engine {
 
 fn run(gpu: Option<Arc<Gpu>>, rx: Receiver<Command>, out: Sender<WorkerEvent>, ctx: egui::Context, cancel: Arc<AtomicBool>) {
     let shared = gpu.is_some();
-    let mut e = Engine { gpu, shared, session: None, out, ctx, cancel };
+    let mut e = Engine { gpu, shared, session: None, remote: None, out, ctx, cancel };
     for cmd in rx {
         // A panic inside the engine must not take the window down: report it and drop the
         // session, whose state is unknown after it.
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| match cmd {
             Command::Load { dir, ctx } => e.load(dir, ctx),
             Command::Send { system, history, user, settings } => e.send(&system, history, &user, &settings),
+            Command::Connect { url, key } => e.connect(url, key),
         }));
         if let Err(p) = r {
             let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "unknown panic".into());
             e.session = None;
+            e.remote = None;
             e.emit(WorkerEvent::TurnFailed(format!("internal engine error: {msg}; reload the model")));
         }
     }
@@ -136,12 +163,26 @@ impl Engine {
     fn load(&mut self, dir: PathBuf, ctx: usize) {
         // Free the old model's buffers before uploading the new one.
         self.session = None;
+        self.remote = None;
         match self.try_load(&dir, ctx) {
             Ok((session, info)) => {
                 self.session = Some(session);
                 self.emit(WorkerEvent::Loaded(Box::new(info)));
             }
             Err(error) => self.emit(WorkerEvent::LoadFailed { dir, error }),
+        }
+    }
+
+    fn connect(&mut self, url: String, key: Option<String>) {
+        self.session = None;
+        self.remote = None;
+        self.emit(WorkerEvent::Loading { dir: PathBuf::from(&url), done: 0, total: 0, tensor: String::new() });
+        match Remote::connect(&url, key) {
+            Ok((remote, info)) => {
+                self.remote = Some(remote);
+                self.emit(WorkerEvent::Loaded(Box::new(info)));
+            }
+            Err(error) => self.emit(WorkerEvent::LoadFailed { dir: PathBuf::from(url), error }),
         }
     }
 
@@ -206,11 +247,19 @@ impl Engine {
             adapter: format!("{} ({:?})", gpu.info.name, gpu.info.backend),
             shared_device: self.shared,
             defaults,
+            remote: None,
         };
         Ok((session, info))
     }
 
     fn send(&mut self, system: &str, history: Vec<Message>, user: &str, settings: &Settings) {
+        if let Some(r) = self.remote.as_mut() {
+            let (out, ctx) = (&self.out, &self.ctx);
+            return r.chat(system, history, user, settings, &self.cancel, &mut |ev| {
+                let _ = out.send(ev);
+                ctx.request_repaint();
+            });
+        }
         let Some(s) = self.session.as_mut() else {
             self.emit(WorkerEvent::TurnFailed("no model is loaded: open a model folder first".into()));
             return;

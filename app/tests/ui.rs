@@ -6,7 +6,6 @@
 //! `UPDATE_SNAPSHOTS=true` rewrites snapshots that differ.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use deepseek_wgpu::session::StopReason;
 use deepseek_wgpu_app::app::ModelState;
@@ -14,6 +13,9 @@ use deepseek_wgpu_app::{App, Startup};
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
+
+mod common;
+use common::{clear_and_type, harness, reply_done, step_until, stop_a_long_answer, type_and_send, MODEL_FIELD};
 
 fn fixture() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/chat_tiny"))
@@ -23,64 +25,27 @@ fn startup(max_tokens: usize) -> Startup {
     Startup { model_dir: Some(fixture()), ctx: 512, max_tokens: Some(max_tokens), temperature: Some(0.0), colour_row: Some(0), ..Startup::default() }
 }
 
-fn harness(s: Startup) -> Harness<'static, App> {
-    // The harness's own adapter choice (software rasteriser first), with the app's device limits.
-    let setup = deepseek_wgpu_app::gpu::with_full_limits(egui_kittest::wgpu::default_wgpu_setup());
-    Harness::builder().with_size([1280.0, 800.0]).with_max_steps(20).wgpu_setup(setup).build_eframe(move |cc| App::new(cc, s))
-}
-
-/// Step the UI until `cond` holds (the engine thread works meanwhile).
+/// Step the UI until `cond` holds; a model that fails to load fails the test at once.
 fn wait(h: &mut Harness<'static, App>, what: &str, secs: u64, cond: impl Fn(&App) -> bool) {
-    let t0 = Instant::now();
-    while !cond(h.state()) {
-        if let ModelState::Failed { error, .. } = &h.state().model {
+    step_until(h, what, secs, |a| {
+        if cond(a) {
+            return true;
+        }
+        if let ModelState::Failed { error, .. } = &a.model {
             panic!("model failed to load while waiting for {what}: {error}");
         }
-        assert!(t0.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}");
-        h.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    h.run_ok();
+        false
+    });
 }
 
 fn loaded(h: &mut Harness<'static, App>) {
     wait(h, "the model to load", 120, |a| a.model_info().is_some());
 }
 
-fn type_and_send(h: &mut Harness<'static, App>, text: &str) {
-    let turns = h.state().turns.len();
-    h.get_by_label("Message").click();
-    h.run_ok();
-    h.get_by_label("Message").type_text(text);
-    h.run_ok();
-    assert_eq!(h.state().input, text);
-    h.get_by_label("Send").click();
-    h.run_ok();
-    // (the tiny model may already have finished: check the turn, not `busy`)
-    let a = h.state();
-    assert_eq!(a.turns.len(), turns + 1, "Send should start a reply (banner {:?})", a.banner);
-    assert_eq!(a.turns[turns].user, text);
-    assert!(a.input.is_empty(), "the composer is cleared");
-}
-
-fn reply_done(h: &mut Harness<'static, App>) {
-    wait(h, "the reply to finish", 120, |a| !a.busy);
-    let r = &h.state().turns.last().expect("a turn").reply;
-    assert!(r.error.is_none(), "reply failed: {:?}", r.error);
-}
-
 /// Cover what changes from run to run (timings) or from checkout to checkout (the absolute
 /// model path) before a snapshot.
 fn mask_variable(h: &mut Harness<'static, App>) {
-    let mut rects = Vec::new();
-    for label in ["Thinking ·", "tok/s"] {
-        rects.extend(h.query_all_by_label_contains(label).map(|n| n.rect()));
-    }
-    rects.push(h.get_by_label("Model (folder or .gguf)").rect());
-    for r in rects {
-        // A fixed width: the text itself (and so its rect) changes length from run to run.
-        h.mask(egui::Rect::from_min_size(r.min, egui::vec2(r.width().max(260.0), r.height())));
-    }
+    common::mask_variable(h, &["Thinking ·", "tok/s"]);
 }
 
 /// CSV records: line breaks outside quoted fields (token text may hold line breaks).
@@ -162,14 +127,8 @@ fn chat_streams_pins_routing_and_exports() {
 fn stop_ends_a_long_answer() {
     let mut h = harness(startup(400));
     loaded(&mut h);
-    type_and_send(&mut h, "Tell me a long story");
-    wait(&mut h, "a few tokens", 120, |a| a.turns[0].reply.tokens.len() >= 3 || !a.busy);
-    assert!(h.state().busy, "the answer ended before Stop: {:?}", h.state().turns[0].reply.stop);
-    h.get_by_label("Stop").click();
-    h.run_ok();
-    reply_done(&mut h);
+    stop_a_long_answer(&mut h);
     let r = &h.state().turns[0].reply;
-    assert_eq!(r.stop, Some(StopReason::Cancelled));
     assert!(r.tokens.len() < 400);
     // The stopped reply still counts as a turn: a follow-up (sent with Enter) reuses the cache.
     h.get_by_label("Message").click();
@@ -233,15 +192,7 @@ fn regenerate_new_chat_and_edit_and_resend() {
 
 /// Click a single-line field, clear it with Backspace and type `text`.
 fn replace_text(h: &mut Harness<'static, App>, label: &str, text: &str) {
-    h.get_by_label(label).click();
-    h.run_ok();
-    h.key_press(egui::Key::End);
-    let n = h.get_by_label(label).value().unwrap_or_default().chars().count();
-    for _ in 0..n {
-        h.key_press(egui::Key::Backspace);
-    }
-    h.get_by_label(label).type_text(text);
-    h.run_ok();
+    clear_and_type(h, label, text);
     assert_eq!(h.get_by_label(label).value().as_deref(), Some(text), "typing into {label}");
 }
 
@@ -252,14 +203,14 @@ fn invalid_settings_and_bad_folders_show_messages() {
     assert!(h.query_by_label_contains("/no/such/model is neither a model folder nor a .gguf file").is_some());
 
     // A folder without config.json: the config error, still no crash.
-    replace_text(&mut h, "Model (folder or .gguf)", env!("CARGO_MANIFEST_DIR"));
+    replace_text(&mut h, MODEL_FIELD, env!("CARGO_MANIFEST_DIR"));
     h.get_by_label("Open").click();
     h.run_ok();
     wait(&mut h, "the config error", 60, |a| matches!(a.model, ModelState::Failed { .. }));
     assert!(h.query_by_label_contains("config.json").is_some());
 
     // Then the real model, opened from the window.
-    replace_text(&mut h, "Model (folder or .gguf)", &fixture().display().to_string());
+    replace_text(&mut h, MODEL_FIELD, &fixture().display().to_string());
     h.key_press(egui::Key::Enter);
     h.run_ok();
     loaded(&mut h);
@@ -289,7 +240,7 @@ fn opens_a_gguf_file_from_the_model_field() {
     let gguf = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/gguf_models/v3_tiny_q4_k_m/model.gguf"));
     let mut h = harness(Startup { model_dir: Some("/no/such/model".into()), ..startup(4) });
     wait(&mut h, "the load error", 60, |a| matches!(a.model, ModelState::Failed { .. }));
-    replace_text(&mut h, "Model (folder or .gguf)", &gguf.display().to_string());
+    replace_text(&mut h, MODEL_FIELD, &gguf.display().to_string());
     h.get_by_label("Open").click();
     h.run_ok();
     loaded(&mut h);

@@ -103,6 +103,10 @@ pub struct ChatRequest {
     pub response_format: Option<Value>,
     /// extension (vLLM): extra chat template variables, e.g. `{"enable_thinking": false}`
     pub chat_template_kwargs: Option<serde_json::Map<String, Value>>,
+    /// deepseek-wgpu extension (streaming only): each position's MoE routing as
+    /// `delta.routing`, each generated token as `delta.token`
+    #[serde(default)]
+    pub routing: bool,
 }
 
 #[derive(Deserialize, Debug)]

@@ -22,7 +22,7 @@ use super::error::{from_json_error, ApiError};
 use super::tools::{Piece, ToolCall, ToolStream};
 use super::{CancelOnDrop, Engine, Lease};
 use crate::chat::{prompt_opens_reasoning, Message, TextKind};
-use crate::session::{Event, Reply, SessionError, Settings, StopMatcher, StopReason, TokenLogprob};
+use crate::session::{Event, LayerRoute, Reply, SessionError, Settings, StopMatcher, StopReason, TokenLogprob};
 
 type Eng = State<Arc<Engine>>;
 
@@ -67,7 +67,12 @@ async fn health(State(e): Eng) -> Json<Value> {
 }
 
 fn model_json(e: &Engine) -> Value {
-    json!({ "id": e.cfg.model_id, "object": "model", "created": e.created, "owned_by": "deepseek-wgpu", "context_length": e.ctx })
+    let mut v = json!({ "id": e.cfg.model_id, "object": "model", "created": e.created, "owned_by": "deepseek-wgpu", "context_length": e.ctx });
+    if let Some(r) = &e.routing {
+        // extension: the MoE shape a client needs to lay out streamed routing
+        v["routing"] = r.clone();
+    }
+    v
 }
 
 async fn models(State(e): Eng) -> Json<Value> {
@@ -229,8 +234,10 @@ async fn apply_template(State(e): Eng, body: Result<Bytes, BytesRejection>) -> R
 
 /// What a slot's thread sends back while it generates.
 enum Out {
-    Token { id: u32, text: String, kind: TextKind, logprob: Option<TokenLogprob> },
+    Token { id: u32, position: usize, text: String, kind: TextKind, logprob: Option<TokenLogprob> },
     Text { kind: TextKind, text: String },
+    /// a position fed through the model (only for requests that ask for routing)
+    Routing { position: usize, token: u32, layers: Vec<LayerRoute> },
     Done(Result<Reply, SessionError>),
 }
 
@@ -240,6 +247,7 @@ struct Job {
     settings: Settings,
     logprobs: Option<usize>,
     ignore_eos: bool,
+    routing: bool,
 }
 
 /// Run `job` on the leased slot's thread; the receiver gets its events, then `Done`.
@@ -260,14 +268,15 @@ fn start(e: &Arc<Engine>, mut lease: Lease, job: Job) -> (mpsc::Receiver<Out>, C
                     pending = Some(lp.clone());
                     return;
                 }
-                Event::Token { id, text, kind, .. } => {
+                Event::Token { id, position, text, kind } => {
                     e.counters.generated_tokens.fetch_add(1, Ordering::Relaxed);
                     if cancel.load(Ordering::Relaxed) {
                         e.counters.tokens_after_cancel.fetch_add(1, Ordering::Relaxed);
                     }
-                    Out::Token { id: *id, text: text.clone(), kind: *kind, logprob: pending.take() }
+                    Out::Token { id: *id, position: *position, text: text.clone(), kind: *kind, logprob: pending.take() }
                 }
                 Event::Text { kind, text } => Out::Text { kind: *kind, text: text.clone() },
+                Event::Routing { position, token, layers } if job.routing => Out::Routing { position: *position, token: *token, layers: layers.clone() },
                 _ => return,
             };
             if tx.blocking_send(out).is_err() {
@@ -381,6 +390,7 @@ impl ChatState {
                 let pieces = self.tools.finish();
                 self.answer(pieces, &mut out);
             }
+            Out::Routing { .. } => {}
         }
         out
     }
@@ -401,12 +411,15 @@ async fn chat(State(e): Eng, body: Result<Bytes, BytesRejection>) -> Result<Resp
     let settings = common.settings(&e.defaults, max, max_param)?;
     let prompt = chat_prompt(&e, &req)?;
     let settings = fit(&e, settings, prompt.ids.len(), "messages")?;
+    if req.routing && !common.stream {
+        return Err(ApiError::invalid(Some("routing".into()), "routing (a deepseek-wgpu extension) is streamed: set stream: true"));
+    }
     let lease = e.acquire(&prompt.ids).await?;
-    let job = Job { ids: prompt.ids, opened: prompt.opened, settings, logprobs, ignore_eos: common.ignore_eos };
+    let job = Job { ids: prompt.ids, opened: prompt.opened, settings, logprobs, ignore_eos: common.ignore_eos, routing: req.routing };
     let (rx, guard) = start(&e, lease, job);
     let (id, created) = (request_id("chatcmpl"), now());
     if common.stream {
-        Ok(chat_stream(e, rx, guard, id, created, common.include_usage(), logprobs.is_some()))
+        Ok(chat_stream(e, rx, guard, id, created, common.include_usage(), logprobs.is_some(), req.routing))
     } else {
         chat_whole(e, rx, guard, id, created, logprobs.is_some()).await
     }
@@ -468,6 +481,8 @@ struct ChatStreamState {
     created: u64,
     include_usage: bool,
     logprobs: bool,
+    /// stream `delta.token` and `delta.routing` (the extension)
+    routing: bool,
     /// logprob entries not yet sent
     lp_sent: usize,
     started: bool,
@@ -512,6 +527,12 @@ impl ChatStreamState {
         if let Out::Token { logprob: Some(lp), .. } = &ev {
             self.st.logprobs.push(logprob_json(&self.e, lp));
         }
+        if self.routing {
+            if let Some(delta) = routing_delta(&self.e, &ev) {
+                let c = self.chunk(delta, None);
+                out.push_str(&format!("data: {c}\n\n"));
+            }
+        }
         for d in self.st.step(&ev) {
             let delta = match d {
                 Delta::Reasoning(t) => json!({ "reasoning_content": t }),
@@ -540,8 +561,32 @@ impl ChatStreamState {
     }
 }
 
-fn chat_stream(e: Arc<Engine>, rx: mpsc::Receiver<Out>, guard: CancelOnDrop, id: String, created: u64, include_usage: bool, logprobs: bool) -> Response {
-    let state = ChatStreamState { e, rx, _guard: guard, st: ChatState::new(), id, created, include_usage, logprobs, lp_sent: 0, started: false, done: false };
+/// The extension's delta for a generated token (`token`) or a position fed (`routing`: a
+/// list, one entry per position, experts and gate weights per MoE layer in `/v1/models`'
+/// `routing.moe_layers` order).
+fn routing_delta(e: &Engine, ev: &Out) -> Option<Value> {
+    match ev {
+        Out::Token { id, position, text, kind, .. } => {
+            let kind = match kind {
+                TextKind::Reasoning => "reasoning",
+                TextKind::Answer => "answer",
+            };
+            Some(json!({ "token": { "id": id, "position": position, "text": text, "kind": kind } }))
+        }
+        Out::Routing { position, token, layers } => {
+            let experts: Vec<&Vec<u32>> = layers.iter().map(|l| &l.experts).collect();
+            // f32's shortest decimal form (serde would print the f64 it widens to: 17 digits)
+            let short = |w: &f32| format!("{w}").parse::<f64>().unwrap_or(0.0);
+            let weights: Vec<Vec<f64>> = layers.iter().map(|l| l.weights.iter().map(short).collect()).collect();
+            Some(json!({ "routing": [{ "position": position, "token": token, "text": token_text(e, *token), "experts": experts, "weights": weights }] }))
+        }
+        _ => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn chat_stream(e: Arc<Engine>, rx: mpsc::Receiver<Out>, guard: CancelOnDrop, id: String, created: u64, include_usage: bool, logprobs: bool, routing: bool) -> Response {
+    let state = ChatStreamState { e, rx, _guard: guard, st: ChatState::new(), id, created, include_usage, logprobs, routing, lp_sent: 0, started: false, done: false };
     let stream = futures_util::stream::unfold(state, |mut s| async move { s.next().await.map(|b| (Ok::<_, Infallible>(b), s)) });
     sse_response(stream)
 }
@@ -571,7 +616,7 @@ async fn completions(State(e): Eng, body: Result<Bytes, BytesRejection>) -> Resu
     let settings = fit(&e, settings, ids.len(), "prompt")?;
     let stops = settings.stop.clone();
     let lease = e.acquire(&ids).await?;
-    let job = Job { ids, opened: false, settings, logprobs, ignore_eos: common.ignore_eos };
+    let job = Job { ids, opened: false, settings, logprobs, ignore_eos: common.ignore_eos, routing: false };
     let (rx, guard) = start(&e, lease, job);
     let st = CompletionState { e, rx, _guard: guard, id: request_id("cmpl"), created: now(), stop: StopMatcher::new(&stops), include_usage: common.include_usage(), logprobs: logprobs.is_some(), lp: LegacyLogprobs::default(), text_len: 0, done: false };
     if common.stream {
@@ -643,7 +688,7 @@ impl CompletionState {
                 self.text_len += t.len();
                 Some(if t.is_empty() && !self.logprobs { Bytes::new() } else { sse(&self.chunk(&t, None)) })
             }
-            Out::Text { .. } => Some(Bytes::new()),
+            Out::Text { .. } | Out::Routing { .. } => Some(Bytes::new()),
             Out::Done(r) => {
                 self.done = true;
                 let mut out = String::new();
@@ -672,7 +717,7 @@ impl CompletionState {
                     self.record(id, &logprob);
                     self.text_len += text.len();
                 }
-                Out::Text { .. } => {}
+                Out::Text { .. } | Out::Routing { .. } => {}
                 Out::Done(r) => {
                     let reply = r.map_err(session_error)?;
                     let lp = if self.logprobs { self.lp.take() } else { Value::Null };
@@ -704,7 +749,7 @@ mod tests {
         let mut deltas = st.step(&Out::Text { kind: TextKind::Reasoning, text: "weather is a tool".into() });
         let cut: Vec<char> = answer.chars().collect();
         for piece in cut.chunks(7) {
-            deltas.extend(st.step(&Out::Token { id: 0, text: String::new(), kind: TextKind::Answer, logprob: None }));
+            deltas.extend(st.step(&Out::Token { id: 0, position: 0, text: String::new(), kind: TextKind::Answer, logprob: None }));
             deltas.extend(st.step(&Out::Text { kind: TextKind::Answer, text: piece.iter().collect() }));
         }
         deltas.extend(st.step(&Out::Done(Err(SessionError::Input("end".into())))));

@@ -59,6 +59,8 @@ pub struct Engine {
     pub ctx: usize,
     pub slots: usize,
     pub created: u64,
+    /// the model's MoE shape as `/v1/models` reports it (`None`: a dense model)
+    pub routing: Option<serde_json::Value>,
     pub counters: Counters,
     pool: Mutex<Pool>,
 }
@@ -76,7 +78,12 @@ impl Engine {
         let tokenizer = first.text_tokenizer().map_err(|e| e.to_string())?;
         let (defaults, ctx) = (first.default_settings(), first.context());
         let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Ok(Arc::new(Engine { cfg, tokenizer, defaults, ctx, slots: sessions.len(), created, counters: Counters::default(), pool: Mutex::new(Pool { idle: sessions, waiting: VecDeque::new() }) }))
+        let m = &first.model;
+        let routing = m.cfg.moe.as_ref().map(|moe| {
+            serde_json::json!({ "n_layers": m.cfg.n_layers, "moe_layers": m.moe_layers(), "n_experts": moe.n_routed, "n_group": moe.n_group.max(1), "topk_group": moe.topk_group, "top_k": moe.top_k })
+        });
+        let slots = sessions.len();
+        Ok(Arc::new(Engine { cfg, tokenizer, defaults, ctx, slots, created, routing, counters: Counters::default(), pool: Mutex::new(Pool { idle: sessions, waiting: VecDeque::new() }) }))
     }
 
     fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
