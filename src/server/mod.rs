@@ -17,7 +17,7 @@ pub mod tools;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio::sync::oneshot;
 
@@ -25,6 +25,7 @@ pub use error::ApiError;
 pub use handlers::router;
 
 use crate::chat::ChatTokenizer;
+use crate::grammar::Grammar;
 use crate::session::{Session, Settings};
 
 pub struct Config {
@@ -61,6 +62,11 @@ pub struct Engine {
     pub created: u64,
     pub counters: Counters,
     pool: Mutex<Pool>,
+    /// the model's vocabulary and end-of-sequence ids, for the grammar engine
+    vocab: usize,
+    eos: Vec<u32>,
+    /// built on the first constrained request, then shared by every slot
+    grammar: OnceLock<Result<Arc<Grammar>, String>>,
 }
 
 #[derive(Default)]
@@ -75,8 +81,16 @@ impl Engine {
         let first = sessions.first().ok_or("the server needs at least one slot")?;
         let tokenizer = first.text_tokenizer().map_err(|e| e.to_string())?;
         let (defaults, ctx) = (first.default_settings(), first.context());
+        let (vocab, eos) = (first.model.cfg.vocab, first.eos_ids().to_vec());
         let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Ok(Arc::new(Engine { cfg, tokenizer, defaults, ctx, slots: sessions.len(), created, counters: Counters::default(), pool: Mutex::new(Pool { idle: sessions, waiting: VecDeque::new() }) }))
+        let slots = sessions.len();
+        let pool = Mutex::new(Pool { idle: sessions, waiting: VecDeque::new() });
+        Ok(Arc::new(Engine { cfg, tokenizer, defaults, ctx, slots, created, counters: Counters::default(), pool, vocab, eos, grammar: OnceLock::new() }))
+    }
+
+    /// The grammar engine over the model's vocabulary (constrained decoding), built once.
+    pub fn grammar(&self) -> Result<Arc<Grammar>, ApiError> {
+        self.grammar.get_or_init(|| Grammar::new(&self.tokenizer, self.vocab, &self.eos).map(Arc::new).map_err(|e| e.to_string())).clone().map_err(ApiError::internal)
     }
 
     fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
