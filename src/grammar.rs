@@ -111,8 +111,9 @@ impl Grammar {
     }
 }
 
+/// `s` as a Lark regex literal's body (regex metacharacters and the `/` delimiter escaped).
 fn regex_escape(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_string() } else { format!("\\{c}") }).collect()
+    s.chars().map(|c| if "\\.+*?()|[]{}^$/".contains(c) { format!("\\{c}") } else { c.to_string() }).collect()
 }
 
 /// One reply's grammar state.
