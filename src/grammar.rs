@@ -84,11 +84,12 @@ impl Grammar {
         }
         let &tok_eos = eos.first().ok_or(GrammarError::NoEos)?;
         let mut words = vec![Vec::new(); vocab];
-        for (id, (bytes, special)) in table.into_iter().enumerate() {
-            // Special tokens are not text (llguidance's marker byte keeps them out of every
-            // text match), except the reasoning tags, which the reply splitter reads as text.
-            let as_text = !special || bytes == THINK_OPEN.as_bytes() || bytes == THINK_CLOSE.as_bytes();
-            words[id] = if as_text && !eos.contains(&(id as u32)) { bytes } else { [&[TokTrie::SPECIAL_TOKEN_MARKER], &bytes[..]].concat() };
+        for (id, bytes) in table.into_iter().enumerate() {
+            // Every token is text as the reply's decode shows it (special tokens too: the
+            // reasoning tags and tool-call markers, which the reply's parsers read as text, are
+            // special in some tokenizers), except the end of sequence, which ends the reply:
+            // llguidance's marker byte keeps it out of every text match.
+            words[id] = if eos.contains(&(id as u32)) { [&[TokTrie::SPECIAL_TOKEN_MARKER], &bytes[..]].concat() } else { bytes };
         }
         let info = TokRxInfo { vocab_size: vocab as u32, tok_eos, tok_bos: None, tok_pad: None, tok_unk: None, tok_end_of_turn: None };
         let env: TokEnv = Arc::new(ApproximateTokEnv::new(TokTrie::from(&info, &words)));

@@ -226,10 +226,10 @@ impl ChatTokenizer {
     /// Every id's bytes as the model writes them (for the grammar engine, which matches
     /// grammars byte by byte): byte-level BPE's stand-in characters mapped back to bytes,
     /// sentencepiece's `▁` and `<0xNN>` pieces decoded, any other vocabulary (the tiny
-    /// model's characters) through its decoder; an added token as its text, with whether the
-    /// tokenizer flags it special. Indexed by id, [`Self::vocab_size`] entries.
-    pub fn token_bytes(&self) -> Vec<(Vec<u8>, bool)> {
-        let mut out = vec![(Vec::new(), false); self.vocab_size()];
+    /// model's characters) through its decoder; an added token as its text (what
+    /// [`Self::decode`] shows). Indexed by id, [`Self::vocab_size`] entries.
+    pub fn token_bytes(&self) -> Vec<Vec<u8>> {
+        let mut out = vec![Vec::new(); self.vocab_size()];
         let decoder = serde_json::to_value(self.tok.get_decoder()).unwrap_or(Value::Null);
         let kinds: Vec<&str> = std::iter::once(&decoder).chain(decoder.get("decoders").and_then(|d| d.as_array()).into_iter().flatten()).filter_map(|d| d.get("type").and_then(|t| t.as_str())).collect();
         let unicode_bytes = byte_level_chars();
@@ -246,12 +246,12 @@ impl ChatTokenizer {
             };
             let bytes = bytes.or_else(|| self.tok.decode(&[id], false).ok().map(String::into_bytes));
             if let (Some(slot), Some(b)) = (out.get_mut(id as usize), bytes) {
-                slot.0 = b;
+                *slot = b;
             }
         }
         for (id, t) in self.tok.get_added_tokens_decoder() {
             if let Some(slot) = out.get_mut(id as usize) {
-                *slot = (t.content.into_bytes(), t.special);
+                *slot = t.content.into_bytes();
             }
         }
         out

@@ -191,7 +191,8 @@ fn forced_calls(e: &Engine, req: &ChatRequest) -> Option<Constraint> {
         c => Some(c.pointer("/function/name")?.as_str()?),
     };
     let template = e.tokenizer.chat_template.as_deref().unwrap_or("");
-    let syntax = Syntax::of(template, e.tokenizer.token_id(tools::CALL_BEGIN).is_some());
+    let writable = |m: &str| e.tokenizer.encode(m, false).ok().and_then(|ids| e.tokenizer.decode(&ids).ok()).is_some_and(|t| t == m);
+    let syntax = Syntax::of(template, [tools::CALLS_BEGIN, tools::CALL_BEGIN, tools::SEP].into_iter().all(writable));
     Some(Constraint::Lark(tools::forced(list, name, syntax)))
 }
 

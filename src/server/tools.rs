@@ -35,20 +35,15 @@ pub enum Syntax {
 
 impl Syntax {
     /// The format of a chat template's assistant tool calls; for a template without them,
-    /// R1's (what the tools system prompt describes) when the vocabulary has its markers,
-    /// else Qwen3's plain-text form (a vocabulary without DeepSeek's markers, such as the
-    /// tiny model's, can still write it).
-    pub fn of(template: &str, has_deepseek_markers: bool) -> Syntax {
-        if template.contains(CALL_BEGIN) {
-            if template.contains("tool['type']") || template.contains(&format!("function{SEP}")) {
-                Syntax::R1
-            } else {
-                Syntax::V31
-            }
-        } else if template.contains(QWEN_BEGIN) || !has_deepseek_markers {
+    /// R1's (what the tools system prompt describes). Qwen3's plain-text form whenever the
+    /// vocabulary cannot write DeepSeek's markers at all (the tiny model's characters).
+    pub fn of(template: &str, deepseek_writable: bool) -> Syntax {
+        if !deepseek_writable || (template.contains(QWEN_BEGIN) && !template.contains(CALL_BEGIN)) {
             Syntax::Qwen
-        } else {
+        } else if !template.contains(CALL_BEGIN) || template.contains("tool['type']") || template.contains(&format!("function{SEP}")) {
             Syntax::R1
+        } else {
+            Syntax::V31
         }
     }
 }
