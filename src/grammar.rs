@@ -64,6 +64,8 @@ pub enum GrammarError {
     Compile(String),
     #[error("the grammar refused token {token}: {msg}")]
     Step { token: u32, msg: String },
+    #[error("the grammar cannot go on: {0}")]
+    Mask(String),
 }
 
 /// llguidance over one model's vocabulary: built once per tokenizer (a table of every
@@ -126,9 +128,11 @@ pub struct Guide {
 
 impl Guide {
     /// The tokens the grammar allows next (bit `i % 32` of word `i / 32`); only the
-    /// end-of-sequence token once the grammar is complete.
+    /// end-of-sequence token once the grammar is complete. PERF: computed on the CPU between
+    /// forwards (about a millisecond for a 129k vocabulary); it could overlap the next
+    /// forward's layers, since only the sampler at its end needs it.
     pub fn mask(&mut self) -> Result<&[u32], GrammarError> {
-        let v = self.m.compute_mask_or_eos().map_err(|e| GrammarError::Compile(e.to_string()))?;
+        let v = self.m.compute_mask_or_eos().map_err(|e| GrammarError::Mask(e.to_string()))?;
         let bits = v.as_slice();
         let n = bits.len().min(self.mask.len());
         self.mask[..n].copy_from_slice(&bits[..n]);
