@@ -208,7 +208,7 @@ impl Session {
         if let Some(g) = &self.grammar {
             return Ok(g.clone());
         }
-        let tok = self.text_tokenizer()?;
+        let tok = self.tokenizer.clone().ok_or_else(|| SessionError::Input("constrained decoding needs the model's tokenizer (each token's bytes), and this checkpoint has none".into()))?;
         let g = Arc::new(Grammar::new(&tok, self.model.cfg.vocab, &self.eos)?);
         self.grammar = Some(g.clone());
         Ok(g)

@@ -158,3 +158,48 @@ fn cli_json_schema_answers_validate_for_every_seed() {
     assert!(!ok && err.contains("yes_no.lark") && err.contains("undefined_rule"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A forced call in each format, over DeepSeek-V3's real vocabulary (whose tool markers are
+/// single tokens): the grammar accepts exactly what the template would write, and the
+/// server's tool-call parser reads the call back with its arguments.
+#[test]
+fn forced_tool_calls_in_every_format_parse_back() {
+    use deepseek_wgpu::server::tools::{forced, parse, Syntax};
+    let empty = std::env::temp_dir().join(format!("dsw-v3-tokenizer-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    // a folder without tokenizer.json and DeepSeek-V3's vocabulary: the embedded tokenizer
+    let tok = ChatTokenizer::load(&empty, 129_280).unwrap();
+    let eos = tok.token_id("<｜end▁of▁sentence｜>").unwrap();
+    let t0 = std::time::Instant::now();
+    let g = Grammar::new(&tok, 129_280, &[eos]).unwrap();
+    eprintln!("grammar engine over 129k tokens built in {:?}", t0.elapsed());
+    let tools = [
+        json!({ "type": "function", "function": { "name": "get_weather", "parameters": { "type": "object", "properties": { "city": { "type": "string" } }, "required": ["city"], "additionalProperties": false } } }),
+        json!({ "type": "function", "function": { "name": "get_time" } }),
+    ];
+    let cases = [
+        (Syntax::R1, "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_time\n```json\n{}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"),
+        (Syntax::V31, "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Paris\"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>"),
+        (Syntax::Qwen, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"),
+    ];
+    for (syntax, text) in cases {
+        let lark = forced(&tools, None, syntax);
+        let mut guide = g.guide(&Constraint::Lark(lark.clone()), true).unwrap_or_else(|e| panic!("{syntax:?}: {e}\n{lark}"));
+        walk(&mut guide, &tok, &format!("the user wants weather</think>\n\n{text}"));
+        assert!(guide.done() || allowed(guide.mask().unwrap(), eos), "{syntax:?}: the calls complete the grammar");
+        let (rest, calls) = parse(text);
+        let args: Value = serde_json::from_str(&calls[0].arguments).unwrap();
+        assert_eq!((rest.as_str(), calls[0].name.as_str(), args), ("", "get_weather", json!({ "city": "Paris" })), "{syntax:?}");
+        // a named choice allows that function only: the weather call is refused on its way
+        let mut guide = g.guide(&Constraint::Lark(forced(&tools, Some("get_time"), syntax)), false).unwrap();
+        let refused = tok.encode(text, false).unwrap().into_iter().any(|id| {
+            if !allowed(guide.mask().unwrap(), id) {
+                return true;
+            }
+            guide.commit(id).unwrap();
+            false
+        });
+        assert!(refused, "{syntax:?}: a call of get_weather passed a grammar for get_time");
+    }
+    let _ = std::fs::remove_dir_all(&empty);
+}
