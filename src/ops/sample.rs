@@ -50,6 +50,7 @@ pub(super) const KEY: Key = Key::plain("sample");
 /// become -inf), repetition penalty on the `penalty.width` unique ids of `penalty` (u32),
 /// temperature, top-k/top-p/min-p and a draw with the uniform `u`. Writes (id, threshold
 /// key, survivors, 0) at `out.off` (u32).
+#[allow(clippy::too_many_arguments)]
 pub fn run(rec: &mut Recorder, k: &Kernels, s: &Filter, u: f32, logits: Rows, penalty: Rows, mask: Rows, out: Rows) {
     debug_assert!(logits.rows == 1 && out.width >= 4);
     debug_assert!(mask.width == 0 || (mask.off == 0 && mask.width >= logits.width.div_ceil(32)));
