@@ -1,5 +1,7 @@
 // sample: choose the next token on the GPU from one row of logits, so only the chosen id
-// (not the vocabulary) comes back to the CPU. Transformers' order of processors:
+// (not the vocabulary) comes back to the CPU. First the grammar's token mask (constrained
+// decoding: bit i of mask[i / 32] clear → logit i = -inf, when `masked` is set), then
+// transformers' order of processors:
 //   repetition penalty (l > 0 ? l / r : l · r, over the unique ids in `pen`), then
 //   temperature 0 → argmax (lowest index on ties), else l / T, then
 //   top-k (keep values ≥ the k-th largest), top-p (keep token i iff the probability mass
@@ -7,7 +9,10 @@
 //   host's uniform `u` by inverse CDF over the survivors in index order.
 // Thresholds are found by bisection over the order-preserving u32 keys of the f32 values,
 // so they are exact values of the logits.
-// Layout: logits [l_off ..][vocab] (penalty applied in place), pen [n_pen] u32, out[out_off ..]:
+// Masked tokens never survive the thresholds (they are below the lowest finite key), so
+// neither the draw nor the argmax can pick one while any token is allowed.
+// Layout: logits [l_off ..][vocab] (mask and penalty applied in place), pen [n_pen] u32,
+//   mask [ceil(vocab / 32)] u32, out[out_off ..]:
 //   (token id, threshold key, survivor count, 0).
 // Grid: one workgroup of 256 threads.
 
@@ -22,7 +27,7 @@ struct Params {
     penalty: f32,
     u: f32,
     l_off: u32,
-    _pad1: u32,
+    masked: u32,
     _pad2: u32,
 }
 
@@ -34,6 +39,7 @@ var<private> p: Params;
 @group(0) @binding(1) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> pen: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
+@group(0) @binding(4) var<storage, read> mask: array<u32>;
 
 const WG: u32 = 256u;
 var<workgroup> red_f: array<f32, 256>;
@@ -93,6 +99,15 @@ fn sum_u(li: u32, v: u32) -> u32 {
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
     p = params;
+    if p.masked != 0u {
+        for (var i = li; i < p.vocab; i += WG) {
+            if (mask[i / 32u] & (1u << (i % 32u))) == 0u {
+                logits[p.l_off + i] = bitcast<f32>(0xff800000u); // -inf
+            }
+        }
+        storageBarrier();
+        workgroupBarrier();
+    }
     if p.penalty != 1.0 {
         for (var i = li; i < p.n_pen; i += WG) {
             let id = pen[i];
@@ -144,7 +159,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
         m = max(m, val(i));
     }
     m = max_f(li, m);
-    var theta = 0u; // keep keys ≥ theta
+    // keep keys ≥ theta; the floor drops -inf (masked tokens)
+    var theta = key(-3.4e38);
 
     if p.top_k > 0u && p.top_k < p.vocab {
         // Largest key K with count(key ≥ K) ≥ k: the k-th largest value.

@@ -3,7 +3,8 @@
 //! Layers, bottom to top (see ARCHITECTURE.md): [`checkpoint`] (safetensors, mmap), [`gguf`] (GGUF files),
 //! [`config`] (config.json → [`config::ModelConfig`]), [`gpu`] (device, buffers, recorder),
 //! [`tensor`] (chunked weight matrices), [`ops`] (one module per WGSL kernel family),
-//! [`model`] (the DeepSeek graph and latent cache), [`session`] (the token loop),
+//! [`model`] (the DeepSeek graph and latent cache), [`grammar`] (constrained decoding's
+//! token masks), [`session`] (the token loop),
 //! [`server`] (an OpenAI-compatible HTTP server over sessions).
 
 pub mod chat;
@@ -13,6 +14,7 @@ pub mod eval;
 pub mod format;
 pub mod gguf;
 pub mod gpu;
+pub mod grammar;
 pub mod model;
 pub mod npy;
 pub mod ops;

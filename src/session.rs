@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::chat::{assistant_content, prompt_opens_reasoning, token_kind, ChatTokenizer, GenerationConfig, Message, ReasoningSplitter, StreamDecoder, TemplateError, TextKind, TokenizerError};
+use crate::grammar::{Constraint, Grammar, GrammarError, Guide};
 use crate::model::{KvCache, LoadError, LogitsMode, Model, Sample};
 use crate::ops::sample::Filter;
 use crate::sampling::SampleParams;
@@ -25,6 +26,8 @@ pub enum SessionError {
     Tokenizer(#[from] TokenizerError),
     #[error(transparent)]
     Template(#[from] TemplateError),
+    #[error(transparent)]
+    Grammar(#[from] GrammarError),
     #[error("{0}")]
     Input(String),
 }
@@ -41,11 +44,14 @@ pub struct Settings {
     /// goldens check that results do not depend on it
     #[serde(default)]
     pub prefill_step: usize,
+    /// the answer (after any reasoning) must match this; the reply ends when it is complete
+    #[serde(default)]
+    pub constraint: Option<Constraint>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { sample: SampleParams::default(), seed: None, max_tokens: 512, stop: Vec::new(), prefill_step: 0 }
+        Settings { sample: SampleParams::default(), seed: None, max_tokens: 512, stop: Vec::new(), prefill_step: 0, constraint: None }
     }
 }
 
@@ -156,6 +162,9 @@ pub struct Session {
     pub logprobs: Option<usize>,
     /// keep generating past end-of-sequence ids, up to `max_tokens` (benchmarks, tests)
     pub ignore_eos: bool,
+    /// the grammar engine over this vocabulary, built on the first constrained reply (or
+    /// given: the server's slots share one)
+    pub grammar: Option<Arc<Grammar>>,
     rng: ChaCha8Rng,
     eos: Vec<u32>,
     /// log-probabilities of the token the last forward sampled, until it is emitted
@@ -186,7 +195,23 @@ impl Session {
                 eos.extend(t.eos_token.as_deref().and_then(|e| t.token_id(e)));
             }
         }
-        Ok(Session { model, tokenizer, generation, cache, cached: Vec::new(), messages: Vec::new(), template_vars: serde_json::Map::new(), logprobs: None, ignore_eos: false, rng: ChaCha8Rng::seed_from_u64(0x5eed), eos, pending_logprob: None })
+        Ok(Session { model, tokenizer, generation, cache, cached: Vec::new(), messages: Vec::new(), template_vars: serde_json::Map::new(), logprobs: None, ignore_eos: false, grammar: None, rng: ChaCha8Rng::seed_from_u64(0x5eed), eos, pending_logprob: None })
+    }
+
+    /// The ids that end a reply.
+    pub fn eos_ids(&self) -> &[u32] {
+        &self.eos
+    }
+
+    /// The grammar engine over this session's vocabulary (built once, on first use).
+    pub fn grammar(&mut self) -> Result<Arc<Grammar>, SessionError> {
+        if let Some(g) = &self.grammar {
+            return Ok(g.clone());
+        }
+        let tok = self.tokenizer.clone().ok_or_else(|| SessionError::Input("constrained decoding needs the model's tokenizer (each token's bytes), and this checkpoint has none".into()))?;
+        let g = Arc::new(Grammar::new(&tok, self.model.cfg.vocab, &self.eos)?);
+        self.grammar = Some(g.clone());
+        Ok(g)
     }
 
     /// Defaults from `generation_config.json` when the checkpoint has one.
@@ -272,6 +297,10 @@ impl Session {
                 prompt.len()
             )));
         }
+        let mut guide = match &s.constraint {
+            Some(c) => Some(self.grammar()?.guide(c, opened)?),
+            None => None,
+        };
         if let Some(seed) = s.seed {
             self.rng = ChaCha8Rng::seed_from_u64(seed);
         }
@@ -306,7 +335,8 @@ impl Session {
         let mut token = None;
         while let Some(chunk) = chunks.next() {
             let last = chunks.peek().is_none();
-            token = self.feed(chunk, last.then_some((&penalty, &filter)), &mut reply, on)?;
+            let mask = if last { guide.as_mut().map(Guide::mask).transpose()? } else { None };
+            token = self.feed(chunk, last.then_some(Step { penalty: &penalty, filter: &filter, mask }), &mut reply, on)?;
         }
         let mut token = sampled(token)?;
         stats.prefill_tokens_per_s = (prompt.len() - reuse) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
@@ -342,6 +372,13 @@ impl Session {
                     break StopReason::StopString(hit);
                 }
             }
+            if let Some(g) = guide.as_mut() {
+                g.commit(token)?;
+                if g.done() {
+                    // the grammar is complete: the end of sequence is all it allows
+                    break StopReason::Eos;
+                }
+            }
             if reply.ids.len() >= s.max_tokens {
                 break StopReason::MaxTokens;
             }
@@ -351,7 +388,8 @@ impl Session {
             if self.cached.len() + 1 > ctx {
                 break StopReason::ContextFull;
             }
-            token = sampled(self.feed(&[token], Some((&penalty, &filter)), &mut reply, on)?)?;
+            let mask = guide.as_mut().map(Guide::mask).transpose()?;
+            token = sampled(self.feed(&[token], Some(Step { penalty: &penalty, filter: &filter, mask }), &mut reply, on)?)?;
         };
         if !matches!(reason, StopReason::StopString(_)) {
             if let Some(rest) = tok.as_ref().map(|t| dec.finish(t)).transpose()?.flatten() {
@@ -383,14 +421,14 @@ impl Session {
         stats
     }
 
-    /// Feed ids through the model and, with `sample` (the penalty ids and the filter), sample
-    /// the next token; record routing per position.
-    fn feed(&mut self, ids: &[u32], sample: Option<(&BTreeSet<u32>, &Filter)>, reply: &mut Reply, on: &mut dyn FnMut(&Event)) -> Result<Option<u32>, SessionError> {
-        let pen: Vec<u32> = match sample {
-            Some((penalty, filter)) if filter.repeat_penalty != 1.0 => penalty.iter().copied().collect(),
+    /// Feed ids through the model and, with `sample`, sample the next token; record routing
+    /// per position.
+    fn feed(&mut self, ids: &[u32], sample: Option<Step>, reply: &mut Reply, on: &mut dyn FnMut(&Event)) -> Result<Option<u32>, SessionError> {
+        let pen: Vec<u32> = match &sample {
+            Some(st) if st.filter.repeat_penalty != 1.0 => st.penalty.iter().copied().collect(),
             _ => Vec::new(),
         };
-        let sample = sample.map(|(_, filter)| Sample { filter: *filter, u: self.rng.random::<f32>(), penalty_ids: &pen });
+        let sample = sample.map(|st| Sample { filter: *st.filter, u: self.rng.random::<f32>(), penalty_ids: &pen, mask: st.mask });
         let pos0 = self.cached.len();
         let mode = if sample.is_some() && self.logprobs.is_some() { LogitsMode::Last } else { LogitsMode::None };
         let out = self.model.forward_sampled(&mut self.cache, ids, mode, sample.as_ref())?;
@@ -412,6 +450,14 @@ impl Session {
         }
         Ok(out.token)
     }
+}
+
+/// How to sample after a forward: the ids the repetition penalty applies to, the filter, and
+/// the grammar's mask of allowed tokens.
+struct Step<'a> {
+    penalty: &'a BTreeSet<u32>,
+    filter: &'a Filter,
+    mask: Option<&'a [u32]>,
 }
 
 /// Log-softmax of one row of logits at `id`, and the `n` largest.

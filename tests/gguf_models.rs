@@ -42,11 +42,7 @@ fn logits_match_transformers_prefill_decode_chunked() {
         let g = golden(&name);
         let model = Model::load(gpu.clone(), &gguf(&name), &LoadOptions { max_ctx: 64, ..Default::default() }, &mut |_| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
         for step in [g.input_ids.len(), 1, 3] {
-            let mut cache = model.new_cache(64).unwrap();
-            let mut logits = Vec::new();
-            for chunk in g.input_ids.chunks(step) {
-                logits.extend(model.forward(&mut cache, chunk, LogitsMode::All).unwrap().logits);
-            }
+            let logits = logits_in_chunks(&model, &g.input_ids, step, 64);
             let err = rel_err(&logits, &g.logits);
             report.push(format!("{name} step {step}: max|err|/std = {err:.2e}"));
             assert!(err <= TOL, "{name} step {step}: max|err|/std = {err:.3e} > {TOL}");

@@ -9,6 +9,7 @@ import json
 import sys
 import urllib.request
 
+import jsonschema
 import openai
 
 plain_url, tools_url = sys.argv[1], sys.argv[2]
@@ -89,13 +90,42 @@ check(text == c.choices[0].text, "streamed completion equals the whole one")
 for kwargs, exc, param in [
     (dict(model="tiny-r1", temperature=5), openai.BadRequestError, "temperature"),
     (dict(model="gpt-4o"), openai.NotFoundError, "model"),
-    (dict(model="tiny-r1", response_format={"type": "json_object"}), openai.BadRequestError, "response_format"),
+    (dict(model="tiny-r1", response_format={"type": "json_schema", "json_schema": {"name": "bad", "schema": {"type": "nonsense"}}}), openai.BadRequestError, "response_format"),
 ]:
     try:
         client.chat.completions.create(messages=Q, **kwargs)
         check(False, f"{kwargs} was accepted")
     except exc as e:
         check(e.body["param"] == param and e.body["message"], f"{exc.__name__} for {kwargs}: {e.body['message']}")
+
+# constrained decoding: a json_schema reply validates for every seed (the grammar bounds the
+# lengths so tiny-r1, which would rather write digits forever, closes the object in time)
+schema = {
+    "type": "object",
+    "properties": {"answer": {"type": "integer", "minimum": -9999, "maximum": 9999}, "sure": {"type": "boolean"}, "unit": {"enum": ["none", "cm"]}},
+    "required": ["answer", "sure", "unit"],
+    "additionalProperties": False,
+}
+rf = {"type": "json_schema", "json_schema": {"name": "sum", "schema": schema, "strict": True}}
+short = [{"role": "user", "content": "What is 2 + 3?"}]  # a short reasoning keeps this quick
+for seed in [1, 2, 3]:
+    r = client.chat.completions.create(model="tiny-r1", messages=short, seed=seed, max_tokens=150, response_format=rf)
+    m = r.choices[0].message
+    jsonschema.validate(json.loads(m.content), schema)
+    check(r.choices[0].finish_reason == "stop" and (m.model_extra or {}).get("reasoning_content"), f"seed {seed}: {m.content!r} validates, after the reasoning")
+r = client.chat.completions.create(model="tiny-r1", messages=short, temperature=0, max_tokens=150, response_format={"type": "json_object"})
+check(isinstance(json.loads(r.choices[0].message.content), dict), f"json_object: {r.choices[0].message.content!r}")
+
+# a forced tool call (named, or "required"; with the embedded template and R1-0528's, whose
+# markers tiny-r1's characters cannot write, so Qwen3's plain-text form): tool_calls whose
+# arguments parse and validate against the function's parameters
+weather = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"], "additionalProperties": False}}}]
+for cl, seed, choice in [(client, 5, {"type": "function", "function": {"name": "get_weather"}}), (tools_client, 7, "required")]:
+    r = cl.chat.completions.create(model="tiny-r1", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=weather, tool_choice=choice, seed=seed, max_tokens=150)
+    calls = r.choices[0].message.tool_calls or []
+    check(r.choices[0].finish_reason == "tool_calls" and len(calls) >= 1 and calls[0].function.name == "get_weather", f"tool_choice {choice}: {calls}")
+    for call in calls:
+        jsonschema.validate(json.loads(call.function.arguments), weather[0]["function"]["parameters"])
 
 # tools with DeepSeek-R1-0528's template: the definitions, the call and its result reach the prompt
 tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]

@@ -22,14 +22,21 @@ impl Fixture {
 
     /// One draw per `u`; returns (id, threshold key, survivors) per draw.
     fn run(&self, logits: &[f32], s: &SampleParams, pen: &[u32], us: &[f32]) -> Vec<[u32; 3]> {
+        self.run_masked(logits, s, pen, None, us)
+    }
+
+    /// [`Fixture::run`] with a grammar's token mask (bits, ceil(vocab / 32) words).
+    fn run_masked(&self, logits: &[f32], s: &SampleParams, pen: &[u32], mask: Option<&[u32]>, us: &[f32]) -> Vec<[u32; 3]> {
         let s = &s.filter().unwrap();
+        let mb = self.g.storage_init("mask", bytemuck::cast_slice(mask.unwrap_or(&[0u32])));
+        let mask = Rows::new(&mb, mask.map_or(0, |m| m.len()), 1);
         let lb = self.g.storage_init("logits", bytemuck::cast_slice(logits));
         let pb = self.g.storage_init("pen", bytemuck::cast_slice(if pen.is_empty() { &[0u32] } else { pen }));
         let out = self.g.storage("out", (us.len() * 16) as u64);
         let mut rec = Recorder::new(&self.g);
         for (i, u) in us.iter().enumerate() {
             let out_row = Rows::strided(&out, i * 4, 4, 4, 1);
-            sample::run(&mut rec, &self.k, s, *u, Rows::new(&lb, logits.len(), 1), Rows::new(&pb, pen.len(), 1), out_row);
+            sample::run(&mut rec, &self.k, s, *u, Rows::new(&lb, logits.len(), 1), Rows::new(&pb, pen.len(), 1), mask, out_row);
         }
         rec.submit("sample test").unwrap();
         let o = self.g.read_u32(&out, 0, (us.len() * 4) as u64).unwrap();
@@ -124,6 +131,54 @@ fn same_uniform_same_token() {
     let a = f.run(&l, &s, &[], &[0.123, 0.9]);
     let b = f.run(&l, &s, &[], &[0.123, 0.9]);
     assert_eq!(a, b);
+}
+
+/// A grammar's mask: greedy and every filter setting pick only allowed tokens, however
+/// large the masked logits; a draw over the allowed tokens follows their softmax alone.
+#[test]
+fn token_mask_is_honoured() {
+    let f = Fixture::new();
+    let n = 1013;
+    let mut l = logits(15, n, 3.0);
+    let allowed = [5usize, 77, 400, 401, 1012];
+    let mut mask = vec![0u32; n.div_ceil(32)];
+    for &i in &allowed {
+        mask[i / 32] |= 1 << (i % 32);
+    }
+    // the likeliest tokens are all masked
+    for i in [0, 6, 78, 402, 1000] {
+        l[i] = 50.0;
+    }
+    l[401] = 2.5;
+    let cases = [
+        SampleParams::greedy(),
+        SampleParams { temperature: 1.0, ..Default::default() },
+        SampleParams { temperature: 0.7, top_k: 3, ..Default::default() },
+        SampleParams { temperature: 1.0, top_k: 40, ..Default::default() },
+        SampleParams { temperature: 1.0, top_p: 0.9, ..Default::default() },
+        SampleParams { temperature: 1.0, min_p: 0.01, repeat_penalty: 1.3, ..Default::default() },
+    ];
+    let mut rng = StdRng::seed_from_u64(7);
+    for s in cases {
+        let us: Vec<f32> = (0..200).map(|_| rng.random::<f32>()).chain([0.0, 0.999_999_9]).collect();
+        let pen = if s.repeat_penalty != 1.0 { &[401u32, 6][..] } else { &[][..] };
+        for d in f.run_masked(&l, &s, pen, Some(&mask), &us) {
+            assert!(allowed.contains(&(d[0] as usize)), "{s:?}: drew the masked token {}", d[0]);
+        }
+    }
+    assert_eq!(f.run_masked(&l, &SampleParams::greedy(), &[], Some(&mask), &[0.5])[0][0], 401);
+    // without the mask the same logits give a masked token
+    assert_eq!(f.run(&l, &SampleParams::greedy(), &[], &[0.5])[0][0], 0);
+    // among the allowed tokens, draws follow their softmax
+    let s = SampleParams { temperature: 1.0, ..Default::default() };
+    let us: Vec<f32> = (0..3000).map(|_| rng.random::<f32>()).collect();
+    let draws = f.run_masked(&l, &s, &[], Some(&mask), &us);
+    let z: f64 = allowed.iter().map(|&i| (l[i] as f64).exp()).sum();
+    for &i in &allowed {
+        let seen = draws.iter().filter(|d| d[0] as usize == i).count() as f64 / us.len() as f64;
+        let p = (l[i] as f64).exp() / z;
+        assert!((seen - p).abs() < 0.04, "token {i}: drawn {seen:.3}, softmax over the allowed {p:.3}");
+    }
 }
 
 #[test]

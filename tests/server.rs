@@ -145,18 +145,19 @@ fn question(q: &str, max_tokens: u64) -> Value {
 }
 
 fn need_python_openai() {
-    let ok = Command::new("python3").args(["-c", "import openai"]).status();
+    let ok = Command::new("python3").args(["-c", "import openai, jsonschema"]).status();
     match ok {
         Ok(s) if s.success() => {}
-        Ok(_) => panic!("the Python package `openai` is missing: `pip install openai` (.ci/run installs it)"),
+        Ok(_) => panic!("the Python packages `openai` and `jsonschema` are needed: `pip install openai jsonschema`"),
         Err(e) => panic!("python3 is needed to run the openai client test: {e}"),
     }
 }
 
 /// The official `openai` package against two servers: the embedded model with its own
 /// template (chat, streaming, reasoning_content, logprobs, usage, prefix reuse, completions,
-/// errors), and the same model with DeepSeek-R1-0528's template (tool definitions, tool
-/// calls and tool results rendered into the prompt, a round trip).
+/// errors, json_schema / json_object replies checked with `jsonschema`, forced tool calls),
+/// and the same model with DeepSeek-R1-0528's template (tool definitions, tool calls and tool
+/// results rendered into the prompt, a round trip, a forced call).
 #[test]
 fn openai_python_client() {
     need_python_openai();
@@ -245,9 +246,12 @@ fn errors_the_openai_way() {
     }
     let (st, v) = call("/v1/chat/completions", r#"{"messages": [{"role": "user", "content": "hi"}], "logprobs": true, "top_logprobs": 21}"#);
     assert_error(st, &v, 400, Some("top_logprobs"));
-    let (st, v) = call("/v1/chat/completions", r#"{"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}"#);
+    // a schema llguidance cannot compile: its message, before any slot is taken
+    let (st, v) = call("/v1/chat/completions", r#"{"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}}"#);
     assert_error(st, &v, 400, Some("response_format"));
-    assert!(v["error"]["message"].as_str().unwrap().contains("not supported yet"));
+    assert!(v["error"]["message"].as_str().unwrap().contains("nonsense"), "{v}");
+    let (st, v) = call("/v1/chat/completions", r#"{"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema"}}"#);
+    assert_error(st, &v, 400, Some("response_format.json_schema"));
     // the prompt over the context, with the numbers (the tokenizer is one token per character)
     let long = "1".repeat(300);
     let (st, v) = call("/v1/chat/completions", &question(&long, 8).to_string());

@@ -33,7 +33,7 @@ fn long_generation_and_cancel_cycles_keep_memory_flat() {
     // An end-of-sequence id the model cannot produce: the reply runs to max_tokens.
     let gen = GenerationConfig { eos_token_ids: vec![u32::MAX], ..GenerationConfig::load(&dir).unwrap() };
     let mut s = Session::new(model, tok, gen, 6000).unwrap();
-    let settings = Settings { sample: SampleParams { temperature: 0.8, top_p: 0.95, ..Default::default() }, seed: Some(1), prefill_step: 0, max_tokens: 5000, stop: vec![] };
+    let settings = Settings { sample: SampleParams { temperature: 0.8, top_p: 0.95, ..Default::default() }, seed: Some(1), prefill_step: 0, max_tokens: 5000, stop: vec![], constraint: None };
     let no = AtomicBool::new(false);
 
     let mut samples: Vec<(usize, u64, u64)> = Vec::new();

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use deepseek_wgpu::gpu::{Gpu, GpuOptions};
+use deepseek_wgpu::gpu::{AdapterChoice, Gpu, GpuOptions};
 use eframe::egui_wgpu::{self, wgpu};
 
 /// The device eframe should ask for: the adapter's full limits and the optional features the
@@ -35,12 +35,55 @@ pub fn with_full_limits(mut setup: egui_wgpu::WgpuSetup) -> egui_wgpu::WgpuSetup
     setup
 }
 
-pub fn wgpu_configuration() -> egui_wgpu::WgpuConfiguration {
-    egui_wgpu::WgpuConfiguration { wgpu_setup: wgpu_setup(), ..Default::default() }
+/// eframe's configuration: [`wgpu_setup`], on the adapter `--adapter` names (an index into
+/// `deepseek-wgpu devices`' list, or part of a name) when given.
+pub fn wgpu_configuration(adapter: Option<AdapterChoice>) -> egui_wgpu::WgpuConfiguration {
+    let mut setup = wgpu_setup();
+    if let (Some(choice), egui_wgpu::WgpuSetup::CreateNew(s)) = (adapter, &mut setup) {
+        s.native_adapter_selector = Some(Arc::new(move |adapters: &[wgpu::Adapter], _surface: Option<&wgpu::Surface<'_>>| pick(&choice, adapters)));
+    }
+    egui_wgpu::WgpuConfiguration { wgpu_setup: setup, ..Default::default() }
+}
+
+/// The adapter `choice` names among eframe's `adapters`: an index counts in the engine's own
+/// list (`deepseek-wgpu devices`), which may order or filter backends differently, so it is
+/// turned into that adapter's name and backend first.
+pub fn pick(choice: &AdapterChoice, adapters: &[wgpu::Adapter]) -> Result<wgpu::Adapter, String> {
+    let infos: Vec<_> = adapters.iter().map(|a| a.get_info()).collect();
+    let i = match choice {
+        AdapterChoice::Index(_) => {
+            let engine: Vec<_> = deepseek_wgpu::gpu::list_adapters().into_iter().map(|(info, _, _)| info).collect();
+            let want = &engine[choice.pick(&engine).map_err(|e| e.to_string())?];
+            infos.iter().position(|a| a.name == want.name && a.backend == want.backend).ok_or_else(|| format!("adapter {} ({:?}) is not offered for this window", want.name, want.backend))?
+        }
+        AdapterChoice::Name(_) => choice.pick(&infos).map_err(|e| e.to_string())?,
+    };
+    Ok(adapters[i].clone())
 }
 
 /// The engine's view of the renderer's device, when eframe runs on wgpu.
 pub fn shared_gpu(render_state: Option<&egui_wgpu::RenderState>) -> Option<Arc<Gpu>> {
     let rs = render_state?;
     Some(Arc::new(Gpu::from_device(&rs.adapter, rs.device.clone(), rs.queue.clone(), &GpuOptions::default())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapter_choice_picks_by_index_and_name_and_says_which_exist() {
+        let instance = wgpu::Instance::new(deepseek_wgpu::gpu::instance_descriptor());
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+        assert!(!adapters.is_empty(), "the app tests need a wgpu adapter (lavapipe)");
+        let first = deepseek_wgpu::gpu::list_adapters()[0].0.clone();
+        let by_index = pick(&AdapterChoice::Index(0), &adapters).unwrap().get_info();
+        assert_eq!((by_index.name.as_str(), by_index.backend), (first.name.as_str(), first.backend));
+        let part = first.name.split_whitespace().next().unwrap().to_uppercase();
+        assert_eq!(pick(&AdapterChoice::Name(part), &adapters).unwrap().get_info().name, first.name);
+        let err = pick(&AdapterChoice::Name("no-such-gpu".into()), &adapters).err().unwrap();
+        assert!(err.contains("no-such-gpu") && err.contains(&first.name), "{err}");
+        let err = pick(&AdapterChoice::Index(99), &adapters).err().unwrap();
+        assert!(err.contains("--adapter 99"), "{err}");
+    }
 }

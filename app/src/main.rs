@@ -1,12 +1,13 @@
 //! `deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N]
-//! [--temperature T] [--colour-layer ROW] [--expand-thinking]`
+//! [--temperature T] [--colour-layer ROW] [--expand-thinking] [--adapter N|NAME]`
 
 use std::path::PathBuf;
 
+use deepseek_wgpu::gpu::AdapterChoice;
 use deepseek_wgpu_app::{App, Startup};
 use eframe::egui;
 
-const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW] [--expand-thinking]
+const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW] [--expand-thinking] [--adapter N|NAME]
 
   MODEL_DIR        checkpoint folder (config.json, *.safetensors, tokenizer) or a .gguf file; default: the embedded model
   SERVER_URL       an OpenAI-compatible server instead (http://host:port/v1, #MODEL to pick a model);
@@ -17,10 +18,12 @@ const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt
   --seed N         fixed sampling seed
   --temperature T  0 = greedy
   --colour-layer R colour the transcript by the top-1 expert of MoE row R (0 = first MoE layer)
-  --expand-thinking show the reasoning of replies expanded";
+  --expand-thinking show the reasoning of replies expanded
+  --adapter N|NAME the GPU: an index from `deepseek-wgpu devices` or part of an adapter's name";
 
-fn parse(args: &[String]) -> Result<Startup, String> {
+fn parse(args: &[String]) -> Result<(Startup, Option<AdapterChoice>), String> {
     let mut s = Startup::default();
+    let mut adapter = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
@@ -33,6 +36,7 @@ fn parse(args: &[String]) -> Result<Startup, String> {
             "--temperature" => s.temperature = Some(num(a, &value(a)?)?),
             "--colour-layer" | "--color-layer" => s.colour_row = Some(num(a, &value(a)?)?),
             "--expand-thinking" => s.expand_thinking = true,
+            "--adapter" => adapter = Some(value(a)?.parse::<AdapterChoice>().map_err(|e| format!("--adapter: {e}"))?),
             x if x.starts_with("--") => return Err(format!("unknown option {x}")),
             x if s.model_dir.is_none() => s.model_dir = Some(PathBuf::from(x)),
             x => return Err(format!("unexpected argument {x}")),
@@ -40,7 +44,7 @@ fn parse(args: &[String]) -> Result<Startup, String> {
     }
     // A key on the command line would show in `ps`; the environment does not.
     s.api_key = std::env::var("DEEPSEEK_WGPU_API_KEY").ok().filter(|k| !k.is_empty());
-    Ok(s)
+    Ok((s, adapter))
 }
 
 fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
@@ -49,7 +53,7 @@ fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
 
 fn main() -> eframe::Result {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let startup = match parse(&args) {
+    let (startup, adapter) = match parse(&args) {
         Ok(s) => s,
         Err(e) => {
             if !e.is_empty() {
@@ -62,7 +66,7 @@ fn main() -> eframe::Result {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_inner_size([1400.0, 900.0]).with_title("deepseek-wgpu"),
         // The engine shares this device, so ask for the adapter's full limits.
-        wgpu_options: deepseek_wgpu_app::gpu::wgpu_configuration(),
+        wgpu_options: deepseek_wgpu_app::gpu::wgpu_configuration(adapter),
         ..Default::default()
     };
     eframe::run_native("deepseek-wgpu", options, Box::new(move |cc| Ok(Box::new(App::new(cc, startup)))))

@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_messages() {
-        let s = Settings { sample: SampleParams { temperature: 0.6, top_k: 0, top_p: 0.95, min_p: 0.0, repeat_penalty: 1.0 }, seed: Some(3), max_tokens: 64, stop: vec![], prefill_step: 0 };
+        let s = Settings { sample: SampleParams { temperature: 0.6, top_k: 0, top_p: 0.95, min_p: 0.0, repeat_penalty: 1.0 }, seed: Some(3), max_tokens: 64, stop: vec![], prefill_step: 0, constraint: None };
         let f = SettingsForm::from_settings(&s);
         assert_eq!(f.top_p, "0.95");
         let back = f.parse().unwrap();

@@ -9,6 +9,6 @@ mod template;
 mod tokenizer;
 
 pub use gguf_vocab::{pre_tokenizer_regexes, KNOWN_PRE};
-pub use reasoning::{assistant_content, prompt_opens_reasoning, token_kind, ReasoningSplitter, TextKind};
+pub use reasoning::{assistant_content, CLOSE as THINK_CLOSE, OPEN as THINK_OPEN, prompt_opens_reasoning, token_kind, ReasoningSplitter, TextKind};
 pub use template::{render, Message, TemplateError};
 pub use tokenizer::{ChatTokenizer, GenerationConfig, StreamDecoder, TokenizerError};

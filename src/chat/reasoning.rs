@@ -9,8 +9,10 @@ pub enum TextKind {
     Answer,
 }
 
-const OPEN: &str = "<think>";
-const CLOSE: &str = "</think>";
+/// The reasoning tags (text: the splitter and the grammar engine read them as text whether
+/// the tokenizer has them as single tokens or not).
+pub const OPEN: &str = "<think>";
+pub const CLOSE: &str = "</think>";
 
 /// Whether a rendered chat prompt leaves the model inside a reasoning block: templates that
 /// end the generation prompt with `<think>` (R1, R1-Distill, V3.1 thinking) make the reply

@@ -223,6 +223,40 @@ impl ChatTokenizer {
         self.tok.get_vocab_size(true)
     }
 
+    /// Every id's bytes as the model writes them (for the grammar engine, which matches
+    /// grammars byte by byte): byte-level BPE's stand-in characters mapped back to bytes,
+    /// sentencepiece's `▁` and `<0xNN>` pieces decoded, any other vocabulary (the tiny
+    /// model's characters) through its decoder; an added token as its text (what
+    /// [`Self::decode`] shows). Indexed by id, [`Self::vocab_size`] entries.
+    pub fn token_bytes(&self) -> Vec<Vec<u8>> {
+        let mut out = vec![Vec::new(); self.vocab_size()];
+        let decoder = serde_json::to_value(self.tok.get_decoder()).unwrap_or(Value::Null);
+        let kinds: Vec<&str> = std::iter::once(&decoder).chain(decoder.get("decoders").and_then(|d| d.as_array()).into_iter().flatten()).filter_map(|d| d.get("type").and_then(|t| t.as_str())).collect();
+        let unicode_bytes = byte_level_chars();
+        for (text, id) in self.tok.get_vocab(false) {
+            let bytes = if kinds.contains(&"ByteLevel") {
+                text.chars().map(|c| unicode_bytes.get(&c).copied()).collect::<Option<Vec<u8>>>()
+            } else if kinds.contains(&"ByteFallback") {
+                match text.strip_prefix("<0x").and_then(|h| h.strip_suffix('>')).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) if text.len() == 6 => Some(vec![b]),
+                    _ => Some(text.replace('▁', " ").into_bytes()),
+                }
+            } else {
+                None
+            };
+            let bytes = bytes.or_else(|| self.tok.decode(&[id], false).ok().map(String::into_bytes));
+            if let (Some(slot), Some(b)) = (out.get_mut(id as usize), bytes) {
+                *slot = b;
+            }
+        }
+        for (id, t) in self.tok.get_added_tokens_decoder() {
+            if let Some(slot) = out.get_mut(id as usize) {
+                *slot = t.content.into_bytes();
+            }
+        }
+        out
+    }
+
     /// A raw prompt as the model expects it: BOS first when the tokenizer config asks for it.
     pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
         let mut ids = self.encode(text, false)?;
@@ -251,6 +285,24 @@ impl ChatTokenizer {
         let t = self.chat_template.as_deref().ok_or_else(|| super::TemplateError(format!("{} has no chat_template", self.source.display())))?;
         super::render(t, messages, add_generation_prompt, self.bos_token.as_deref().unwrap_or(""), self.eos_token.as_deref().unwrap_or(""), tools, vars)
     }
+}
+
+/// GPT-2's byte-level alphabet, reversed: the printable character that stands for each
+/// byte in a byte-level BPE vocabulary → the byte.
+fn byte_level_chars() -> std::collections::HashMap<char, u8> {
+    let mut next = 256u32;
+    (0..=255u8)
+        .map(|b| {
+            let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+            let c = if printable {
+                b as char
+            } else {
+                next += 1;
+                char::from_u32(next - 1).unwrap_or('\0')
+            };
+            (c, b)
+        })
+        .collect()
 }
 
 /// Incremental detokenisation that only emits complete UTF-8: a character split across

@@ -143,7 +143,7 @@ pub fn run(a: Args) -> Result<()> {
     // positions (filled with random latent rows: attention costs depend only on the length).
     let weights = model.decode_weight_bytes();
     let mut decode = Vec::new();
-    let greedy = Sample { filter: Filter::greedy(), u: 0.5, penalty_ids: &[] };
+    let greedy = Sample { filter: Filter::greedy(), u: 0.5, penalty_ids: &[], mask: None };
     for &ctx in &a.decode_at {
         if ctx + a.gen + 2 > max_ctx {
             bail!("--decode-at {ctx} with --gen {} exceeds the context", a.gen);
@@ -300,7 +300,7 @@ fn compare(a: &Args, gpu: Arc<Gpu>) -> Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ 0x70c3);
     let vocab = models[0].1.model.cfg.vocab as u32;
     let prompt: Vec<u32> = (0..a.prompt_len).map(|_| rng.random_range(0..vocab)).collect();
-    let greedy = Sample { filter: Filter::greedy(), u: 0.5, penalty_ids: &[] };
+    let greedy = Sample { filter: Filter::greedy(), u: 0.5, penalty_ids: &[], mask: None };
     let order = |r: usize| (0..n).map(move |i| (i + r) % n);
 
     // Prefill: one per model per round (after a warm-up each).

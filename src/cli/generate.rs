@@ -1,12 +1,15 @@
 //! `generate`: continue text (`--prompt`, optionally through the chat template) or ids
-//! (`--ids`), streaming the reply; `--json` ends with one machine-readable object on stdout.
+//! (`--ids`), streaming the reply; `--json` ends with one machine-readable object on stdout;
+//! `--json-schema` / `--grammar` constrain the answer.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use deepseek_wgpu::chat::{Message, TextKind};
+use deepseek_wgpu::grammar::Constraint;
 use deepseek_wgpu::session::{Event, Reply};
 
 use super::{ModelArgs, SamplingArgs};
@@ -41,6 +44,28 @@ pub struct Args {
     /// end with one JSON object on stdout (the streamed text goes to stderr)
     #[arg(long)]
     json: bool,
+    /// the answer (after any reasoning) is JSON valid under the JSON Schema in FILE
+    #[arg(long, value_name = "FILE", conflicts_with = "grammar")]
+    json_schema: Option<PathBuf>,
+    /// the answer (after any reasoning) follows the grammar in FILE (llguidance's Lark
+    /// syntax; `%json {…}` embeds a JSON Schema)
+    #[arg(long, value_name = "FILE")]
+    grammar: Option<PathBuf>,
+}
+
+/// `--json-schema` / `--grammar` read (the model is not loaded yet, so a missing or broken
+/// file fails fast); llguidance checks the grammar itself once the vocabulary is there.
+fn constraint(a: &Args) -> Result<Option<(Constraint, &Path)>> {
+    if let Some(p) = &a.json_schema {
+        let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read the JSON Schema", p.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", p.display()))?;
+        return Ok(Some((Constraint::JsonSchema(v), p)));
+    }
+    if let Some(p) = &a.grammar {
+        let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read the grammar", p.display()))?;
+        return Ok(Some((Constraint::Lark(text), p)));
+    }
+    Ok(None)
 }
 
 /// Streams events as text: reasoning visibly apart (dim on a terminal, `<think>` markers
@@ -112,6 +137,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.prompt.as_deref().is_some_and(|p| p.is_empty() || (a.chat && p.trim().is_empty())) {
         bail!("empty prompt: give some text with --prompt");
     }
+    let constraint = constraint(&a)?;
     let model = super::load(&a.m)?;
     // Token ids need no tokenizer: a checkpoint without one runs the same session on ids alone.
     let mut sess = match (super::session_on(&a.m, model.clone()), &a.ids) {
@@ -136,6 +162,12 @@ pub fn run(a: Args) -> Result<()> {
     };
     if prompt_ids.is_empty() {
         bail!("the prompt is empty after tokenisation; give some text");
+    }
+    if let Some((c, path)) = constraint {
+        if let Err(e) = sess.grammar()?.guide(&c, opened) {
+            bail!("{}: {e}", path.display());
+        }
+        settings.constraint = Some(c);
     }
     let mut printer = Printer::new(a.hide_reasoning, a.json);
     let cancel = AtomicBool::new(false);

@@ -15,6 +15,9 @@ pub struct Sample<'a> {
     pub u: f32,
     /// unique ids the repetition penalty applies to
     pub penalty_ids: &'a [u32],
+    /// the tokens a grammar allows (constrained decoding): bit `i % 32` of word `i / 32` set
+    /// = token `i` allowed, `ceil(vocab / 32)` words; the others are never sampled
+    pub mask: Option<&'a [u32]>,
 }
 
 /// transformers builds `q_a_layernorm` and `kv_a_layernorm` without passing `rms_norm_eps`,
@@ -73,6 +76,9 @@ impl Model {
         if let Some(s) = sample {
             if s.penalty_ids.len() > self.max_ctx {
                 return Err(LoadError::PenaltyIds { n: s.penalty_ids.len(), max: self.max_ctx });
+            }
+            if let Some(m) = s.mask.filter(|m| m.len() != self.cfg.vocab.div_ceil(32)) {
+                return Err(LoadError::MaskWords { n: m.len(), vocab: self.cfg.vocab });
             }
         }
         let mut out = ForwardOut { logits: Vec::new(), routing: vec![Vec::new(); n_moe], gate_weights: vec![Vec::new(); n_moe], token: None };
@@ -157,14 +163,19 @@ impl Model {
         matmul::run(rec, k, &self.lm_head, xb, Rows::new(&a.logits, self.cfg.vocab, n), Out::Set);
     }
 
-    /// The next token from the last logits row (of `rows`), chosen on the GPU.
+    /// The next token from the last logits row (of `rows`), chosen on the GPU. The penalty ids
+    /// and the mask go into buffers every session shares: the caller holds the turn.
     fn sample(&self, rec: &mut Recorder, s: &Sample, (_, n): (usize, usize)) {
         let (a, vocab) = (&self.act, self.cfg.vocab);
         if !s.penalty_ids.is_empty() {
             self.gpu.queue.write_buffer(&a.penalty, 0, bytemuck::cast_slice(s.penalty_ids));
         }
+        if let Some(m) = s.mask {
+            self.gpu.queue.write_buffer(&a.mask, 0, bytemuck::cast_slice(m));
+        }
         let logits = Rows::new(&a.logits, vocab, n).range(n - 1, 1);
-        sample::run(rec, &self.kernels, &s.filter, s.u, logits, Rows::new(&a.penalty, s.penalty_ids.len(), 1), Rows::new(&a.sample_out, 4, 1));
+        let mask = Rows::new(&a.mask, s.mask.map_or(0, |m| m.len()), 1);
+        sample::run(rec, &self.kernels, &s.filter, s.u, logits, Rows::new(&a.penalty, s.penalty_ids.len(), 1), mask, Rows::new(&a.sample_out, 4, 1));
     }
 
     /// One readback of everything the chunk produced: the sampled id, `logit_rows` rows of

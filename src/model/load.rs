@@ -51,6 +51,8 @@ pub enum LoadError {
     ContextFull { cached: usize, new: usize, ctx: usize },
     #[error("{n} penalty ids exceed the {max} the sampler holds")]
     PenaltyIds { n: usize, max: usize },
+    #[error("a token mask of {n} words does not cover a vocabulary of {vocab} (ceil(vocab / 32) words)")]
+    MaskWords { n: usize, vocab: usize },
 }
 
 /// Upload progress: bytes done of total, and the tensor just uploaded.
@@ -571,6 +573,7 @@ impl Activations {
             route_wts: moe_layers.iter().map(|i| f(&format!("gate weights layer {i}"), t * k)).collect(),
             logits: f("logits", t * cfg.vocab),
             penalty: f("penalty ids", max_ctx),
+            mask: f("token mask", cfg.vocab.div_ceil(32)),
             sample_out: f("sample out", 4),
         }
     }

@@ -128,6 +128,7 @@ struct Activations<B = wgpu::Buffer> {
     route_wts: Vec<B>, // per MoE layer [T][K] f32
     logits: B, // [T][vocab]
     penalty: B, // [max_ctx] u32 unique ids for the repetition penalty
+    mask: B,    // [ceil(vocab / 32)] u32 bits: the tokens a grammar allows next
     sample_out: B, // [4] u32: sampled id, threshold key, survivors, 0
 }
 

@@ -1,5 +1,5 @@
-//! `shaders/sample.wgsl`: next-token choice on the GPU (penalty, temperature, top-k, top-p,
-//! min-p, inverse-CDF draw with a host-provided uniform).
+//! `shaders/sample.wgsl`: next-token choice on the GPU (a grammar's token mask, penalty,
+//! temperature, top-k, top-p, min-p, inverse-CDF draw with a host-provided uniform).
 
 use crate::gpu::Recorder;
 use crate::ops::{Key, Kernels, Rows};
@@ -39,16 +39,21 @@ struct Params {
     penalty: f32,
     u: f32,
     l_off: u32,
-    _pad: [u32; 2],
+    masked: u32,
+    _pad: u32,
 }
 
 pub(super) const KEY: Key = Key::plain("sample");
 
-/// The next token from one row of `logits` (`width` = vocab): repetition penalty on the
-/// `penalty.width` unique ids of `penalty` (u32), temperature, top-k/top-p/min-p and a draw
-/// with the uniform `u`. Writes (id, threshold key, survivors, 0) at `out.off` (u32).
-pub fn run(rec: &mut Recorder, k: &Kernels, s: &Filter, u: f32, logits: Rows, penalty: Rows, out: Rows) {
+/// The next token from one row of `logits` (`width` = vocab): the token mask (when
+/// `mask.width` > 0: bit `i % 32` of u32 `mask[i / 32]` set = token `i` allowed; the others
+/// become -inf), repetition penalty on the `penalty.width` unique ids of `penalty` (u32),
+/// temperature, top-k/top-p/min-p and a draw with the uniform `u`. Writes (id, threshold
+/// key, survivors, 0) at `out.off` (u32).
+#[allow(clippy::too_many_arguments)]
+pub fn run(rec: &mut Recorder, k: &Kernels, s: &Filter, u: f32, logits: Rows, penalty: Rows, mask: Rows, out: Rows) {
     debug_assert!(logits.rows == 1 && out.width >= 4);
+    debug_assert!(mask.width == 0 || (mask.off == 0 && mask.width >= logits.width.div_ceil(32)));
     let p = Params {
         vocab: logits.width as u32,
         n_pen: penalty.width as u32,
@@ -60,9 +65,10 @@ pub fn run(rec: &mut Recorder, k: &Kernels, s: &Filter, u: f32, logits: Rows, pe
         penalty: s.repeat_penalty,
         u,
         l_off: logits.off as u32,
-        _pad: [0; 2],
+        masked: (mask.width > 0) as u32,
+        _pad: 0,
     };
-    rec.dispatch(k.plain(rec.gpu(), KEY), &p, &[logits.buf, penalty.buf, out.buf], [1, 1, 1]);
+    rec.dispatch(k.plain(rec.gpu(), KEY), &p, &[logits.buf, penalty.buf, out.buf, mask.buf], [1, 1, 1]);
 }
 
 /// The order-preserving u32 key of an f32 (as the shader computes it).
@@ -118,5 +124,5 @@ pub fn reference(logits: &[f32], s: &Filter, pen: &[u32]) -> (Vec<f32>, Vec<bool
 /// The params layout, for the test that compares it with the WGSL struct.
 #[cfg(test)]
 pub(super) fn params_layout() -> super::Layout {
-    super::layout!(Params { vocab: u32, n_pen: u32, top_k: u32, out_off: u32, temperature: f32, top_p: f32, min_p: f32, penalty: f32, u: f32, l_off: u32, _pad: [u32; 2] })
+    super::layout!(Params { vocab: u32, n_pen: u32, top_k: u32, out_off: u32, temperature: f32, top_p: f32, min_p: f32, penalty: f32, u: f32, l_off: u32, masked: u32, _pad: u32 })
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use crate::chat::Message;
+use crate::grammar::Constraint;
 use crate::sampling::SampleParams;
 use crate::session::Settings;
 
@@ -261,12 +262,24 @@ pub fn messages(input: &[InMessage]) -> Result<Vec<Message>, ApiError> {
     Ok(out)
 }
 
-/// `response_format`: only `text` until constrained decoding lands.
-pub fn check_response_format(rf: Option<&Value>) -> Result<(), ApiError> {
-    let Some(rf) = rf else { return Ok(()) };
+/// `response_format` as a constraint on the answer: `text` (none), `json_object` (any JSON
+/// object) or `json_schema` (`{"json_schema": {"name", "schema", "strict"}}`; the schema is
+/// always enforced, `strict` or not; without one, any JSON value).
+pub fn response_format(rf: Option<&Value>) -> Result<Option<Constraint>, ApiError> {
+    let Some(rf) = rf else { return Ok(None) };
     match rf.get("type").and_then(|t| t.as_str()) {
-        Some("text") => Ok(()),
-        Some(t @ ("json_object" | "json_schema")) => Err(ApiError::invalid(Some("response_format".into()), format!("response_format {t} is not supported yet")).with_code("unsupported_response_format")),
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(Constraint::JsonObject)),
+        Some("json_schema") => {
+            let Some(js) = rf.get("json_schema").filter(|j| j.is_object()) else {
+                return Err(ApiError::invalid(Some("response_format.json_schema".into()), "response_format json_schema needs a json_schema object: {\"name\": …, \"schema\": {…}}"));
+            };
+            match js.get("schema") {
+                None => Ok(Some(Constraint::JsonSchema(serde_json::json!({})))),
+                Some(s) if s.is_object() || s.is_boolean() => Ok(Some(Constraint::JsonSchema(s.clone()))),
+                Some(_) => Err(ApiError::invalid(Some("response_format.json_schema.schema".into()), "the schema must be a JSON Schema object")),
+            }
+        }
         _ => Err(ApiError::invalid(Some("response_format.type".into()), "response_format.type must be text, json_object or json_schema")),
     }
 }

@@ -19,9 +19,10 @@ use tokio::sync::mpsc;
 
 use super::api::{self, ChatRequest, Common, CompletionRequest, Prompt};
 use super::error::{from_json_error, ApiError};
-use super::tools::{Piece, ToolCall, ToolStream};
+use super::tools::{self, Piece, Syntax, ToolCall, ToolStream};
 use super::{CancelOnDrop, Engine, Lease};
 use crate::chat::{prompt_opens_reasoning, Message, TextKind};
+use crate::grammar::{Constraint, Grammar};
 use crate::session::{Event, LayerRoute, Reply, SessionError, Settings, StopMatcher, StopReason, TokenLogprob};
 
 type Eng = State<Arc<Engine>>;
@@ -186,6 +187,35 @@ fn tool_list(req: &ChatRequest) -> Result<Option<Vec<Value>>, ApiError> {
     }
 }
 
+/// The grammar of the answer when `tool_choice` forces a call ("required", or a named
+/// function), in the call format of the model's template.
+fn forced_calls(e: &Engine, req: &ChatRequest) -> Option<Constraint> {
+    let list = req.tools.as_ref().filter(|t| !t.is_empty())?;
+    let name = match req.tool_choice.as_ref()? {
+        c if c == "required" => None,
+        c => Some(c.pointer("/function/name")?.as_str()?),
+    };
+    let template = e.tokenizer.chat_template.as_deref().unwrap_or("");
+    let writable = |m: &str| e.tokenizer.encode(m, false).ok().and_then(|ids| e.tokenizer.decode(&ids).ok()).is_some_and(|t| t == m);
+    let syntax = Syntax::of(template, [tools::CALLS_BEGIN, tools::CALL_BEGIN, tools::SEP].into_iter().all(writable));
+    Some(Constraint::Lark(tools::forced(list, name, syntax)))
+}
+
+/// The request's constraint on the answer (a forced tool call over `response_format`),
+/// compiled once here so a bad schema is the client's 400 before a slot is taken.
+fn constraint(e: &Engine, req: &ChatRequest, opened: bool) -> Result<Option<(Constraint, Arc<Grammar>)>, ApiError> {
+    let (c, param) = match (forced_calls(e, req), api::response_format(req.response_format.as_ref())?) {
+        (Some(c), _) => (c, "tools"),
+        (None, Some(c)) => (c, "response_format"),
+        (None, None) => return Ok(None),
+    };
+    let g = e.grammar()?;
+    if let Err(err) = g.guide(&c, opened) {
+        return Err(ApiError::invalid(Some(param.into()), format!("{param}: {err}")).with_code("invalid_grammar"));
+    }
+    Ok(Some((c, g)))
+}
+
 fn tools_system_prompt(tools: &[Value], choice: Option<&Value>) -> String {
     use super::tools::{CALLS_BEGIN, CALLS_END, CALL_BEGIN, CALL_END, SEP};
     let mut s = format!(
@@ -248,6 +278,8 @@ struct Job {
     logprobs: Option<usize>,
     ignore_eos: bool,
     routing: bool,
+    /// the shared grammar engine, for a constrained request
+    grammar: Option<Arc<Grammar>>,
 }
 
 /// Run `job` on the leased slot's thread; the receiver gets its events, then `Done`.
@@ -261,6 +293,9 @@ fn start(e: &Arc<Engine>, mut lease: Lease, job: Job) -> (mpsc::Receiver<Out>, C
         let s = lease.session();
         s.logprobs = job.logprobs;
         s.ignore_eos = job.ignore_eos;
+        if job.grammar.is_some() {
+            s.grammar = job.grammar;
+        }
         let mut pending: Option<TokenLogprob> = None;
         let r = s.generate(&job.ids, job.opened, &job.settings, &cancel, &mut |ev| {
             let out = match ev {
@@ -405,17 +440,21 @@ async fn chat(State(e): Eng, body: Result<Bytes, BytesRejection>) -> Result<Resp
     let req: ChatRequest = parse(&v)?;
     let common: Common = parse(&v)?;
     check_model(&e, &common)?;
-    api::check_response_format(req.response_format.as_ref())?;
     let logprobs = req.top_logprobs()?;
     let (max, max_param) = req.max_tokens(&common);
     let settings = common.settings(&e.defaults, max, max_param)?;
     let prompt = chat_prompt(&e, &req)?;
-    let settings = fit(&e, settings, prompt.ids.len(), "messages")?;
+    let mut settings = fit(&e, settings, prompt.ids.len(), "messages")?;
     if req.routing && !common.stream {
         return Err(ApiError::invalid(Some("routing".into()), "routing (a deepseek-wgpu extension) is streamed: set stream: true"));
     }
+    let constraint = constraint(&e, &req, prompt.opened)?;
+    let grammar = constraint.map(|(c, g)| {
+        settings.constraint = Some(c);
+        g
+    });
     let lease = e.acquire(&prompt.ids).await?;
-    let job = Job { ids: prompt.ids, opened: prompt.opened, settings, logprobs, ignore_eos: common.ignore_eos, routing: req.routing };
+    let job = Job { ids: prompt.ids, opened: prompt.opened, settings, logprobs, ignore_eos: common.ignore_eos, routing: req.routing, grammar };
     let (rx, guard) = start(&e, lease, job);
     let (id, created) = (request_id("chatcmpl"), now());
     if common.stream {
@@ -616,7 +655,7 @@ async fn completions(State(e): Eng, body: Result<Bytes, BytesRejection>) -> Resu
     let settings = fit(&e, settings, ids.len(), "prompt")?;
     let stops = settings.stop.clone();
     let lease = e.acquire(&ids).await?;
-    let job = Job { ids, opened: false, settings, logprobs, ignore_eos: common.ignore_eos, routing: false };
+    let job = Job { ids, opened: false, settings, logprobs, ignore_eos: common.ignore_eos, routing: false, grammar: None };
     let (rx, guard) = start(&e, lease, job);
     let st = CompletionState { e, rx, _guard: guard, id: request_id("cmpl"), created: now(), stop: StopMatcher::new(&stops), include_usage: common.include_usage(), logprobs: logprobs.is_some(), lp: LegacyLogprobs::default(), text_len: 0, done: false };
     if common.stream {

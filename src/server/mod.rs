@@ -17,7 +17,7 @@ pub mod tools;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio::sync::oneshot;
 
@@ -25,6 +25,7 @@ pub use error::ApiError;
 pub use handlers::router;
 
 use crate::chat::ChatTokenizer;
+use crate::grammar::Grammar;
 use crate::session::{Session, Settings};
 
 pub struct Config {
@@ -63,6 +64,11 @@ pub struct Engine {
     pub routing: Option<serde_json::Value>,
     pub counters: Counters,
     pool: Mutex<Pool>,
+    /// the model's vocabulary and end-of-sequence ids, for the grammar engine
+    vocab: usize,
+    eos: Vec<u32>,
+    /// built on the first constrained request, then shared by every slot
+    grammar: OnceLock<Result<Arc<Grammar>, String>>,
 }
 
 #[derive(Default)]
@@ -77,13 +83,20 @@ impl Engine {
         let first = sessions.first().ok_or("the server needs at least one slot")?;
         let tokenizer = first.text_tokenizer().map_err(|e| e.to_string())?;
         let (defaults, ctx) = (first.default_settings(), first.context());
+        let (vocab, eos) = (first.model.cfg.vocab, first.eos_ids().to_vec());
         let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let m = &first.model;
         let routing = m.cfg.moe.as_ref().map(|moe| {
             serde_json::json!({ "n_layers": m.cfg.n_layers, "moe_layers": m.moe_layers(), "n_experts": moe.n_routed, "n_group": moe.n_group.max(1), "topk_group": moe.topk_group, "top_k": moe.top_k })
         });
         let slots = sessions.len();
-        Ok(Arc::new(Engine { cfg, tokenizer, defaults, ctx, slots, created, routing, counters: Counters::default(), pool: Mutex::new(Pool { idle: sessions, waiting: VecDeque::new() }) }))
+        let pool = Mutex::new(Pool { idle: sessions, waiting: VecDeque::new() });
+        Ok(Arc::new(Engine { cfg, tokenizer, defaults, ctx, slots, created, routing, counters: Counters::default(), pool, vocab, eos, grammar: OnceLock::new() }))
+    }
+
+    /// The grammar engine over the model's vocabulary (constrained decoding), built once.
+    pub fn grammar(&self) -> Result<Arc<Grammar>, ApiError> {
+        self.grammar.get_or_init(|| Grammar::new(&self.tokenizer, self.vocab, &self.eos).map(Arc::new).map_err(|e| e.to_string())).clone().map_err(ApiError::internal)
     }
 
     fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {

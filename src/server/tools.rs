@@ -11,7 +11,8 @@
 //!
 //! [`ToolStream`] works on streamed text: ordinary text comes out as soon as it cannot be
 //! the start of a marker, and each call as soon as its end marker has arrived. [`parse`]
-//! runs it over a whole text.
+//! runs it over a whole text. [`forced`] is the grammar of a reply that must call a tool
+//! (`tool_choice` "required" or a named function), in one of these formats.
 
 pub const CALLS_BEGIN: &str = "<｜tool▁calls▁begin｜>";
 pub const CALLS_END: &str = "<｜tool▁calls▁end｜>";
@@ -20,6 +21,64 @@ pub const CALL_END: &str = "<｜tool▁call▁end｜>";
 pub const SEP: &str = "<｜tool▁sep｜>";
 pub const QWEN_BEGIN: &str = "<tool_call>";
 pub const QWEN_END: &str = "</tool_call>";
+
+/// The call format a model writes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Syntax {
+    /// `<｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\nARGS\n```<｜tool▁call▁end｜>`
+    R1,
+    /// `<｜tool▁call▁begin｜>NAME<｜tool▁sep｜>ARGS<｜tool▁call▁end｜>`
+    V31,
+    /// `<tool_call>\n{"name": NAME, "arguments": ARGS}\n</tool_call>`
+    Qwen,
+}
+
+impl Syntax {
+    /// The format of a chat template's assistant tool calls; for a template without them,
+    /// R1's (what the tools system prompt describes). Qwen3's plain-text form whenever the
+    /// vocabulary cannot write DeepSeek's markers at all (the tiny model's characters).
+    pub fn of(template: &str, deepseek_writable: bool) -> Syntax {
+        if !deepseek_writable || (template.contains(QWEN_BEGIN) && !template.contains(CALL_BEGIN)) {
+            Syntax::Qwen
+        } else if !template.contains(CALL_BEGIN) || template.contains("tool['type']") || template.contains(&format!("function{SEP}")) {
+            Syntax::R1
+        } else {
+            Syntax::V31
+        }
+    }
+}
+
+/// The grammar (llguidance's Lark syntax) of an answer that is tool calls and nothing else:
+/// one call of `name` when given, else one or more calls of any of `tools` (OpenAI's
+/// `{"type": "function", "function": {"name", "parameters"}}`), each call's arguments valid
+/// under its function's `parameters` schema (compact JSON, see [`crate::grammar::compact`]).
+pub fn forced(tools: &[serde_json::Value], name: Option<&str>, syntax: Syntax) -> String {
+    let lit = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let (mut rules, mut names) = (Vec::new(), Vec::new());
+    for (i, f) in tools.iter().filter_map(|t| t.get("function")).enumerate() {
+        let Some(n) = f.get("name").and_then(|n| n.as_str()).filter(|n| name.is_none_or(|want| want == *n)) else { continue };
+        let params = f.get("parameters").cloned().unwrap_or_else(|| serde_json::json!({ "type": "object" }));
+        let args = format!("%json {}", crate::grammar::compact(params));
+        let body = match syntax {
+            Syntax::R1 => format!("{} {args} {}", lit(&format!("{n}\n```json\n")), lit("\n```")),
+            Syntax::V31 => format!("{} {args}", lit(&format!("{n}{SEP}"))),
+            Syntax::Qwen => format!("{} {args} \"}}\"", lit(&format!("{{\"name\": {}, \"arguments\": ", lit(n)))),
+        };
+        rules.push(format!("f{i}: {body}"));
+        names.push(format!("f{i}"));
+    }
+    let call = match syntax {
+        Syntax::R1 => format!("call: {} ({}) {}", lit(&format!("{CALL_BEGIN}function{SEP}")), names.join(" | "), lit(CALL_END)),
+        Syntax::V31 => format!("call: {} ({}) {}", lit(CALL_BEGIN), names.join(" | "), lit(CALL_END)),
+        Syntax::Qwen => format!("call: {} ({}) {}", lit(&format!("{QWEN_BEGIN}\n")), names.join(" | "), lit(&format!("\n{QWEN_END}"))),
+    };
+    let calls = if name.is_some() { "call" } else { "call (\"\\n\" call)*" };
+    let start = match syntax {
+        Syntax::R1 | Syntax::V31 => format!("start: {} {calls} {}", lit(CALLS_BEGIN), lit(CALLS_END)),
+        Syntax::Qwen => format!("start: {calls}"),
+    };
+    format!("{start}\n{call}\n{}\n", rules.join("\n"))
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ToolCall {

@@ -56,6 +56,17 @@ pub fn gpu_with(max_binding: Option<u64>) -> deepseek_wgpu::gpu::Gpu {
     Gpu::new(&GpuOptions { max_binding_bytes: max_binding, ..Default::default() }).expect("GPU tests need a wgpu adapter (install mesa-vulkan-drivers)")
 }
 
+/// The logits at every position of `ids`, fed `step` at a time through a fresh cache of
+/// `ctx` (step = len: prefill; 1: decode; else chunked prefill).
+pub fn logits_in_chunks(model: &deepseek_wgpu::model::Model, ids: &[u32], step: usize, ctx: usize) -> Vec<f32> {
+    let mut cache = model.new_cache(ctx).unwrap();
+    let mut logits = Vec::new();
+    for chunk in ids.chunks(step) {
+        logits.extend(model.forward(&mut cache, chunk, deepseek_wgpu::model::LogitsMode::All).unwrap_or_else(|e| panic!("forward of {} ids: {e}", chunk.len())).logits);
+    }
+    logits
+}
+
 /// `n` uniform values in `[-scale, scale)`.
 pub fn rnd(rng: &mut rand::rngs::StdRng, n: usize, scale: f32) -> Vec<f32> {
     use rand::Rng;
