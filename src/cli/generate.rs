@@ -226,16 +226,8 @@ fn reply_json(sess: &deepseek_wgpu::session::Session, r: &Reply) -> serde_json::
             }
         }
     }
-    let cache = sess.model.expert_stats().map(|layers| {
-        let (picks, hits, bytes): (u64, u64, u64) = layers.iter().fold((0, 0, 0), |a, s| (a.0 + s.picks, a.1 + s.hits, a.2 + s.bytes));
-        serde_json::json!({
-            "hit_rate": if picks == 0 { 1.0 } else { hits as f64 / picks as f64 },
-            "uploaded_bytes": bytes,
-            "layers": layers.iter().map(|s| serde_json::json!({"picks": s.picks, "hits": s.hits, "uploads": s.uploads, "bytes": s.bytes, "extra_waves": s.extra_waves})).collect::<Vec<_>>(),
-        })
-    });
     serde_json::json!({
-        "expert_cache": cache,
+        "expert_cache": r.stats.expert_cache,
         "prompt_ids": r.prompt_ids,
         "ids": r.ids,
         "text": r.text,
