@@ -136,4 +136,14 @@ fn gpu_memory_flag_through_the_cli() {
     let v: serde_json::Value = serde_json::from_str(&offloaded).unwrap();
     let hit = v["expert_cache"]["hit_rate"].as_f64().expect("expert cache stats in --json");
     assert!((0.0..1.0).contains(&hit), "{hit}");
+    assert_eq!(v["expert_cache"]["hit_rate_per_layer"].as_array().map(|a| a.len()), Some(layers as usize));
+    assert!(v["expert_cache"]["uploaded_bytes"].as_u64().unwrap() > 0);
+
+    // bench: the cache's hit rate per layer and the bytes uploaded per decoded token
+    let (bench, _) = run(&["bench", "--model", d, "--gpu-memory", &size, "--prompt-len", "8", "--gen", "3", "--decode-at", "4", "--reps", "1", "--no-profile", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&bench).unwrap();
+    assert_eq!(v["experts_resident"]["slots"], 4);
+    let c = &v["decode"][0]["expert_cache"];
+    assert_eq!(c["hit_rate_per_layer"].as_array().map(|a| a.len()), Some(layers as usize), "{c}");
+    assert!(c["bytes_per_token"].as_f64().unwrap() >= 0.0 && c["hit_rate"].as_f64().unwrap() <= 1.0, "{c}");
 }

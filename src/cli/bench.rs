@@ -69,6 +69,14 @@ pub struct Args {
     pub max_binding_kib: Option<u64>,
     #[command(flatten)]
     pub device: super::DeviceArgs,
+    /// GPU memory the model may use (e.g. 24G): a MoE model over it keeps its routed experts
+    /// in host memory with an expert cache on the GPU; decode then reports the cache's hit
+    /// rate per layer and the bytes uploaded per token
+    #[arg(long, value_name = "SIZE", value_parser = super::parse_size, conflicts_with = "compare")]
+    pub gpu_memory: Option<u64>,
+    /// the expert cache's policy with --gpu-memory: lfu or static
+    #[arg(long, value_name = "lfu|static", default_value = "lfu")]
+    pub expert_policy: Policy,
     /// pretend the host has this much available memory (MiB), for tests
     #[arg(long, hide = true)]
     pub host_memory_mib: Option<u64>,
@@ -134,7 +142,12 @@ pub fn run(a: Args) -> Result<()> {
         None => synthetic_checkpoint(&a, &gpu, a.quant, 1)?,
     };
     say("uploading");
-    let Loaded { model, weight_formats, load_s } = load(&gpu, &name, cfg, ck, max_ctx, None)?;
+    let t0 = Instant::now();
+    let opts = LoadOptions { max_ctx, memory_budget: a.gpu_memory, expert_policy: a.expert_policy, ..LoadOptions::default() };
+    let Loaded { model, weight_formats, load_s } = load_with(&gpu, &name, cfg, ck, &opts, t0)?;
+    if let Some(line) = super::describe_placement(&model.placement) {
+        say(&format!("experts: {line}"));
+    }
 
     say("measuring the memory roofline");
     let roof = roofline(&gpu)?;
@@ -187,6 +200,9 @@ pub fn run(a: Args) -> Result<()> {
         let mut times = Vec::with_capacity(a.gen);
         let mut cores = Vec::with_capacity(a.gen);
         for step in 0..a.gen + 2 {
+            if step == 2 {
+                model.reset_expert_stats();
+            }
             let (t, c0) = (Instant::now(), process_cpu_s());
             let out = model.forward_sampled(&mut cache, &[tok], LogitsMode::None, Some(&greedy))?;
             let dt = t.elapsed().as_secs_f64();
@@ -198,6 +214,7 @@ pub fn run(a: Args) -> Result<()> {
             }
         }
         cores.sort_by(f64::total_cmp);
+        let expert_cache = model.expert_stats().map(|l| expert_cache_json(&l, times.len()));
         let profile =
             if a.no_profile { None } else { profiled(&gpu, || model.forward_sampled(&mut cache, &[tok], LogitsMode::None, Some(&greedy)).map(|_| ()))? };
         times.sort_by(f64::total_cmp);
@@ -214,6 +231,7 @@ pub fn run(a: Args) -> Result<()> {
             "median_roofline_fraction": bytes as f64 / median / roof.bytes_per_s,
             "cores_used": cores.get(cores.len() / 2),
             "profile": profile.as_ref().map(profile_json),
+            "expert_cache": expert_cache,
         }));
     }
 
@@ -226,6 +244,7 @@ pub fn run(a: Args) -> Result<()> {
         "weight_formats": weight_formats,
         "roofline": {"method": roof.method, "gb_per_s": roof.bytes_per_s / 1e9, "read_kernel_gb_per_s": roof.kernel_bytes_per_s.map(|b| b / 1e9)},
         "prefill": prefill,
+        "experts_resident": model.placement.expert_cache.map(|c| json!({"slots": c.slots, "of": model.placement.n_routed, "policy": c.policy.name()})),
         "decode": decode,
         "prefill_over_decode": if first_decode > 0.0 && prefill_tok_s > 0.0 { Value::from(prefill_tok_s / first_decode) } else { Value::Null },
     });
@@ -288,8 +307,11 @@ struct Loaded {
 }
 
 fn load(gpu: &Arc<Gpu>, name: &str, cfg: ModelConfig, ck: Checkpoint, max_ctx: usize, expert_cache: Option<ExpertCache>) -> Result<Loaded> {
-    let t0 = Instant::now();
-    let model = Model::from_checkpoint(gpu.clone(), cfg, &ck, &LoadOptions { max_ctx, expert_cache, ..LoadOptions::default() }, &mut |_| {})
+    load_with(gpu, name, cfg, ck, &LoadOptions { max_ctx, expert_cache, ..LoadOptions::default() }, Instant::now())
+}
+
+fn load_with(gpu: &Arc<Gpu>, name: &str, cfg: ModelConfig, ck: Checkpoint, opts: &LoadOptions, t0: Instant) -> Result<Loaded> {
+    let model = Model::from_checkpoint(gpu.clone(), cfg, &ck, opts, &mut |_| {})
         .with_context(|| format!("loading {name}"))?;
     let mut by_format: std::collections::BTreeMap<u32, (Format, usize, u64)> = Default::default();
     for n in ck.names() {
@@ -460,18 +482,7 @@ fn compare(a: &Args, gpu: Arc<Gpu>) -> Result<()> {
         );
     }
     for r in &rows {
-        let c = &r["decode"]["expert_cache"];
-        if !c.is_null() {
-            let layers: Vec<String> = c["hit_rate_per_layer"].as_array().into_iter().flatten().map(|h| format!("{:.2}", h.as_f64().unwrap_or(0.0))).collect();
-            println!(
-                "{}: expert cache hit rate {:.3} (per MoE layer {}), {:.1} MB uploaded per token, {:.2} extra waves per token",
-                r["model"].as_str().unwrap_or("?"),
-                c["hit_rate"].as_f64().unwrap_or(0.0),
-                layers.join(" "),
-                c["bytes_per_token"].as_f64().unwrap_or(0.0) / 1e6,
-                c["extra_waves_per_token"].as_f64().unwrap_or(0.0)
-            );
-        }
+        print_expert_cache(r["model"].as_str().unwrap_or("?"), &r["decode"]["expert_cache"]);
     }
     for r in &rows {
         println!("\n{} decode:", r["model"].as_str().unwrap_or("?"));
@@ -637,12 +648,30 @@ fn print_report(r: &Value) {
         );
     }
     for d in r["decode"].as_array().into_iter().flatten() {
+        print_expert_cache(&format!("decode at ctx {}", d["ctx"]), &d["expert_cache"]);
+    }
+    for d in r["decode"].as_array().into_iter().flatten() {
         println!("\ndecode at ctx {}:", d["ctx"]);
         print_profile(&d["profile"]);
     }
     if let Some(x) = r["prefill_over_decode"].as_f64() {
         println!("\nprefill per token is {x:.1}x faster than decode (at the first context length)");
     }
+}
+
+/// One line on the expert cache of a decode measurement (nothing when every expert is resident).
+fn print_expert_cache(what: &str, c: &Value) {
+    if c.is_null() {
+        return;
+    }
+    let layers: Vec<String> = c["hit_rate_per_layer"].as_array().into_iter().flatten().map(|h| format!("{:.2}", h.as_f64().unwrap_or(0.0))).collect();
+    println!(
+        "{what}: expert cache hit rate {:.3} (per MoE layer {}), {:.1} MB uploaded per token, {:.2} extra waves per token; expert work all on the GPU (misses uploaded, none computed on the CPU)",
+        c["hit_rate"].as_f64().unwrap_or(0.0),
+        layers.join(" "),
+        c["bytes_per_token"].as_f64().unwrap_or(0.0) / 1e6,
+        c["extra_waves_per_token"].as_f64().unwrap_or(0.0)
+    );
 }
 
 fn print_profile(p: &Value) {
