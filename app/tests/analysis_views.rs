@@ -250,8 +250,10 @@ fn r1_views_frame_time_at_4096_positions() {
         times.sort_by(f64::total_cmp);
         let mean = times.iter().sum::<f64>() / times.len() as f64;
         report.push(format!("{tab:?}: mean {mean:.1} ms, median {:.1} ms, max {:.1} ms", times[times.len() / 2], times[times.len() - 1]));
-        // Generous: 60 fps needs 16.7 ms; a shared CI core is slower and noisier.
-        assert!(mean < 40.0, "{tab:?} frame {mean:.1} ms at 58 × 256 with {} positions", s.trace.positions.len());
+        // Generous: 60 fps needs 16.7 ms, and unloaded each tab takes under 14 ms here; a busy
+        // shared machine (a build beside it) measured up to 51 ms. What this catches is an
+        // order-of-magnitude regression (e.g. recomputing every layer, or a rectangle a cell).
+        assert!(mean < 80.0, "{tab:?} frame {mean:.1} ms at 58 × 256 with {} positions", s.trace.positions.len());
     }
     println!("frame time, R1 shape, {BASE}+ positions, one new position per frame:\n  {}", report.join("\n  "));
 }
