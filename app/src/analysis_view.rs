@@ -12,7 +12,7 @@
 //! Dense matrices (256 × 256, 58 × 256) are drawn as textures that are rebuilt only when the
 //! trace changes, so a frame costs the same at R1's shape as at a toy's.
 
-use std::ops::Range;
+use std::time::{Duration, Instant};
 
 use eframe::egui::{self, Align2, Color32, ColorImage, FontId, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, TextureHandle, TextureOptions, Vec2};
 
@@ -52,11 +52,33 @@ pub struct ViewsState {
 struct Cache {
     hits: Option<((u64, usize, usize, bool), Vec<ExpertHit>)>,
     coact: Option<CoactCache>,
-    compare: Option<((u64, Range<usize>, Range<usize>), Comparison, [TextureHandle; 3])>,
+    compare: Option<(Built<(usize, usize)>, Comparison, [TextureHandle; 3])>,
+}
+
+/// How often a view rebuilds what it derives from a trace that only grew (a streaming reply):
+/// a new selection rebuilds at once.
+const REBUILD_EVERY: Duration = Duration::from_millis(250);
+
+/// When and from what a cached view was built.
+struct Built<S> {
+    revision: u64,
+    selection: S,
+    at: Instant,
+}
+
+impl<S: PartialEq> Built<S> {
+    fn new(revision: u64, selection: S) -> Self {
+        Built { revision, selection, at: Instant::now() }
+    }
+
+    /// Still good for this trace revision and selection.
+    fn fresh(&self, revision: u64, selection: &S) -> bool {
+        self.selection == *selection && (self.revision == revision || self.at.elapsed() < REBUILD_EVERY)
+    }
 }
 
 struct CoactCache {
-    key: (u64, usize, bool),
+    key: Built<(usize, bool)>,
     c: CoActivation,
     tex: TextureHandle,
     /// the most frequent pairs and the largest pair count
@@ -272,8 +294,9 @@ fn coactivation_view(ui: &mut egui::Ui, trace: &Trace, state: &mut ViewsState) -
         ui.checkbox(&mut state.lift, "colour by lift").on_hover_text("colour by how much more often a pair fires together than chance (picks(a)·picks(b)/tokens); else by count");
     });
     let row = state.coact_row;
-    let key = (trace.revision(), row, state.lift);
-    if state.cache.coact.as_ref().is_none_or(|k| k.key != key) {
+    let sel = (row, state.lift);
+    if state.cache.coact.as_ref().is_none_or(|k| !k.key.fresh(trace.revision(), &sel)) {
+        let key = Built::new(trace.revision(), sel);
         let c = CoActivation::of(trace, row);
         let n = c.n_experts;
         let max_pair = c.max_pair();
@@ -442,8 +465,8 @@ fn compare_view(ui: &mut egui::Ui, trace: &Trace, spans: &[Span], state: &mut Vi
         }
     });
     state.compare = Some((a, b));
-    let key = (trace.revision(), spans[a].range.clone(), spans[b].range.clone());
-    if state.cache.compare.as_ref().is_none_or(|(k, ..)| *k != key) {
+    if state.cache.compare.as_ref().is_none_or(|(k, ..)| !k.fresh(trace.revision(), &(a, b))) {
+        let key = Built::new(trace.revision(), (a, b));
         let cmp = Comparison::of(trace, &spans[a].range, &spans[b].range);
         let (rows, n) = (shape.layers.len(), shape.n_experts);
         let bg = ui.visuals().extreme_bg_color;
