@@ -244,6 +244,7 @@ impl App {
                 if let Some(r) = self.current() {
                     r.stats = Some(s.clone());
                 }
+                self.trace.resident = s.expert_cache.as_ref().map(|c| c.resident.clone());
                 self.stats = Some(s);
             }
             WorkerEvent::Done { stop, assistant } => {

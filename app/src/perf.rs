@@ -162,6 +162,31 @@ const PROMPT: Color32 = Color32::from_rgb(110, 170, 230);
 const DECODE: Color32 = Color32::from_rgb(240, 160, 70);
 
 /// Draws the tab. `profile`: the worker's switch for profiling the following replies.
+/// The expert cache of the last finished reply (routed experts beyond GPU memory): hit rate
+/// per MoE layer as bars, bytes uploaded per token; nothing when every expert is resident.
+fn expert_cache(ui: &mut egui::Ui, state: &PerfState) {
+    let Some((n, s, c)) = state.replies.iter().rev().find_map(|r| r.stats.as_ref().and_then(|s| s.expert_cache.as_ref().map(|c| (r.number, s, c)))) else { return };
+    ui.separator();
+    ui.strong("Expert cache");
+    let tokens = (s.prompt_tokens - s.reused_tokens + s.generated_tokens).max(1);
+    let slots = c.resident.first().map_or(0, |r| r.len());
+    ui.label(format!(
+        "Reply {n}: {slots} experts per MoE layer on the GPU, the rest in host memory · hit rate {:.0}% · {} uploaded ({} per token fed) · all expert work on the GPU",
+        c.hit_rate * 100.0,
+        fmt_bytes(c.uploaded_bytes),
+        fmt_bytes(c.uploaded_bytes / tokens as u64)
+    ));
+    let bars: Vec<Bar> = c.hit_rate_per_layer.iter().enumerate().map(|(i, h)| Bar::new(i as f64, h * 100.0).width(0.8).name(format!("MoE layer {i}"))).collect();
+    Plot::new("expert cache hit rate")
+        .height(90.0)
+        .x_axis_label("MoE layer")
+        .y_axis_label("hit %")
+        .include_y(0.0)
+        .include_y(100.0)
+        .allow_scroll(false)
+        .show(ui, |p| p.bar_chart(BarChart::new("hit rate %", bars).color(DECODE)));
+}
+
 pub fn panel(ui: &mut egui::Ui, state: &PerfState, profile: &AtomicBool, engine: Option<&EngineFacts>) {
     ui.heading("Performance");
     let last = state.replies.last();
@@ -231,6 +256,7 @@ pub fn panel(ui: &mut egui::Ui, state: &PerfState, profile: &AtomicBool, engine:
             }
         });
     }
+    expert_cache(ui, state);
     ui.separator();
     ui.strong("GPU time per kernel family");
     if engine.is_some_and(|e| e.remote) {

@@ -114,6 +114,9 @@ pub struct Trace {
     pub positions: Vec<PositionRoute>,
     /// `[MoE row][expert]` picks over `positions`
     pub load: Vec<Vec<u32>>,
+    /// with routed experts beyond GPU memory: per MoE row, the experts on the GPU after the
+    /// last reply (the engine's expert cache); `None`: all of them
+    pub resident: Option<Vec<Vec<u32>>>,
     /// a new value (unique across traces) after every change, so views can cache what they
     /// derive from the trace
     revision: u64,
@@ -122,7 +125,7 @@ pub struct Trace {
 impl Trace {
     pub fn new(shape: RoutingShape) -> Self {
         let load = vec![vec![0; shape.n_experts]; shape.layers.len()];
-        Trace { shape, positions: Vec::new(), load, revision: next_revision() }
+        Trace { shape, positions: Vec::new(), load, resident: None, revision: next_revision() }
     }
 
     pub fn clear(&mut self) {

@@ -77,6 +77,8 @@ pub fn expert_color(expert: u32) -> Color32 {
 // neutral grey, so it never reads as a (bluish) low gate weight
 const GROUP_BAND: Color32 = Color32::from_rgba_premultiplied(58, 58, 58, 130);
 const GROUP_LINE: Color32 = Color32::from_gray(120);
+/// outline of the experts in the GPU's expert cache
+const RESIDENT: Color32 = Color32::from_rgb(80, 200, 120);
 
 struct Grid {
     origin: Pos2,
@@ -176,7 +178,9 @@ fn heatmap_area<R>(ui: &mut egui::Ui, id: &str, shape: &RoutingShape, zoom: &mut
 
 /// (a) One position's routing: rows = MoE layers, columns = experts.
 /// Returns the cell (MoE row, expert) the user clicked.
-pub fn token_heatmap(ui: &mut egui::Ui, shape: &RoutingShape, route: Option<&PositionRoute>, load: &[Vec<u32>], zoom: &mut Zoom, max_h: f32) -> Option<(usize, usize)> {
+/// `resident`: per MoE row, the experts on the GPU (an expert cache), outlined.
+#[allow(clippy::too_many_arguments)]
+pub fn token_heatmap(ui: &mut egui::Ui, shape: &RoutingShape, route: Option<&PositionRoute>, load: &[Vec<u32>], resident: Option<&[Vec<u32>]>, zoom: &mut Zoom, max_h: f32) -> Option<(usize, usize)> {
     if shape.layers.is_empty() {
         ui.weak("this model has no MoE layers: nothing is routed");
         return None;
@@ -186,6 +190,11 @@ pub fn token_heatmap(ui: &mut egui::Ui, shape: &RoutingShape, route: Option<&Pos
         let painter = ui.painter();
         paint_axes(painter, g, shape, ui.visuals());
         let clicked = clicked_cell(g, resp);
+        for (row, experts) in resident.into_iter().flatten().enumerate().take(g.rows) {
+            for &e in experts.iter().filter(|&&e| (e as usize) < g.cols) {
+                painter.rect_stroke(g.rect(row, e as usize).shrink(0.5), 0.0, Stroke::new(1.0, RESIDENT), StrokeKind::Inside);
+            }
+        }
         let Some(route) = route else { return clicked };
         let gs = shape.group_size();
         for (row, lr) in route.layers.iter().enumerate().take(g.rows) {
@@ -212,6 +221,7 @@ pub fn token_heatmap(ui: &mut egui::Ui, shape: &RoutingShape, route: Option<&Pos
             let picked = route.layers.get(row).and_then(|l| l.experts.iter().position(|&e| e as usize == col).map(|k| (k, l.weights[k])));
             let picks = load.get(row).and_then(|l| l.get(col)).copied().unwrap_or(0);
             let total: u64 = load.get(row).map_or(0, |l| l.iter().map(|&c| c as u64).sum());
+            let on_gpu = resident.and_then(|r| r.get(row)).map(|r| r.contains(&(col as u32)));
             let group_sel = shape.grouped() && route.selected_groups(row, shape).get(shape.group_of(col)).copied().unwrap_or(false);
             resp.clone().on_hover_ui_at_pointer(|ui| {
                 ui.label(format!("layer {layer} · expert {col}{}", if shape.grouped() { format!(" (group {})", shape.group_of(col)) } else { String::new() }));
@@ -223,12 +233,18 @@ pub fn token_heatmap(ui: &mut egui::Ui, shape: &RoutingShape, route: Option<&Pos
                     ui.label(if group_sel { "its group was selected" } else { "its group was not selected" });
                 }
                 ui.label(format!("load so far: {picks} picks ({:.1}% of this layer's {total})", pct(picks as u64, total)));
+                if let Some(on) = on_gpu {
+                    ui.label(if on { "in the GPU's expert cache (outlined)" } else { "in host memory: uploaded when picked" });
+                }
                 ui.weak("click: the tokens this expert took");
             });
         }
         clicked
     });
     legend(ui, max_w, shape.grouped());
+    if let Some(r) = resident {
+        ui.colored_label(RESIDENT, format!("outlined: the {} experts per layer in the GPU's expert cache; the others are in host memory", r.first().map_or(0, |l| l.len())));
+    }
     clicked.flatten()
 }
 
@@ -467,7 +483,7 @@ pub fn panel(ui: &mut egui::Ui, trace: &Trace, pinned: Option<usize>, state: &mu
         }
     });
     let h = (ui.available_height() * 0.42).clamp(120.0, 420.0);
-    let mut clicked = token_heatmap(ui, shape, route, &trace.load, &mut state.zoom, h);
+    let mut clicked = token_heatmap(ui, shape, route, &trace.load, trace.resident.as_deref(), &mut state.zoom, h);
     ui.separator();
     ui.strong("Expert load over the conversation");
     clicked = load_heatmap(ui, trace, &mut state.zoom, &mut state.load_tex, h).or(clicked);

@@ -7,7 +7,7 @@
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use deepseek_wgpu::session::{Stats, StopReason};
+use deepseek_wgpu::session::{ExpertCacheStats, Stats, StopReason};
 use deepseek_wgpu_app::analysis::Span;
 use deepseek_wgpu_app::analysis_view::{self, Tab, ViewAction, ViewsState};
 use deepseek_wgpu_app::perf::{self, EngineFacts, FamilyTime, GpuMemory, GpuReport, KernelTimes, PerfState};
@@ -165,7 +165,7 @@ fn r1_compare_two_replies() {
 }
 
 fn stats(prompt: usize, pre: f64, gen: usize, dec: f64) -> Stats {
-    Stats { prompt_tokens: prompt, reused_tokens: prompt / 3, prefill_tokens_per_s: pre, generated_tokens: gen, decode_tokens_per_s: dec, context_used: 0, context_max: 4096, cache_bytes_used: 0, cache_bytes_allocated: 0 }
+    Stats { prompt_tokens: prompt, reused_tokens: prompt / 3, prefill_tokens_per_s: pre, generated_tokens: gen, decode_tokens_per_s: dec, context_used: 0, context_max: 4096, cache_bytes_used: 0, cache_bytes_allocated: 0, expert_cache: None }
 }
 
 #[test]
@@ -208,6 +208,38 @@ fn performance_tab_from_events() {
     h.run();
     assert!(h.query_by_label_contains("no kernel times: Foo GPU has no timestamp queries").is_some());
     assert!(h.query_by_label_contains("this backend does not report its allocations").is_some());
+}
+
+/// A model beyond GPU memory: the Performance tab shows the expert cache of the last reply
+/// (hit rate per MoE layer, bytes uploaded per token) and the routing heatmap outlines the
+/// experts on the GPU, its hover saying where an expert is.
+#[test]
+fn expert_cache_in_the_performance_tab_and_the_heatmap() {
+    let shape = r1_shape();
+    let n_layers = shape.layers.len();
+    let mut trace = Trace::synthetic(shape, 64, 5);
+    // 64 of 256 experts per layer on the GPU: 0..64 shifted by the row
+    let resident: Vec<Vec<u32>> = (0..n_layers).map(|r| (0..64).map(|e| ((e + 4 * r) % 256) as u32).collect()).collect();
+    trace.resident = Some(resident.clone());
+    let cache = ExpertCacheStats { hit_rate: 0.625, hit_rate_per_layer: (0..n_layers).map(|r| 0.4 + 0.4 * r as f64 / n_layers as f64).collect(), uploaded_bytes: 3 << 30, resident };
+    let mut st = stats(100, 200.0, 28, 10.0);
+    st.expert_cache = Some(cache);
+    let mut s = state(trace, Vec::new());
+    s.views.tab = Tab::Performance;
+    let t0 = Instant::now();
+    s.perf.observe(&WorkerEvent::Token { id: 1, position: 0, text: "x".into(), kind: deepseek_wgpu::chat::TextKind::Answer }, t0);
+    s.perf.observe(&WorkerEvent::Stats(st), t0);
+    s.perf.observe(&WorkerEvent::Done { stop: StopReason::Eos, assistant: None }, t0);
+    let mut h = harness(s);
+    h.run();
+    // 100 prompt tokens, 33 reused, 28 generated: 95 fed, 3 GiB / 95
+    assert!(h.query_by_label_contains("64 experts per MoE layer on the GPU, the rest in host memory · hit rate 62% · 3.00 GiB uploaded (32.3 MiB per token fed)").is_some());
+    h.snapshot("expert_cache_perf");
+
+    h.state_mut().views.tab = Tab::Routing;
+    h.state_mut().pinned = Some(10);
+    h.run();
+    h.snapshot("r1_views_resident");
 }
 
 /// Frame time of each tab's `ui()` (layout and tessellation, no GPU) at R1's shape with 4096
