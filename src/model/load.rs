@@ -134,7 +134,7 @@ pub fn open(path: &Path) -> Result<(ModelConfig, Checkpoint), LoadError> {
 
 /// Checks that need no upload: every tensor can be split to fit one binding, and the whole
 /// model fits the memory budget. Fails with the numbers before a single byte moves.
-fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, weights: u64) -> Result<(), LoadError> {
+fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, weights: u64) -> Result<Placement, LoadError> {
     let limit = gpu.max_binding;
     for name in ck.names() {
         let Some(t) = ck.get(name) else { continue };
@@ -152,7 +152,7 @@ fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, 
             return Err(LoadError::Binding { tensor: format!("{} in {}", name, ck.file_of(name).display()), unit, need, limit });
         }
     }
-    placement(ck, cfg, limit, opts, weights, opts.memory_budget.or_else(|| detect_budget(gpu))).map(|_| ())
+    placement(ck, cfg, limit, opts, weights, opts.memory_budget.or_else(|| detect_budget(gpu)))
 }
 
 /// Whether a tensor is one of the routed experts' matrices.
@@ -572,8 +572,7 @@ impl Model {
             }
         }
         let total = total_bytes(ck, &cfg, opts.quantize);
-        preflight(ck, &cfg, &gpu, opts, total)?;
-        let plan = placement(ck, &cfg, gpu.max_binding, opts, total, opts.memory_budget.or_else(|| detect_budget(&gpu)))?;
+        let plan = preflight(ck, &cfg, &gpu, opts, total)?;
         let kernels = Kernels::new(&gpu)?;
         kernels.prepare(&gpu, &formats(ck, opts))?;
         let slots = plan.expert_cache.map(|c| c.slots);

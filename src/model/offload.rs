@@ -273,7 +273,7 @@ impl Residency {
             let any = c.slot_of[members[0] as usize].unwrap_or(0);
             let (mut slot_ids, mut weights) = (Vec::with_capacity(ids.len()), Vec::with_capacity(ids.len()));
             for (&e, &w) in ids.iter().zip(wts) {
-                match c.slot_of[e as usize].filter(|s| in_wave[*s as usize] && members.contains(&e)) {
+                match c.slot_of[e as usize].filter(|s| in_wave[*s as usize]) {
                     Some(s) => {
                         slot_ids.push(s);
                         weights.push(w);
