@@ -405,7 +405,9 @@ impl App {
             None => {}
         }
         if let Some(d) = &self.chats.data {
-            ui.weak(format!("saved in {}", d.join("chats").display())).on_hover_text("--data-dir or DEEPSEEK_WGPU_APP_DATA moves it");
+            // one truncated line (the whole path on hover), so a long path never moves the layout
+            let text = egui::RichText::new(format!("saved in {}", d.join("chats").display())).weak();
+            ui.add(egui::Label::new(text).truncate()).on_hover_text(format!("{} (--data-dir or DEEPSEEK_WGPU_APP_DATA moves it)", d.join("chats").display()));
         }
     }
 }

@@ -338,10 +338,7 @@ fn chat_survives_a_kill_mid_reply() {
     step_until(&mut h, "the model", 120, |a| a.model_info().is_some());
     assert_eq!(h.state().form.temperature, "0.5", "the sampling settings persist");
     assert!(!h.state().trace.positions.is_empty(), "the routing of the restored chat is shown");
-    h.remove_cursor();
-    h.run_ok();
-    common::mask_variable(&mut h, &["Thinking ·", "tok/s"]);
-    h.snapshot("chat_restored_after_kill");
+    // (no snapshot: how many tokens were written before the kill varies from run to run)
 
     // Regenerate, then Esc stops it.
     h.get_by_label("Regenerate").click();
