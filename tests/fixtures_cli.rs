@@ -110,8 +110,8 @@ fn devices_lists_an_adapter() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("max_storage_buffer_binding_size"));
 }
 
-/// `--shader-checks` and `DEEPSEEK_WGPU_SHADER_CHECKS` take on, auto or off; anything else is
-/// refused before a GPU is opened, naming the values.
+/// `--shader-checks`, `DEEPSEEK_WGPU_SHADER_CHECKS` and a `bench --compare` item's `@` suffix
+/// take on, auto or off; anything else is refused before a model is loaded, naming the values.
 #[test]
 fn shader_checks_option_is_validated() {
     let o = Command::new(bin()).args(["logits", "--shader-checks", "maybe", "--ids", "1", "--out", "/dev/null"]).output().unwrap();
@@ -120,4 +120,8 @@ fn shader_checks_option_is_validated() {
     let o = Command::new(bin()).env("DEEPSEEK_WGPU_SHADER_CHECKS", "never").args(["logits", "--ids", "1", "--out", "/dev/null"]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("'never' is not one of on, off, auto"), "{err}");
+    // a bench --compare item's @CHECKS suffix, before any model is built
+    let o = Command::new(bin()).args(["bench", "--compare", "bf16@on,bf16@sometimes", "--no-profile"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--compare bf16@sometimes: after '@': 'sometimes' is not one of on, off, auto"), "{err}");
 }
