@@ -447,12 +447,15 @@ impl App {
     }
 
     fn top_bar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
+        // wrapped: with the API key field, or in a narrow window, the picker's buttons go on
+        // a second row instead of out of the window
+        ui.horizontal_wrapped(|ui| {
             ui.heading("deepseek-wgpu");
             ui.separator();
+            let width = if remote::is_url(&self.model_path) { 280.0 } else { 360.0 };
             let label = ui.label("Model (folder or .gguf)");
             let edit = ui
-                .add(egui::TextEdit::singleline(&mut self.model_path).desired_width(360.0))
+                .add(egui::TextEdit::singleline(&mut self.model_path).desired_width(width))
                 .labelled_by(label.id)
                 .on_hover_text("a checkpoint folder, a .gguf file, or the URL of an OpenAI-compatible server (http://host:port/v1; add #MODEL to pick one of its models)");
             let mut enter = edit.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));

@@ -265,7 +265,8 @@ impl App {
     /// Below the model line: the fit check and the picker's messages.
     pub(crate) fn picker_lines(&mut self, ui: &mut egui::Ui) {
         let can_load = !self.busy && !self.loading();
-        if let Some(fit) = &self.picker.fit {
+        // while loading and when refused; once loaded the model line tells what is on the GPU
+        if let Some(fit) = self.picker.fit.as_ref().filter(|_| !matches!(self.model, ModelState::Ready(_))) {
             if fit_view(ui, fit, can_load) {
                 self.model_path = fit.dir.display().to_string();
                 self.open_model_with(true);

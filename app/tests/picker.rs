@@ -67,7 +67,6 @@ fn drop_recent_unload_and_wont_fit() {
     assert_eq!(fit.verdict, Verdict::Fits);
     assert_eq!(fit.weights, info.weight_bytes, "the preflight counts the bytes the upload moved");
     assert_eq!(fit.cache, info.cache_bytes_allocated, "the cache at the load's context");
-    assert!(h.query_by_label_contains("Fits.").is_some());
 
     // drop the GGUF file onto the window: it loads
     h.input_mut().dropped_files.push(Arc::new(Dropped(gguf.clone())));
