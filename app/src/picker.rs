@@ -318,6 +318,29 @@ mod tests {
         assert_eq!(recent_label(&format!("{here}/src")), format!("{}/src", Path::new(here).file_name().unwrap().to_string_lossy()));
     }
 
+    /// What the dialog's thread sends back: nothing at once is a dialog that did not open (a
+    /// message), a `.safetensors` file opens its folder, a `.gguf` file itself.
+    #[test]
+    fn dialog_answers() {
+        let answer = |a: Option<PathBuf>, opened: Instant| {
+            let (tx, rx) = channel();
+            tx.send(a).unwrap();
+            let mut p = Picker { dialog: Some((rx, opened)), ..Picker::default() };
+            let path = p.poll_dialog();
+            (path, p.msg.clone(), p.dialog_open())
+        };
+        assert_eq!(answer(None, Instant::now()), (None, Some(NO_DIALOG.to_string()), false));
+        let long_ago = Instant::now() - Duration::from_secs(5);
+        assert_eq!(answer(None, long_ago), (None, None, false), "cancelled by the user: no message");
+        assert_eq!(answer(Some("/m/r1/model-00001-of-00002.safetensors".into()), long_ago).0, Some(PathBuf::from("/m/r1")));
+        assert_eq!(answer(Some("/m/x.gguf".into()), long_ago).0, Some(PathBuf::from("/m/x.gguf")));
+        let (tx, rx) = channel::<Option<PathBuf>>();
+        let mut p = Picker { dialog: Some((rx, Instant::now())), ..Picker::default() };
+        assert_eq!(p.poll_dialog(), None);
+        assert!(p.dialog_open(), "still open while the thread has not answered");
+        drop(tx);
+    }
+
     #[test]
     fn no_dialog_without_a_session_bus_or_zenity() {
         if !cfg!(target_os = "linux") {
