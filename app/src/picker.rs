@@ -286,7 +286,7 @@ impl App {
     pub(crate) fn picked_or_dropped(&mut self, ctx: &egui::Context) {
         // while something is dragged over the window: say what a drop does
         if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
-            let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::new("drop hint")));
+            let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop hint")));
             let rect = ctx.content_rect();
             painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(180));
             painter.text(rect.center(), egui::Align2::CENTER_CENTER, "Drop a .gguf file or a model folder to open it", egui::FontId::proportional(24.0), egui::Color32::WHITE);
