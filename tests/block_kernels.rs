@@ -522,8 +522,11 @@ fn iquants_generic_and_matvec() {
     iquant_products(&fast_cols(Format::IQ2_XXS), true);
 }
 
-/// The default share of the above: rows of 5 blocks (13 for IQ4_NL) only, no routed pool.
+/// The share of the above for rows of 5 blocks (13 for IQ4_NL) only, no routed pool. Also
+/// `#[ignore]`d: cold it ran over 10 minutes here (not finished when stopped, with another test
+/// competing for the 2 cores), too much for CI.
 #[test]
+#[ignore]
 fn iquants_generic_and_matvec_one_shape() {
     iquant_products(&[5 * 256], false);
 }
