@@ -9,8 +9,8 @@
 //! the head, in the format asked for; embedding, norms, router and correction bias stay
 //! BF16/F32. A matrix
 //! whose rows are not whole blocks of it takes llama.cpp's fallback (`llama-quant.cpp`:
-//! Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; Q2_K/Q3_K fall back to IQ4_NL there, which the
-//! engine does not read, so Q4_0 here), or stays BF16 when even that does not fit. Blocks are
+//! Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; Q2_K/Q3_K fall back to IQ4_NL there; these
+//! synthetic models use Q4_0 instead), or stays BF16 when even that does not fit. Blocks are
 //! random bytes with f16 scales (and mins) set per format so the values have the BF16
 //! weights' standard deviation and about zero mean.
 //!
