@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -62,6 +63,28 @@ impl Storage {
     }
 }
 
+/// A byte range of a checkpoint file, shared with the checkpoint ([`Checkpoint::shared_bytes`]).
+#[derive(Clone)]
+pub struct HostBytes {
+    storage: Arc<Storage>,
+    range: std::ops::Range<usize>,
+}
+
+impl HostBytes {
+    /// The sub-range `range` (relative to this one).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> HostBytes {
+        assert!(range.end <= self.range.len(), "host bytes {range:?} outside {} bytes", self.range.len());
+        HostBytes { storage: self.storage.clone(), range: self.range.start + range.start..self.range.start + range.end }
+    }
+}
+
+impl std::ops::Deref for HostBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.storage[self.range.clone()]
+    }
+}
+
 impl std::ops::Deref for Storage {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -77,7 +100,7 @@ pub struct Checkpoint {
     pub dir: PathBuf,
     /// where the config the shapes are checked against comes from (for messages)
     config_source: &'static str,
-    files: Vec<(PathBuf, Storage)>,
+    files: Vec<(PathBuf, Arc<Storage>)>,
     tensors: BTreeMap<String, TensorInfo>,
 }
 
@@ -139,6 +162,7 @@ impl Checkpoint {
                 return Err(terr("appears twice".into()));
             }
         }
+        let files = files.into_iter().map(|(p, s)| (p, Arc::new(s))).collect();
         Ok(Checkpoint { dir: dir.to_path_buf(), config_source: "the GGUF metadata", files, tensors })
     }
 
@@ -165,7 +189,7 @@ impl Checkpoint {
             }
             self.tensors.insert(name, t);
         }
-        self.files.push((path.to_path_buf(), map));
+        self.files.push((path.to_path_buf(), Arc::new(map)));
         Ok(())
     }
 
@@ -206,6 +230,14 @@ impl Checkpoint {
     pub fn bytes(&self, name: &str) -> Result<&[u8], CheckpointError> {
         let t = self.info(name)?;
         Ok(&self.files[t.file].1[t.start..t.end])
+    }
+
+    /// A tensor's bytes that stay readable without the checkpoint (the file's mapping is
+    /// shared, not copied): the expert pools the GPU does not hold (`model::offload`) read
+    /// their misses from these.
+    pub fn shared_bytes(&self, name: &str) -> Result<HostBytes, CheckpointError> {
+        let t = self.info(name)?;
+        Ok(HostBytes { storage: self.files[t.file].1.clone(), range: t.start..t.end })
     }
 
     /// A tensor of any float dtype widened to f32 (for small tensors: norms, biases).

@@ -38,6 +38,10 @@ enum Cmd {
         ctx: usize,
         #[arg(long)]
         json: bool,
+        /// say what would be on the GPU with this much GPU memory (e.g. 24G) and what would
+        /// stay in host memory
+        #[arg(long, value_name = "SIZE", value_parser = cli::parse_size)]
+        gpu_memory: Option<u64>,
     },
     /// Write the logits at every position of --ids to a float32 .npy [n_ids, vocab]
     Logits {
@@ -107,7 +111,7 @@ fn headless_vulkan() {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Devices { model, ctx, small_gpu } => cli::info::devices(model.as_deref(), ctx, small_gpu),
-        Cmd::Inspect { model, ctx, json } => cli::info::inspect(&cli::model_dir(model.as_deref())?, ctx, json),
+        Cmd::Inspect { model, ctx, json, gpu_memory } => cli::info::inspect(&cli::model_dir(model.as_deref())?, ctx, json, gpu_memory),
         Cmd::Logits { m, ids, step, out } => cli::logits(&m, &ids, step, &out),
         Cmd::Generate(a) => cli::generate::run(a),
         Cmd::Chat(a) => cli::chat::run(a),

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::chat::{assistant_content, prompt_opens_reasoning, token_kind, ChatTokenizer, GenerationConfig, Message, ReasoningSplitter, StreamDecoder, TemplateError, TextKind, TokenizerError};
 use crate::grammar::{Constraint, Grammar, GrammarError, Guide};
-use crate::model::{KvCache, LoadError, LogitsMode, Model, Sample};
+use crate::model::{KvCache, LayerStats, LoadError, LogitsMode, Model, Sample};
 use crate::ops::sample::Filter;
 use crate::sampling::SampleParams;
 
@@ -76,6 +76,31 @@ pub struct Stats {
     /// latent cache bytes holding the context used / allocated
     pub cache_bytes_used: u64,
     pub cache_bytes_allocated: u64,
+    /// with routed experts beyond GPU memory: the expert cache over this reply
+    pub expert_cache: Option<ExpertCacheStats>,
+}
+
+/// What the expert cache (`model::offload`) did during one reply, and what it holds after it.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ExpertCacheStats {
+    /// picks whose expert was on the GPU, over all picks
+    pub hit_rate: f64,
+    /// per MoE layer (`Model::moe_layers` order)
+    pub hit_rate_per_layer: Vec<f64>,
+    /// bytes uploaded to the GPU for misses
+    pub uploaded_bytes: u64,
+    /// per MoE layer, the experts on the GPU after the reply
+    pub resident: Vec<Vec<u32>>,
+}
+
+impl ExpertCacheStats {
+    /// The counters between two snapshots of `Model::expert_stats`.
+    fn between(before: &[LayerStats], after: &[LayerStats], resident: Vec<Vec<u32>>) -> Self {
+        let d: Vec<(u64, u64, u64)> = after.iter().zip(before).map(|(a, b)| (a.picks - b.picks.min(a.picks), a.hits - b.hits.min(a.hits), a.bytes - b.bytes.min(a.bytes))).collect();
+        let rate = |p: u64, h: u64| if p == 0 { 1.0 } else { h as f64 / p as f64 };
+        let (p, h, b) = d.iter().fold((0, 0, 0), |s, x| (s.0 + x.0, s.1 + x.1, s.2 + x.2));
+        ExpertCacheStats { hit_rate: rate(p, h), hit_rate_per_layer: d.iter().map(|x| rate(x.0, x.1)).collect(), uploaded_bytes: b, resident }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -169,6 +194,8 @@ pub struct Session {
     eos: Vec<u32>,
     /// log-probabilities of the token the last forward sampled, until it is emitted
     pending_logprob: Option<TokenLogprob>,
+    /// the model's expert cache counters when the current reply began
+    expert_counters: Option<Vec<LayerStats>>,
 }
 
 impl Session {
@@ -195,7 +222,7 @@ impl Session {
                 eos.extend(t.eos_token.as_deref().and_then(|e| t.token_id(e)));
             }
         }
-        Ok(Session { model, tokenizer, generation, cache, cached: Vec::new(), messages: Vec::new(), template_vars: serde_json::Map::new(), logprobs: None, ignore_eos: false, grammar: None, rng: ChaCha8Rng::seed_from_u64(0x5eed), eos, pending_logprob: None })
+        Ok(Session { model, tokenizer, generation, cache, cached: Vec::new(), messages: Vec::new(), template_vars: serde_json::Map::new(), logprobs: None, ignore_eos: false, grammar: None, rng: ChaCha8Rng::seed_from_u64(0x5eed), eos, pending_logprob: None, expert_counters: None })
     }
 
     /// The ids that end a reply.
@@ -312,6 +339,7 @@ impl Session {
         self.cache.len = reuse;
         self.cached.truncate(reuse);
         let mut stats = Stats { prompt_tokens: prompt.len(), reused_tokens: reuse, context_max: ctx, ..Stats::default() };
+        self.expert_counters = self.model.expert_stats();
         let mut reply = Reply {
             prompt_ids: prompt.to_vec(),
             ids: Vec::new(),
@@ -418,6 +446,9 @@ impl Session {
         stats.context_used = self.cached.len();
         stats.cache_bytes_used = self.model.cfg.cache_bytes_per_token() * self.cached.len() as u64;
         stats.cache_bytes_allocated = self.cache.bytes(&self.model.cfg);
+        if let (Some(before), Some(after), Some(resident)) = (&self.expert_counters, self.model.expert_stats(), self.model.resident_experts()) {
+            stats.expert_cache = Some(ExpertCacheStats::between(before, &after, resident));
+        }
         stats
     }
 

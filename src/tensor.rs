@@ -58,6 +58,25 @@ impl Matrix {
         mat: impl Fn(usize) -> &'a [u8],
         scale: Option<(Vec<f32>, [usize; 2])>,
     ) -> Result<Self, TensorError> {
+        Self::build_as(gpu, name, dtype, n_mats, rows, cols, mat, scale, false)
+    }
+
+    /// [`Matrix::build`]; `writable`: the matrices can be replaced later, one whole matrix at
+    /// a time, by `queue.write_buffer` (an expert cache's slots), which needs each matrix to
+    /// be a whole number of 4-byte words.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build_as<'a>(
+        gpu: &Gpu,
+        name: &str,
+        dtype: Format,
+        n_mats: usize,
+        rows: usize,
+        cols: usize,
+        mat: impl Fn(usize) -> &'a [u8],
+        scale: Option<(Vec<f32>, [usize; 2])>,
+        writable: bool,
+    ) -> Result<Self, TensorError> {
+        let extra = if writable { wgpu::BufferUsages::COPY_DST } else { wgpu::BufferUsages::empty() };
         let row_bytes = dtype.bytes_for(cols).ok_or_else(|| TensorError::Layout {
             what: name.into(),
             msg: format!("{cols} columns are not a whole number of {}-value {} blocks", dtype.block_elems(), dtype.name()),
@@ -69,12 +88,15 @@ impl Matrix {
             if per == 0 {
                 return Err(TensorError::TooLarge { what: name.into(), unit: "row", need: row_bytes, limit });
             }
+            if writable && (row_bytes * per.min(rows) as u64) % 4 != 0 {
+                return Err(TensorError::Layout { what: name.into(), msg: format!("rows of {row_bytes} bytes do not make whole 4-byte words, so the matrix cannot be replaced in a GPU expert cache; give the model the GPU memory it needs") });
+            }
             let data = mat(0);
             let mut r0 = 0;
             while r0 < rows {
                 let n = per.min(rows - r0);
                 let bytes = &data[r0 * row_bytes as usize..(r0 + n) * row_bytes as usize];
-                let buf = gpu.storage_filled(&format!("{name}[{r0}..{}]", r0 + n), bytes.len() as u64, |v| {
+                let buf = gpu.storage_filled_as(&format!("{name}[{r0}..{}]", r0 + n), bytes.len() as u64, extra, |v| {
                     v.slice(..bytes.len()).copy_from_slice(bytes)
                 });
                 chunks.push(MatChunk { buf, e0: 0, e1: 1, r0, rows: n });
@@ -82,6 +104,9 @@ impl Matrix {
             }
         } else {
             let mat_bytes = row_bytes * rows as u64;
+            if writable && mat_bytes % 4 != 0 {
+                return Err(TensorError::Layout { what: name.into(), msg: format!("one matrix is {mat_bytes} bytes, not a whole number of 4-byte words, so it cannot be replaced in a GPU expert cache; give the model the GPU memory it needs") });
+            }
             let per = (limit / mat_bytes.max(1)) as usize;
             if per == 0 {
                 return Err(TensorError::TooLarge { what: name.into(), unit: "expert matrix", need: mat_bytes, limit });
@@ -89,7 +114,7 @@ impl Matrix {
             let mut e0 = 0;
             while e0 < n_mats {
                 let n = per.min(n_mats - e0);
-                let buf = gpu.storage_filled(&format!("{name}[experts {e0}..{}]", e0 + n), mat_bytes * n as u64, |v| {
+                let buf = gpu.storage_filled_as(&format!("{name}[experts {e0}..{}]", e0 + n), mat_bytes * n as u64, extra, |v| {
                     for e in e0..e0 + n {
                         let off = ((e - e0) as u64 * mat_bytes) as usize;
                         v.slice(off..off + mat_bytes as usize).copy_from_slice(mat(e));

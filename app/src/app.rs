@@ -9,11 +9,13 @@ use deepseek_wgpu::chat::{Message, TextKind};
 use deepseek_wgpu::session::Stats;
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
 
+use crate::analysis_view::{self, Tab, ViewAction, ViewsState};
 use crate::chat_view::{self, ChatAction, ChatCtx, Reply, TokenChip, Turn};
+use crate::perf::{self, PerfState};
 use crate::export::{self, Format};
 use crate::cache_view;
 use crate::routing::{RoutingShape, Trace};
-use crate::routing_view::{self, PanelAction, PanelState};
+use crate::routing_view::PanelState;
 use crate::settings::SettingsForm;
 use crate::remote;
 use crate::worker::{Command, ModelInfo, RemoteInfo, Worker, WorkerEvent};
@@ -76,6 +78,10 @@ pub struct App {
     pub expand_thinking: bool,
     /// an error that belongs to no section (shown in a banner)
     pub banner: Option<String>,
+    /// the right panel's tabs (Expert, Co-activation, Compare) and what they cache
+    pub views: ViewsState,
+    /// the Performance tab's replies, kernel times and GPU memory
+    pub perf: PerfState,
 }
 
 fn empty_shape() -> RoutingShape {
@@ -106,6 +112,8 @@ impl App {
             editing: None,
             expand_thinking: startup.expand_thinking,
             banner: None,
+            views: ViewsState::default(),
+            perf: PerfState::default(),
             startup: startup.clone(),
         };
         match startup.model_dir.map(Ok).unwrap_or_else(deepseek_wgpu::default_model_dir) {
@@ -154,6 +162,7 @@ impl App {
     /// Drain the worker's events (called every frame before drawing).
     pub fn poll(&mut self) {
         while let Ok(ev) = self.worker.rx.try_recv() {
+            self.perf.observe(&ev, Instant::now());
             self.on_event(ev);
         }
     }
@@ -235,6 +244,7 @@ impl App {
                 if let Some(r) = self.current() {
                     r.stats = Some(s.clone());
                 }
+                self.trace.resident = s.expert_cache.as_ref().map(|c| c.resident.clone());
                 self.stats = Some(s);
             }
             WorkerEvent::Done { stop, assistant } => {
@@ -258,6 +268,8 @@ impl App {
                     r.reasoning_end = None;
                 }
             }
+            // the Performance tab's (taken in by `perf.observe`)
+            WorkerEvent::Gpu(_) => {}
             WorkerEvent::TurnFailed(e) => {
                 if self.busy {
                     if let Some(t) = self.turns.last_mut() {
@@ -660,7 +672,14 @@ impl eframe::App for App {
             egui::ScrollArea::vertical().id_salt("settings scroll").show(ui, |ui| self.side_panel(ui));
         });
         egui::Panel::right("routing").resizable(true).default_size(560.0).size_range(300.0..=1200.0).show(ui, |ui| {
+            let routed = self.model_info().is_some_and(|m| !m.shape.layers.is_empty()) && self.remote().is_none_or(|r| r.routing);
+            let dense_local = self.model_info().is_some_and(|m| m.shape.layers.is_empty() && m.remote.is_none());
+            analysis_view::tab_bar(ui, &mut self.views.tab, routed, if dense_local { "K/V cache" } else { "Routing" });
             egui::ScrollArea::vertical().id_salt("routing scroll").show(ui, |ui| {
+                if self.views.tab == Tab::Performance {
+                    let facts = self.model_info().map(|m| perf::EngineFacts { weight_bytes: m.weight_bytes, cache_bytes: m.cache_bytes_allocated, remote: m.remote.is_some(), shared_device: m.shared_device });
+                    return perf::panel(ui, &self.perf, &self.worker.profile, facts.as_ref());
+                }
                 // A dense model has no experts: the panel shows its K/V cache instead.
                 let dense = self.model_info().filter(|m| m.shape.layers.is_empty());
                 if let Some(r) = self.remote().filter(|r| !r.routing) {
@@ -674,8 +693,13 @@ impl eframe::App for App {
                     if let Some(p) = cache_view::panel(ui, &self.trace, &kinds, &facts, self.pinned) {
                         self.pinned = if self.pinned == Some(p) { None } else { Some(p) };
                     }
-                } else if let PanelAction::Unpin = routing_view::panel(ui, &self.trace, self.pinned, &mut self.routing) {
-                    self.pinned = None;
+                } else {
+                    let spans = analysis_view::spans(&self.turns);
+                    match analysis_view::panel(ui, &self.trace, &spans, self.pinned, &mut self.routing, &mut self.views) {
+                        ViewAction::Unpin => self.pinned = None,
+                        ViewAction::Pin(p) => self.pinned = if self.pinned == Some(p) { None } else { Some(p) },
+                        ViewAction::None => {}
+                    }
                 }
             });
         });

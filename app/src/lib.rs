@@ -2,11 +2,14 @@
 //! being chosen, token by token. The engine and egui share one wgpu device; the engine runs
 //! on its own thread ([`worker`]) and the UI only ever drains its events.
 
+pub mod analysis;
+pub mod analysis_view;
 pub mod app;
 pub mod cache_view;
 pub mod chat_view;
 pub mod export;
 pub mod gpu;
+pub mod perf;
 pub mod remote;
 pub mod routing;
 pub mod routing_view;

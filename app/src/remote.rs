@@ -431,7 +431,7 @@ impl Turn {
             (Some(a), Some(b)) if self.tokens > 1 => (self.tokens - 1) as f64 / secs(a, b),
             _ => 0.0,
         };
-        Stats { prompt_tokens: prompt, reused_tokens: n("/prompt_tokens_details/cached_tokens"), prefill_tokens_per_s: prefill, generated_tokens: generated, decode_tokens_per_s: decode, context_used: prompt + generated, context_max: self.ctx, cache_bytes_used: 0, cache_bytes_allocated: 0 }
+        Stats { prompt_tokens: prompt, reused_tokens: n("/prompt_tokens_details/cached_tokens"), prefill_tokens_per_s: prefill, generated_tokens: generated, decode_tokens_per_s: decode, context_used: prompt + generated, context_max: self.ctx, cache_bytes_used: 0, cache_bytes_allocated: 0, expert_cache: None }
     }
 }
 

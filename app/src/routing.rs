@@ -114,15 +114,22 @@ pub struct Trace {
     pub positions: Vec<PositionRoute>,
     /// `[MoE row][expert]` picks over `positions`
     pub load: Vec<Vec<u32>>,
+    /// with routed experts beyond GPU memory: per MoE row, the experts on the GPU after the
+    /// last reply (the engine's expert cache); `None`: all of them
+    pub resident: Option<Vec<Vec<u32>>>,
+    /// a new value (unique across traces) after every change, so views can cache what they
+    /// derive from the trace
+    revision: u64,
 }
 
 impl Trace {
     pub fn new(shape: RoutingShape) -> Self {
         let load = vec![vec![0; shape.n_experts]; shape.layers.len()];
-        Trace { shape, positions: Vec::new(), load }
+        Trace { shape, positions: Vec::new(), load, resident: None, revision: next_revision() }
     }
 
     pub fn clear(&mut self) {
+        self.revision = next_revision();
         self.positions.clear();
         self.load.iter_mut().for_each(|row| row.fill(0));
     }
@@ -131,6 +138,7 @@ impl Trace {
     /// version of the conversation (regenerate, edit) and is dropped first.
     pub fn push(&mut self, route: PositionRoute) {
         self.truncate(route.position);
+        self.revision = next_revision();
         self.count(&route, true);
         self.positions.push(route);
     }
@@ -139,6 +147,9 @@ impl Trace {
     pub fn truncate(&mut self, position: usize) {
         let keep = self.positions.partition_point(|p| p.position < position);
         let dropped: Vec<PositionRoute> = self.positions.drain(keep..).collect();
+        if !dropped.is_empty() {
+            self.revision = next_revision();
+        }
         for r in &dropped {
             self.count(r, false);
         }
@@ -153,6 +164,11 @@ impl Trace {
                 }
             }
         }
+    }
+
+    /// Changes whenever the positions do (a trace with the same revision holds the same routes).
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     pub fn get(&self, position: usize) -> Option<&PositionRoute> {
@@ -205,6 +221,11 @@ impl Trace {
         }
         t
     }
+}
+
+fn next_revision() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// DeepSeek-R1's MoE shape: layers 3..61 are MoE, 256 experts in 8 groups, 4 groups and 8

@@ -8,7 +8,7 @@
 //! Both take plain data ([`RoutingShape`], [`PositionRoute`], [`Trace`]), scroll in both
 //! directions, zoom (sliders, Fit, or Ctrl + scroll) and explain any cell on hover.
 
-use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, StrokeKind, Vec2};
+use eframe::egui::{self, Align2, Color32, ColorImage, FontId, Pos2, Rect, Sense, Stroke, StrokeKind, TextureHandle, TextureOptions, Vec2};
 
 use crate::routing::{Balance, PositionRoute, RoutingShape, Trace};
 
@@ -77,6 +77,8 @@ pub fn expert_color(expert: u32) -> Color32 {
 // neutral grey, so it never reads as a (bluish) low gate weight
 const GROUP_BAND: Color32 = Color32::from_rgba_premultiplied(58, 58, 58, 130);
 const GROUP_LINE: Color32 = Color32::from_gray(120);
+/// outline of the experts in the GPU's expert cache
+const RESIDENT: Color32 = Color32::from_rgb(80, 200, 120);
 
 struct Grid {
     origin: Pos2,
@@ -158,7 +160,7 @@ fn heatmap_area<R>(ui: &mut egui::Ui, id: &str, shape: &RoutingShape, zoom: &mut
         .max_height(max_h + 16.0)
         .auto_shrink([false, true])
         .show(ui, |ui| {
-            let (rect, resp) = ui.allocate_exact_size(size, Sense::hover());
+            let (rect, resp) = ui.allocate_exact_size(size, Sense::click());
             // Ctrl + scroll zooms the grid under the pointer (both views share the zoom).
             if resp.hovered() {
                 let z = ui.input(|i| i.zoom_delta());
@@ -175,16 +177,25 @@ fn heatmap_area<R>(ui: &mut egui::Ui, id: &str, shape: &RoutingShape, zoom: &mut
 }
 
 /// (a) One position's routing: rows = MoE layers, columns = experts.
-pub fn token_heatmap(ui: &mut egui::Ui, shape: &RoutingShape, route: Option<&PositionRoute>, load: &[Vec<u32>], zoom: &mut Zoom, max_h: f32) {
+/// Returns the cell (MoE row, expert) the user clicked.
+/// `resident`: per MoE row, the experts on the GPU (an expert cache), outlined.
+#[allow(clippy::too_many_arguments)]
+pub fn token_heatmap(ui: &mut egui::Ui, shape: &RoutingShape, route: Option<&PositionRoute>, load: &[Vec<u32>], resident: Option<&[Vec<u32>]>, zoom: &mut Zoom, max_h: f32) -> Option<(usize, usize)> {
     if shape.layers.is_empty() {
         ui.weak("this model has no MoE layers: nothing is routed");
-        return;
+        return None;
     }
     let max_w = route.map_or(0.0, |r| r.layers.iter().flat_map(|l| l.weights.iter().copied()).fold(0.0f32, f32::max));
-    heatmap_area(ui, "token heatmap", shape, zoom, max_h, 0.0, |ui, g, resp| {
+    let clicked = heatmap_area(ui, "token heatmap", shape, zoom, max_h, 0.0, |ui, g, resp| {
         let painter = ui.painter();
         paint_axes(painter, g, shape, ui.visuals());
-        let Some(route) = route else { return };
+        let clicked = clicked_cell(g, resp);
+        for (row, experts) in resident.into_iter().flatten().enumerate().take(g.rows) {
+            for &e in experts.iter().filter(|&&e| (e as usize) < g.cols) {
+                painter.rect_stroke(g.rect(row, e as usize).shrink(0.5), 0.0, Stroke::new(1.0, RESIDENT), StrokeKind::Inside);
+            }
+        }
+        let Some(route) = route else { return clicked };
         let gs = shape.group_size();
         for (row, lr) in route.layers.iter().enumerate().take(g.rows) {
             if shape.grouped() {
@@ -210,6 +221,7 @@ pub fn token_heatmap(ui: &mut egui::Ui, shape: &RoutingShape, route: Option<&Pos
             let picked = route.layers.get(row).and_then(|l| l.experts.iter().position(|&e| e as usize == col).map(|k| (k, l.weights[k])));
             let picks = load.get(row).and_then(|l| l.get(col)).copied().unwrap_or(0);
             let total: u64 = load.get(row).map_or(0, |l| l.iter().map(|&c| c as u64).sum());
+            let on_gpu = resident.and_then(|r| r.get(row)).map(|r| r.contains(&(col as u32)));
             let group_sel = shape.grouped() && route.selected_groups(row, shape).get(shape.group_of(col)).copied().unwrap_or(false);
             resp.clone().on_hover_ui_at_pointer(|ui| {
                 ui.label(format!("layer {layer} · expert {col}{}", if shape.grouped() { format!(" (group {})", shape.group_of(col)) } else { String::new() }));
@@ -221,10 +233,24 @@ pub fn token_heatmap(ui: &mut egui::Ui, shape: &RoutingShape, route: Option<&Pos
                     ui.label(if group_sel { "its group was selected" } else { "its group was not selected" });
                 }
                 ui.label(format!("load so far: {picks} picks ({:.1}% of this layer's {total})", pct(picks as u64, total)));
+                if let Some(on) = on_gpu {
+                    ui.label(if on { "in the GPU's expert cache (outlined)" } else { "in host memory: uploaded when picked" });
+                }
+                ui.weak("click: the tokens this expert took");
             });
         }
+        clicked
     });
     legend(ui, max_w, shape.grouped());
+    if let Some(r) = resident {
+        ui.colored_label(RESIDENT, format!("outlined: the {} experts per layer in the GPU's expert cache; the others are in host memory", r.first().map_or(0, |l| l.len())));
+    }
+    clicked.flatten()
+}
+
+/// The cell under a click, if the response was clicked on the grid.
+fn clicked_cell(g: &Grid, resp: &egui::Response) -> Option<(usize, usize)> {
+    resp.clicked().then(|| resp.interact_pointer_pos()).flatten().and_then(|p| g.at(p))
 }
 
 fn pct(a: u64, b: u64) -> f64 {
@@ -257,27 +283,38 @@ fn legend(ui: &mut egui::Ui, max_w: f32, grouped: bool) {
 
 /// (b) Cumulative load per layer and expert over the conversation, with each layer's
 /// imbalance (max/mean bar, numbers on hover) to the right.
-pub fn load_heatmap(ui: &mut egui::Ui, trace: &Trace, zoom: &mut Zoom, max_h: f32) {
+/// Returns the cell (MoE row, expert) the user clicked.
+pub fn load_heatmap(ui: &mut egui::Ui, trace: &Trace, zoom: &mut Zoom, tex: &mut LoadTexture, max_h: f32) -> Option<(usize, usize)> {
     let shape = &trace.shape;
     if shape.layers.is_empty() {
-        return;
+        return None;
     }
+    // One texel per cell, rebuilt only when the trace changes: 58 × 256 rectangles a frame
+    // cost more than the whole rest of the panel.
+    let rev = trace.revision();
+    if tex.0.as_ref().is_none_or(|(r, _)| *r != rev) {
+        let n = shape.n_experts;
+        let mut img = ColorImage::filled([n, shape.layers.len()], Color32::TRANSPARENT);
+        for (row, loads) in trace.load.iter().enumerate().take(shape.layers.len()) {
+            let max = loads.iter().copied().max().unwrap_or(0);
+            for (col, &c) in loads.iter().enumerate().take(n) {
+                if c > 0 {
+                    img.pixels[row * n + col] = weight_color(c as f32 / max as f32);
+                }
+            }
+        }
+        tex.0 = Some((rev, ui.ctx().load_texture("expert load", img, TextureOptions::NEAREST)));
+    }
+    let tex_id = tex.0.as_ref().map(|(_, t)| t.id());
     let balances: Vec<Balance> = (0..shape.layers.len()).map(|r| trace.balance(r)).collect();
     summary(ui, trace, &balances);
     let worst = balances.iter().map(|b| b.max_over_mean).fold(1.0f64, f64::max);
     heatmap_area(ui, "load heatmap", shape, zoom, max_h, BALANCE_W, |ui, g, resp| {
         let painter = ui.painter();
         paint_axes(painter, g, shape, ui.visuals());
-        for (row, loads) in trace.load.iter().enumerate().take(g.rows) {
-            let max = loads.iter().copied().max().unwrap_or(0);
-            if max == 0 {
-                continue;
-            }
-            for (col, &c) in loads.iter().enumerate().take(g.cols) {
-                if c > 0 {
-                    painter.rect_filled(g.rect(row, col), 0.0, weight_color(c as f32 / max as f32));
-                }
-            }
+        let clicked = clicked_cell(g, resp);
+        if let Some(id) = tex_id {
+            painter.image(id, g.cells_rect(), Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)), Color32::WHITE);
         }
         // Imbalance column: bar length ∝ max/mean − 1 (0 = perfectly even).
         let x0 = g.cells_rect().right() + 6.0;
@@ -296,7 +333,7 @@ pub fn load_heatmap(ui: &mut egui::Ui, trace: &Trace, zoom: &mut Zoom, max_h: f3
                 painter.text(Pos2::new(r.right() + 3.0, y + g.cell.y * 0.5), Align2::LEFT_CENTER, format!("{:.2}", b.max_over_mean), FontId::proportional(9.5), ui.visuals().text_color());
             }
         }
-        let Some(p) = resp.hover_pos() else { return };
+        let Some(p) = resp.hover_pos() else { return clicked };
         if let Some((row, col)) = g.at(p) {
             painter.rect_stroke(g.rect(row, col), 0.0, Stroke::new(1.0, Color32::WHITE), StrokeKind::Outside);
             let c = trace.load[row][col] as u64;
@@ -305,6 +342,7 @@ pub fn load_heatmap(ui: &mut egui::Ui, trace: &Trace, zoom: &mut Zoom, max_h: f3
                 ui.label(format!("layer {} · expert {col}{}", shape.layers[row], if shape.grouped() { format!(" (group {})", shape.group_of(col)) } else { String::new() }));
                 ui.label(format!("{c} picks: {:.1}% of the layer's {} (even share {:.1}%)", pct(c, b.picks), b.picks, 100.0 / shape.n_experts.max(1) as f64));
                 balance_lines(ui, &b);
+                ui.weak("click: the tokens this expert took");
             });
         } else if let Some(row) = g.row_at(p.y).filter(|_| p.x > g.cells_rect().right()) {
             let b = balances[row];
@@ -313,7 +351,9 @@ pub fn load_heatmap(ui: &mut egui::Ui, trace: &Trace, zoom: &mut Zoom, max_h: f3
                 balance_lines(ui, &b);
             });
         }
-    });
+        clicked
+    })
+    .flatten()
 }
 
 fn balance_lines(ui: &mut egui::Ui, b: &Balance) {
@@ -365,11 +405,24 @@ pub struct PanelState {
     pub zoom: Zoom,
     /// MoE row whose top-1 expert colours the transcript (`None`: no colouring)
     pub colour_row: Option<usize>,
+    pub load_tex: LoadTexture,
+}
+
+/// The load heatmap's texture and the trace revision it shows.
+#[derive(Clone, Default)]
+pub struct LoadTexture(Option<(u64, TextureHandle)>);
+
+impl std::fmt::Debug for LoadTexture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoadTexture(revision {:?})", self.0.as_ref().map(|(r, _)| r))
+    }
 }
 
 pub enum PanelAction {
     None,
     Unpin,
+    /// a heatmap cell was clicked: show the tokens this expert took
+    Expert { row: usize, expert: usize },
 }
 
 /// The whole right-hand panel: shape, zoom, (a) the focused token, (b) the load, and the
@@ -430,10 +483,13 @@ pub fn panel(ui: &mut egui::Ui, trace: &Trace, pinned: Option<usize>, state: &mu
         }
     });
     let h = (ui.available_height() * 0.42).clamp(120.0, 420.0);
-    token_heatmap(ui, shape, route, &trace.load, &mut state.zoom, h);
+    let mut clicked = token_heatmap(ui, shape, route, &trace.load, trace.resident.as_deref(), &mut state.zoom, h);
     ui.separator();
     ui.strong("Expert load over the conversation");
-    load_heatmap(ui, trace, &mut state.zoom, h);
+    clicked = load_heatmap(ui, trace, &mut state.zoom, &mut state.load_tex, h).or(clicked);
+    if let Some((row, expert)) = clicked {
+        action = PanelAction::Expert { row, expert };
+    }
     egui::CollapsingHeader::new("Per-layer balance table").default_open(false).show(ui, |ui| balance_table(ui, trace));
     action
 }

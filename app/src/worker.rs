@@ -15,6 +15,7 @@ use deepseek_wgpu::model::{LoadOptions, Model};
 use deepseek_wgpu::session::{Event, Session, Settings, Stats, StopReason};
 use eframe::egui;
 
+use crate::perf::{families, GpuReport, KernelTimes};
 use crate::remote::Remote;
 use crate::routing::{PositionRoute, RoutingShape};
 
@@ -85,6 +86,9 @@ pub enum WorkerEvent {
     /// a remote server that does not split the reasoning sent `</think>` with no `<think>`
     /// before it (the prompt opened the block): the reply so far was reasoning, not answer
     AnswerWasReasoning,
+    /// after a load and after each local reply (before its `Done`): GPU memory, and the
+    /// reply's kernel times when profiling was asked for
+    Gpu(GpuReport),
 }
 
 /// The UI's end of the worker.
@@ -93,6 +97,8 @@ pub struct Worker {
     pub rx: Receiver<WorkerEvent>,
     /// set by Stop; checked by the session between tokens
     pub cancel: Arc<AtomicBool>,
+    /// profile the GPU time of every dispatch of the following replies (Performance tab)
+    pub profile: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -101,15 +107,16 @@ impl Worker {
         let (tx, cmd_rx) = channel();
         let (ev_tx, rx) = channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let c = cancel.clone();
-        let spawned = std::thread::Builder::new().name("engine".into()).spawn(move || run(gpu, cmd_rx, ev_tx, ctx, c));
+        let profile = Arc::new(AtomicBool::new(false));
+        let (c, p) = (cancel.clone(), profile.clone());
+        let spawned = std::thread::Builder::new().name("engine".into()).spawn(move || run(gpu, cmd_rx, ev_tx, ctx, c, p));
         if let Err(e) = spawned {
             // Without a thread there is no engine; say so through the usual channel.
             let (ev_tx, rx) = channel();
             let _ = ev_tx.send(WorkerEvent::LoadFailed { dir: PathBuf::new(), error: format!("cannot start the engine thread: {e}") });
-            return Worker { tx, rx, cancel };
+            return Worker { tx, rx, cancel, profile };
         }
-        Worker { tx, rx, cancel }
+        Worker { tx, rx, cancel, profile }
     }
 
     pub fn send(&self, cmd: Command) -> Result<(), String> {
@@ -132,11 +139,12 @@ struct Engine {
     out: Sender<WorkerEvent>,
     ctx: egui::Context,
     cancel: Arc<AtomicBool>,
+    profile: Arc<AtomicBool>,
 }
 
-fn run(gpu: Option<Arc<Gpu>>, rx: Receiver<Command>, out: Sender<WorkerEvent>, ctx: egui::Context, cancel: Arc<AtomicBool>) {
+fn run(gpu: Option<Arc<Gpu>>, rx: Receiver<Command>, out: Sender<WorkerEvent>, ctx: egui::Context, cancel: Arc<AtomicBool>, profile: Arc<AtomicBool>) {
     let shared = gpu.is_some();
-    let mut e = Engine { gpu, shared, session: None, remote: None, out, ctx, cancel };
+    let mut e = Engine { gpu, shared, session: None, remote: None, out, ctx, cancel, profile };
     for cmd in rx {
         // A panic inside the engine must not take the window down: report it and drop the
         // session, whose state is unknown after it.
@@ -168,6 +176,8 @@ impl Engine {
             Ok((session, info)) => {
                 self.session = Some(session);
                 self.emit(WorkerEvent::Loaded(Box::new(info)));
+                let memory = self.gpu.as_ref().and_then(|g| GpuReport::memory_of(&g.device));
+                self.emit(WorkerEvent::Gpu(GpuReport { kernels: None, memory }));
             }
             Err(error) => self.emit(WorkerEvent::LoadFailed { dir, error }),
         }
@@ -277,8 +287,21 @@ impl Engine {
         };
         let decode = |ids: &[u32]| tok.decode(ids).unwrap_or_default();
         let mut stop = None;
+        // Profiling: everything up to the first generated token is the prompt's, the rest decode's.
+        let gpu = self.gpu.clone();
+        let asked = self.profile.load(Ordering::Relaxed);
+        let profiling = asked && gpu.as_ref().is_some_and(|g| g.start_profile());
+        let mut prompt_profile = None;
+        let mut decoded = 0usize;
         let r = s.chat(user, settings, &self.cancel, &mut |ev| match ev {
-            Event::Token { id, position, text, kind } => emit(WorkerEvent::Token { id: *id, position: *position, text: text.clone(), kind: *kind }),
+            Event::Token { id, position, text, kind } => {
+                decoded += 1;
+                if let Some(g) = gpu.as_ref().filter(|_| profiling && prompt_profile.is_none()) {
+                    prompt_profile = g.take_profile();
+                    g.start_profile();
+                }
+                emit(WorkerEvent::Token { id: *id, position: *position, text: text.clone(), kind: *kind })
+            }
             Event::Routing { position, token, layers } => {
                 emit(WorkerEvent::Routing(PositionRoute { position: *position, token: *token, text: decode(&[*token]), layers: layers.clone() }))
             }
@@ -287,6 +310,23 @@ impl Engine {
             Event::Done(reason) => stop = Some(reason.clone()),
             Event::Logprob(_) => {}
         });
+        let decode_profile = if profiling { gpu.as_ref().and_then(|g| g.take_profile()) } else { None };
+        let kernels = match (asked, profiling) {
+            (false, _) => None,
+            (true, false) => Some(KernelTimes::Unavailable(format!(
+                "{} has no timestamp queries (wgpu feature TIMESTAMP_QUERY), so the engine cannot time its kernels",
+                gpu.as_ref().map_or("this adapter".to_string(), |g| g.info.name.clone())
+            ))),
+            // The first token's profile holds the prompt; the rest is decode (the first token
+            // came from the prompt's last forward pass, so decode ran one pass per later token).
+            (true, true) => Some(KernelTimes::Measured {
+                prompt: prompt_profile.as_ref().or(decode_profile.as_ref().filter(|_| prompt_profile.is_none())).map(families).unwrap_or_default(),
+                decode: decode_profile.as_ref().filter(|_| prompt_profile.is_some()).map(families).unwrap_or_default(),
+                decode_tokens: decoded.saturating_sub(1),
+            }),
+        };
+        let memory = gpu.as_ref().and_then(|g| GpuReport::memory_of(&g.device));
+        emit(WorkerEvent::Gpu(GpuReport { kernels, memory }));
         match r {
             Ok(reply) => {
                 let assistant = s.messages.last().filter(|m| m.role == "assistant").cloned();

@@ -50,7 +50,7 @@ fn r1_shape_views_fit_and_explain_on_hover() {
 #[test]
 fn r1_shape_views_zoomed_in_scroll() {
     let trace = Trace::synthetic(r1_shape(), 50, 3);
-    let panel = PanelState { zoom: Zoom { fit: false, cell: egui::vec2(12.0, 12.0) }, colour_row: Some(10) };
+    let panel = PanelState { zoom: Zoom { fit: false, cell: egui::vec2(12.0, 12.0) }, colour_row: Some(10), ..Default::default() };
     let mut h = harness(State { trace, pinned: None, panel }, [760.0, 900.0]);
     h.run();
     assert!(h.query_by_label_contains("Latest: position 49").is_some());

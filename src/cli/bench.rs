@@ -16,7 +16,7 @@ use deepseek_wgpu::checkpoint::Checkpoint;
 use deepseek_wgpu::config::ModelConfig;
 use deepseek_wgpu::format::Format;
 use deepseek_wgpu::gpu::{Gpu, Profile};
-use deepseek_wgpu::model::{KvCache, LoadOptions, LogitsMode, Model, Sample};
+use deepseek_wgpu::model::{ExpertCache, KvCache, LoadOptions, LogitsMode, Model, Policy, Sample};
 use deepseek_wgpu::ops::sample::Filter;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -35,7 +35,9 @@ pub struct Args {
     pub quant: Option<Format>,
     /// compare weight formats of the synthetic model in one process (e.g. bf16,q4_k,q8_0):
     /// every model is loaded, then their prefills and decode steps alternate, so that a
-    /// busy machine slows each alike; reports ratios to the first
+    /// busy machine slows each alike; reports ratios to the first. `FORMAT/POLICY:FRACTION`
+    /// keeps only that fraction of each layer's routed experts on the GPU, in an expert cache
+    /// of that policy (lfu or static), e.g. bf16,bf16/lfu:0.25,bf16/static:0.25
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["model", "quant"])]
     pub compare: Vec<String>,
     /// --compare: rounds (each a prefill and --gen decode steps of every model, alternating)
@@ -67,9 +69,47 @@ pub struct Args {
     pub max_binding_kib: Option<u64>,
     #[command(flatten)]
     pub device: super::DeviceArgs,
+    /// GPU memory the model may use (e.g. 24G): a MoE model over it keeps its routed experts
+    /// in host memory with an expert cache on the GPU; decode then reports the cache's hit
+    /// rate per layer and the bytes uploaded per token
+    #[arg(long, value_name = "SIZE", value_parser = super::parse_size, conflicts_with = "compare")]
+    pub gpu_memory: Option<u64>,
+    /// the expert cache's policy with --gpu-memory: lfu or static
+    #[arg(long, value_name = "lfu|static", default_value = "lfu")]
+    pub expert_policy: Policy,
     /// pretend the host has this much available memory (MiB), for tests
     #[arg(long, hide = true)]
     pub host_memory_mib: Option<u64>,
+}
+
+/// A `--compare` item: `FORMAT` or `FORMAT/POLICY:FRACTION` (bf16 = the synthetic default).
+fn parse_variant(s: &str) -> Result<(Option<Format>, Option<(Policy, f64)>), String> {
+    let (fmt, cache) = match s.split_once('/') {
+        Some((f, c)) => {
+            let (p, frac) = c.split_once(':').ok_or("expected POLICY:FRACTION after '/', e.g. lfu:0.25")?;
+            let frac: f64 = frac.parse().map_err(|_| format!("'{frac}' is not a fraction"))?;
+            if !(frac > 0.0 && frac <= 1.0) {
+                return Err(format!("the resident fraction {frac} must be in (0, 1]"));
+            }
+            (f, Some((p.parse::<Policy>()?, frac)))
+        }
+        None => (s, None),
+    };
+    let q = if fmt.eq_ignore_ascii_case("bf16") { None } else { Some(parse_quant(fmt)?) };
+    Ok((q, cache))
+}
+
+/// The expert cache's counters over `tokens` decode steps, for the report.
+fn expert_cache_json(layers: &[deepseek_wgpu::model::LayerStats], tokens: usize) -> Value {
+    let (picks, hits, bytes, waves) = layers.iter().fold((0, 0, 0, 0), |a, s| (a.0 + s.picks, a.1 + s.hits, a.2 + s.bytes, a.3 + s.extra_waves));
+    let t = tokens.max(1) as f64;
+    json!({
+        "hit_rate": if picks == 0 { 1.0 } else { hits as f64 / picks as f64 },
+        "hit_rate_per_layer": layers.iter().map(|s| s.hit_rate()).collect::<Vec<_>>(),
+        "bytes_per_token": bytes as f64 / t,
+        "uploads_per_token": layers.iter().map(|s| s.uploads).sum::<u64>() as f64 / t,
+        "extra_waves_per_token": waves as f64 / t,
+    })
 }
 
 fn parse_quant(s: &str) -> Result<Format, String> {
@@ -102,7 +142,12 @@ pub fn run(a: Args) -> Result<()> {
         None => synthetic_checkpoint(&a, &gpu, a.quant, 1)?,
     };
     say("uploading");
-    let Loaded { model, weight_formats, load_s } = load(&gpu, &name, cfg, ck, max_ctx)?;
+    let t0 = Instant::now();
+    let opts = LoadOptions { max_ctx, memory_budget: a.gpu_memory, expert_policy: a.expert_policy, ..LoadOptions::default() };
+    let Loaded { model, weight_formats, load_s } = load_with(&gpu, &name, cfg, ck, &opts, t0)?;
+    if let Some(line) = super::describe_placement(&model.placement) {
+        say(&format!("experts: {line}"));
+    }
 
     say("measuring the memory roofline");
     let roof = roofline(&gpu)?;
@@ -155,6 +200,9 @@ pub fn run(a: Args) -> Result<()> {
         let mut times = Vec::with_capacity(a.gen);
         let mut cores = Vec::with_capacity(a.gen);
         for step in 0..a.gen + 2 {
+            if step == 2 {
+                model.reset_expert_stats();
+            }
             let (t, c0) = (Instant::now(), process_cpu_s());
             let out = model.forward_sampled(&mut cache, &[tok], LogitsMode::None, Some(&greedy))?;
             let dt = t.elapsed().as_secs_f64();
@@ -166,6 +214,7 @@ pub fn run(a: Args) -> Result<()> {
             }
         }
         cores.sort_by(f64::total_cmp);
+        let expert_cache = model.expert_stats().map(|l| expert_cache_json(&l, times.len()));
         let profile =
             if a.no_profile { None } else { profiled(&gpu, || model.forward_sampled(&mut cache, &[tok], LogitsMode::None, Some(&greedy)).map(|_| ()))? };
         times.sort_by(f64::total_cmp);
@@ -182,6 +231,7 @@ pub fn run(a: Args) -> Result<()> {
             "median_roofline_fraction": bytes as f64 / median / roof.bytes_per_s,
             "cores_used": cores.get(cores.len() / 2),
             "profile": profile.as_ref().map(profile_json),
+            "expert_cache": expert_cache,
         }));
     }
 
@@ -194,6 +244,7 @@ pub fn run(a: Args) -> Result<()> {
         "weight_formats": weight_formats,
         "roofline": {"method": roof.method, "gb_per_s": roof.bytes_per_s / 1e9, "read_kernel_gb_per_s": roof.kernel_bytes_per_s.map(|b| b / 1e9)},
         "prefill": prefill,
+        "experts_resident": model.placement.expert_cache.map(|c| json!({"slots": c.slots, "of": model.placement.n_routed, "policy": c.policy.name()})),
         "decode": decode,
         "prefill_over_decode": if first_decode > 0.0 && prefill_tok_s > 0.0 { Value::from(prefill_tok_s / first_decode) } else { Value::Null },
     });
@@ -255,9 +306,12 @@ struct Loaded {
     load_s: f64,
 }
 
-fn load(gpu: &Arc<Gpu>, name: &str, cfg: ModelConfig, ck: Checkpoint, max_ctx: usize) -> Result<Loaded> {
-    let t0 = Instant::now();
-    let model = Model::from_checkpoint(gpu.clone(), cfg, &ck, &LoadOptions { max_ctx, ..LoadOptions::default() }, &mut |_| {})
+fn load(gpu: &Arc<Gpu>, name: &str, cfg: ModelConfig, ck: Checkpoint, max_ctx: usize, expert_cache: Option<ExpertCache>) -> Result<Loaded> {
+    load_with(gpu, name, cfg, ck, &LoadOptions { max_ctx, expert_cache, ..LoadOptions::default() }, Instant::now())
+}
+
+fn load_with(gpu: &Arc<Gpu>, name: &str, cfg: ModelConfig, ck: Checkpoint, opts: &LoadOptions, t0: Instant) -> Result<Loaded> {
+    let model = Model::from_checkpoint(gpu.clone(), cfg, &ck, opts, &mut |_| {})
         .with_context(|| format!("loading {name}"))?;
     let mut by_format: std::collections::BTreeMap<u32, (Format, usize, u64)> = Default::default();
     for n in ck.names() {
@@ -279,18 +333,23 @@ fn load(gpu: &Arc<Gpu>, name: &str, cfg: ModelConfig, ck: Checkpoint, max_ctx: u
 /// machine's load falls on every model alike. Best and median tok/s per model, and their
 /// ratios to the first model.
 fn compare(a: &Args, gpu: Arc<Gpu>) -> Result<()> {
-    let quants: Vec<Option<Format>> = a
-        .compare
-        .iter()
-        .map(|s| if s.eq_ignore_ascii_case("bf16") { Ok(None) } else { parse_quant(s).map(Some).map_err(|e| anyhow::anyhow!("--compare {s}: {e}")) })
-        .collect::<Result<_>>()?;
+    let variants: Vec<(Option<Format>, Option<(Policy, f64)>)> = a.compare.iter().map(|s| parse_variant(s).map_err(|e| anyhow::anyhow!("--compare {s}: {e}"))).collect::<Result<_>>()?;
+    let quants: Vec<Option<Format>> = variants.iter().map(|v| v.0).collect();
     let (rounds, n) = (a.rounds.max(1), quants.len());
     let ctx = a.decode_at.first().copied().unwrap_or(16);
     let max_ctx = (a.prompt_len.max(ctx + a.gen * rounds + 2) + 8).max(64);
     let mut models = Vec::new();
-    for q in &quants {
+    for (q, cache) in &variants {
         let (name, cfg, ck) = synthetic_checkpoint(a, &gpu, *q, n as u64)?;
-        models.push((name.clone(), load(&gpu, &name, cfg, ck, max_ctx)?));
+        let cache = cache.map(|(policy, f)| {
+            let n = cfg.moe.as_ref().map_or(1, |m| m.n_routed);
+            ExpertCache { slots: ((n as f64 * f).round() as usize).clamp(1, n), policy }
+        });
+        let name = match cache {
+            Some(c) => format!("{name} experts {}/{} {}", c.slots, cfg.moe.as_ref().map_or(0, |m| m.n_routed), c.policy.name()),
+            None => name,
+        };
+        models.push((name.clone(), load(&gpu, &name, cfg, ck, max_ctx, cache)?));
     }
     let say = |msg: &str| {
         if !a.json {
@@ -331,7 +390,12 @@ fn compare(a: &Args, gpu: Arc<Gpu>) -> Result<()> {
         toks.push(rng.random_range(0..vocab));
     }
     let (mut step_s, mut cores) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    let mut expert_stats = vec![None; n];
     for s in 0..a.gen * rounds + 2 {
+        if s == 2 {
+            // the expert cache's counters cover the timed steps only
+            models.iter().for_each(|(_, l)| l.model.reset_expert_stats());
+        }
         for i in order(s) {
             let (t, c0) = (Instant::now(), process_cpu_s());
             let out = models[i].1.model.forward_sampled(&mut caches[i], &[toks[i]], LogitsMode::None, Some(&greedy))?;
@@ -345,6 +409,9 @@ fn compare(a: &Args, gpu: Arc<Gpu>) -> Result<()> {
         }
     }
 
+    for (i, (_, l)) in models.iter().enumerate() {
+        expert_stats[i] = l.model.expert_stats().map(|layers| expert_cache_json(&layers, step_s[i].len()));
+    }
     let median = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
@@ -371,6 +438,7 @@ fn compare(a: &Args, gpu: Arc<Gpu>) -> Result<()> {
                 "tokens_per_s": 1.0 / best(&step_s[i]), "median_tokens_per_s": 1.0 / median(&step_s[i]),
                 "cores_used": median(&cores[i]),
                 "profile": decode_profile.as_ref().map(profile_json),
+                "expert_cache": expert_stats[i],
             },
             "prefill": if a.prompt_len > 0 { json!({
                 "tokens": a.prompt_len, "rounds_s": prefill_s[i],
@@ -412,6 +480,9 @@ fn compare(a: &Args, gpu: Arc<Gpu>) -> Result<()> {
             r["decode"]["cores_used"].as_f64().unwrap_or(0.0),
             q["decode_best"].as_f64().unwrap_or(0.0),
         );
+    }
+    for r in &rows {
+        print_expert_cache(r["model"].as_str().unwrap_or("?"), &r["decode"]["expert_cache"]);
     }
     for r in &rows {
         println!("\n{} decode:", r["model"].as_str().unwrap_or("?"));
@@ -577,12 +648,30 @@ fn print_report(r: &Value) {
         );
     }
     for d in r["decode"].as_array().into_iter().flatten() {
+        print_expert_cache(&format!("decode at ctx {}", d["ctx"]), &d["expert_cache"]);
+    }
+    for d in r["decode"].as_array().into_iter().flatten() {
         println!("\ndecode at ctx {}:", d["ctx"]);
         print_profile(&d["profile"]);
     }
     if let Some(x) = r["prefill_over_decode"].as_f64() {
         println!("\nprefill per token is {x:.1}x faster than decode (at the first context length)");
     }
+}
+
+/// One line on the expert cache of a decode measurement (nothing when every expert is resident).
+fn print_expert_cache(what: &str, c: &Value) {
+    if c.is_null() {
+        return;
+    }
+    let layers: Vec<String> = c["hit_rate_per_layer"].as_array().into_iter().flatten().map(|h| format!("{:.2}", h.as_f64().unwrap_or(0.0))).collect();
+    println!(
+        "{what}: expert cache hit rate {:.3} (per MoE layer {}), {:.1} MB uploaded per token, {:.2} extra waves per token; expert work all on the GPU (misses uploaded, none computed on the CPU)",
+        c["hit_rate"].as_f64().unwrap_or(0.0),
+        layers.join(" "),
+        c["bytes_per_token"].as_f64().unwrap_or(0.0) / 1e6,
+        c["extra_waves_per_token"].as_f64().unwrap_or(0.0)
+    );
 }
 
 fn print_profile(p: &Value) {

@@ -227,6 +227,7 @@ fn reply_json(sess: &deepseek_wgpu::session::Session, r: &Reply) -> serde_json::
         }
     }
     serde_json::json!({
+        "expert_cache": r.stats.expert_cache,
         "prompt_ids": r.prompt_ids,
         "ids": r.ids,
         "text": r.text,

@@ -8,7 +8,9 @@ use deepseek_wgpu::checkpoint::{Checkpoint, CheckpointError};
 use deepseek_wgpu::config::{Attention, ConfigError, ModelConfig};
 use deepseek_wgpu::format::quantize::{quantized_format, TARGETS};
 use deepseek_wgpu::gpu::{list_adapters, AdapterChoice, Gpu, GpuOptions};
-use deepseek_wgpu::model::{check, LoadError, LoadOptions};
+use deepseek_wgpu::model::{check, placement, total_bytes, LoadError, LoadOptions, Placement};
+
+use super::{describe_placement, mib};
 
 pub fn devices(model: Option<&Path>, ctx: usize, small: bool) -> Result<()> {
     let list = list_adapters();
@@ -48,7 +50,7 @@ pub fn devices(model: Option<&Path>, ctx: usize, small: bool) -> Result<()> {
 /// Config-derived figures always; weight dtypes and bytes when the folder has weights (a folder
 /// with only `config.json` is enough to see what a checkpoint needs before downloading it).
 /// `dir` may also be a GGUF file (its metadata is the config).
-pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
+pub fn inspect(dir: &Path, ctx: usize, json: bool, gpu_memory: Option<u64>) -> Result<()> {
     let (cfg, unknown, ck) = if deepseek_wgpu::model::is_gguf(dir) {
         let (cfg, ck) = deepseek_wgpu::model::open(dir)?;
         (cfg, Vec::new(), Some(ck))
@@ -101,6 +103,16 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
         Attention::Gqa { kv_heads, head_dim } => (Some(kv_heads), Some(head_dim)),
     };
     let cache_kind = cfg.cache_name();
+    // where the bytes would go under --gpu-memory (binding limits as WebGPU guarantees them:
+    // they only size the activations); nothing is loaded
+    let plan: Option<Placement> = match &ck {
+        Some(ck) => {
+            let opts = LoadOptions { max_ctx: ctx.max(1), ..Default::default() };
+            let binding = wgpu::Limits::defaults().max_storage_buffer_binding_size as u64;
+            Some(placement(ck, &cfg, binding, &opts, total_bytes(ck, &cfg, None), gpu_memory)?)
+        }
+        None => None,
+    };
     if json {
         let o = serde_json::json!({
             "model_type": format!("{:?}", cfg.family), "hidden_size": cfg.hidden, "layers": cfg.n_layers,
@@ -112,6 +124,13 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
             "quantize_weight_bytes": quantized.iter().filter(|(_, b)| **b != u64::MAX).map(|(q, b)| (q.to_lowercase(), *b)).collect::<BTreeMap<_, _>>(),
             "kv_cache_bytes_per_token": per_token, "kv_cache_bytes": cache, "ctx": ctx, "fp8_block": cfg.fp8_block,
             "mtp_layers": cfg.num_nextn_predict_layers, "unknown_config_keys": unknown,
+            "placement": plan.as_ref().map(|p| serde_json::json!({
+                "budget_bytes": p.budget, "fixed_bytes": p.fixed_weights + p.cache + p.activations,
+                "fixed_weight_bytes": p.fixed_weights, "expert_bytes": p.expert_weights, "bytes_per_expert": p.bytes_per_expert,
+                "activation_bytes": p.activations, "gpu_bytes": p.gpu_bytes(),
+                "expert_slots": p.expert_cache.map_or(cfg.moe.as_ref().map_or(0, |m| m.n_routed), |c| c.slots),
+                "experts_in_host_memory": p.expert_cache.is_some(),
+            })),
         });
         println!("{o}");
         return Ok(());
@@ -159,16 +178,27 @@ pub fn inspect(dir: &Path, ctx: usize, json: bool) -> Result<()> {
             println!("  no weights in {} (model.safetensors or model.safetensors.index.json): figures from config.json only", dir.display());
         }
     }
+    match (&plan, gpu_memory) {
+        (Some(p), Some(b)) => match describe_placement(p) {
+            Some(line) => println!("  with --gpu-memory {} MiB: {line}", mib(b)),
+            None => println!("  with --gpu-memory {} MiB: everything on the GPU ({} MiB)", mib(b), mib(p.gpu_bytes())),
+        },
+        (Some(p), None) if p.n_moe_layers > 0 => println!(
+            "  routed experts: {} MiB ({} MiB each, {} per layer × {} MoE layers); the rest {} MiB with cache and activations: pass --gpu-memory SIZE to see what an expert cache keeps",
+            mib(p.expert_weights),
+            mib(p.bytes_per_expert),
+            p.n_routed,
+            p.n_moe_layers,
+            mib(p.fixed_weights + p.cache + p.activations)
+        ),
+        _ => {}
+    }
     if !unknown.is_empty() {
         println!("  config keys this engine does not know (ignored): {}", unknown.join(", "));
     }
     Ok(())
 }
 
-/// MiB, rounded up (a small fixture's weights are not 0 MiB).
-fn mib(b: u64) -> u64 {
-    b.div_ceil(1 << 20)
-}
 
 fn human(n: u64) -> String {
     match n {

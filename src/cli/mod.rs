@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use deepseek_wgpu::chat::{ChatTokenizer, GenerationConfig};
 use deepseek_wgpu::format::Format;
 use deepseek_wgpu::gpu::{AdapterChoice, Gpu, GpuOptions, Tuning};
-use deepseek_wgpu::model::{LoadOptions, LogitsMode, Model};
+use deepseek_wgpu::model::{LoadOptions, LogitsMode, Model, Placement, Policy};
 use deepseek_wgpu::npy;
 use deepseek_wgpu::session::{Session, Settings};
 
@@ -29,9 +29,19 @@ pub struct ModelArgs {
     /// cap the storage binding size (KiB) below the adapter's, to exercise tensor splitting
     #[arg(long, hide = true)]
     pub max_binding_kib: Option<u64>,
-    /// GPU memory the model may use (MiB); default: what the adapter reports, where it does
-    #[arg(long)]
+    /// GPU memory the model may use, e.g. 24G, 1500M, 512MiB (plain numbers are bytes);
+    /// default: what a CPU adapter has free, else no limit. A MoE model that does not fit keeps
+    /// its routed experts in host memory and as many per layer as fit on the GPU (an expert
+    /// cache chosen by the routing)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub gpu_memory: Option<u64>,
+    /// the same in MiB (older spelling)
+    #[arg(long, hide = true, conflicts_with = "gpu_memory")]
     pub gpu_memory_mib: Option<u64>,
+    /// how the expert cache chooses resident experts: lfu (by the routing, with decay) or
+    /// static (the first experts, as llama.cpp's fixed placement)
+    #[arg(long, value_name = "lfu|static", default_value = "lfu")]
+    pub expert_policy: Policy,
     #[command(flatten)]
     pub device: DeviceArgs,
     /// hide the upload progress bar
@@ -58,10 +68,59 @@ pub struct DeviceArgs {
     pub small_gpu: bool,
 }
 
+impl ModelArgs {
+    pub fn budget(&self) -> Option<u64> {
+        self.gpu_memory.or(self.gpu_memory_mib.map(|x| x << 20))
+    }
+
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions { max_ctx: self.ctx.max(1), memory_budget: self.budget(), quantize: self.quantize, expert_policy: self.expert_policy, ..LoadOptions::default() }
+    }
+}
+
 impl DeviceArgs {
     pub fn options(&self, max_binding_kib: Option<u64>) -> GpuOptions {
         GpuOptions { max_binding_bytes: max_binding_kib.map(|k| k * 1024), tuning: Tuning::from_env(), adapter: self.adapter.clone(), small: self.small_gpu }
     }
+}
+
+/// A memory size: a number with an optional unit K, M, G, T (powers of 1024; `KiB`, `KB`,
+/// `k` … alike); plain numbers are bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a size (e.g. 24G, 1500M, 512MiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use K, M, G or T)")),
+    };
+    Ok((v * (1u64 << shift) as f64) as u64)
+}
+
+/// MiB, rounded up (a small fixture's weights are not 0 MiB).
+pub fn mib(b: u64) -> u64 {
+    b.div_ceil(1 << 20)
+}
+
+/// What a placement keeps where, in one line (None when everything is on the GPU).
+pub fn describe_placement(p: &Placement) -> Option<String> {
+    let c = p.expert_cache?;
+    let resident = p.bytes_per_expert * (c.slots * p.n_moe_layers) as u64;
+    Some(format!(
+        "{} of {} routed experts per MoE layer on the GPU (expert cache, {}): {} MiB of experts on the GPU, {} MiB in host memory; GPU total {} MiB{}",
+        c.slots,
+        p.n_routed,
+        c.policy.name(),
+        mib(resident),
+        mib(p.expert_weights - resident),
+        mib(p.gpu_bytes()),
+        p.budget.map_or(String::new(), |b| format!(" of a {} MiB budget", mib(b)))
+    ))
 }
 
 /// `--quantize`'s value: q8_0, q6_k or q4_k (any case).
@@ -132,13 +191,16 @@ pub fn load(m: &ModelArgs) -> Result<Arc<Model>> {
         Some(q) => format!("uploading weights (quantizing to {})", q.name()),
         None => "uploading weights".to_string(),
     });
-    let opts = LoadOptions { max_ctx: m.ctx.max(1), memory_budget: m.gpu_memory_mib.map(|x| x << 20), quantize: m.quantize, ..LoadOptions::default() };
+    let opts = m.load_options();
     let model = Model::load(gpu, &dir, &opts, &mut |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
     })
     .with_context(|| format!("loading {}", dir.display()))?;
     bar.finish_and_clear();
+    if let Some(line) = describe_placement(&model.placement) {
+        eprintln!("experts: {line}");
+    }
     Ok(Arc::new(model))
 }
 

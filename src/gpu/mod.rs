@@ -253,10 +253,15 @@ impl Gpu {
     /// A storage buffer filled by `fill` while mapped (weights stream straight from the mmap
     /// into it, so the host never holds a second copy).
     pub fn storage_filled(&self, label: &str, bytes: u64, fill: impl FnOnce(&mut wgpu::BufferViewMut)) -> wgpu::Buffer {
+        self.storage_filled_as(label, bytes, wgpu::BufferUsages::empty(), fill)
+    }
+
+    /// [`Gpu::storage_filled`] with `extra` usages (COPY_DST for buffers written again later).
+    pub fn storage_filled_as(&self, label: &str, bytes: u64, extra: wgpu::BufferUsages, fill: impl FnOnce(&mut wgpu::BufferViewMut)) -> wgpu::Buffer {
         let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(4).next_multiple_of(4),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | extra,
             mapped_at_creation: true,
         });
         {

@@ -112,7 +112,7 @@ impl Model {
             match &layer.ffn {
                 Ffn::Dense(mlp) => self.mlp(&mut rec, mlp, ch.t),
                 Ffn::Moe(moe) => {
-                    self.moe(&mut rec, moe, moe_i, ch.t);
+                    self.moe(&mut rec, moe, moe_i, ch.t)?;
                     moe_i += 1;
                 }
             }
@@ -136,20 +136,53 @@ impl Model {
     }
 
     /// DeepSeek's `MoE.forward` on `xb`, added into `x`: router scores, the gate's top-k on the
-    /// GPU, each token's experts, their gate-weighted sum, and the shared experts.
-    fn moe(&self, rec: &mut Recorder, moe: &Moe, moe_i: usize, t: usize) {
+    /// GPU, each token's experts, their gate-weighted sum, and the shared experts. With the
+    /// experts beyond GPU memory ([`super::offload`]) the work so far is submitted at the gate,
+    /// the chosen ids read back, and the experts run from the GPU's expert cache, in waves.
+    fn moe<'g>(&'g self, rec: &mut Recorder<'g>, moe: &Moe, moe_i: usize, t: usize) -> Result<(), LoadError> {
         let (k, a, h) = (&self.kernels, &self.act, self.cfg.hidden);
         let (top, n_exp, e) = (moe.gate.k, moe.gate.n_exp, &moe.experts);
         let (ids, wts) = (Rows::new(&a.route_ids[moe_i], top, t), Rows::new(&a.route_wts[moe_i], top, t));
         let (xb, router, eo) = (Rows::new(&a.xb, h, t), Rows::new(&a.router, n_exp, t), Rows::new(&a.eo, h, t * top));
         matmul::run(rec, k, &moe.router, xb, router, Out::Set);
         moe_gate::run(rec, k, &moe.gate, &moe.bias, router, ids, wts);
-        let items = Routed { x: xb, slots: top, slot_stride: 0, ids: ids.buf };
-        matmul::routed_swiglu(rec, k, [&e.gate, &e.up, &e.down], items, &a.hb, &a.hb2, eo, self.max_chunk * top);
-        moe_combine::run(rec, k, wts, eo, Rows::new(&a.x, h, t));
+        let pools = [&e.gate, &e.up, &e.down];
+        match &self.offload {
+            None => {
+                let items = Routed { x: xb, slots: top, slot_stride: 0, ids: ids.buf };
+                matmul::routed_swiglu(rec, k, pools, items, &a.hb, &a.hb2, eo, self.max_chunk * top);
+                moe_combine::run(rec, k, wts, eo, Rows::new(&a.x, h, t));
+            }
+            Some(off) => {
+                std::mem::replace(rec, Recorder::new(&self.gpu)).submit("forward (to the gate)")?;
+                let n = (t * top * 4) as u64;
+                let (mut chosen, mut weights) = (Vec::new(), Vec::new());
+                self.gpu.read_many(&[(ids.buf, 0, n), (wts.buf, 0, n)], |i, b| match i {
+                    0 => chosen = bytemuck::pod_collect_to_vec::<u8, u32>(b),
+                    _ => weights = bytemuck::pod_collect_to_vec::<u8, f32>(b),
+                })?;
+                let waves = off.res.plan(moe_i, &chosen, &weights);
+                let last = waves.len() - 1;
+                for (wi, wave) in waves.into_iter().enumerate() {
+                    for (slot, expert) in wave.uploads {
+                        off.upload(&self.gpu, moe_i, pools, slot, expert);
+                    }
+                    self.gpu.queue.write_buffer(&off.slot_ids, 0, bytemuck::cast_slice(&wave.slot_ids));
+                    self.gpu.queue.write_buffer(&off.weights, 0, bytemuck::cast_slice(&wave.weights));
+                    let items = Routed { x: xb, slots: top, slot_stride: 0, ids: &off.slot_ids };
+                    matmul::routed_swiglu(rec, k, pools, items, &a.hb, &a.hb2, eo, self.max_chunk * top);
+                    moe_combine::run(rec, k, Rows::new(&off.weights, top, t), eo, Rows::new(&a.x, h, t));
+                    if wi != last {
+                        // the next wave's writes to the slot ids, weights and pools follow this
+                        std::mem::replace(rec, Recorder::new(&self.gpu)).submit("forward (expert wave)")?;
+                    }
+                }
+            }
+        }
         if let Some(sh) = &moe.shared {
             self.mlp(rec, sh, t);
         }
+        Ok(())
     }
 
     /// Final norm and `lm_head` over the rows `(first, n)` whose logits are wanted.

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::offload::{ExpertCache, HostPool, Offload, Placement, Policy};
 use super::{Activations, Attn, Ffn, Gqa, Layer, Mla, Mlp, Model, Moe, QProj};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::format::quantize::quantized_format;
@@ -37,6 +38,12 @@ pub enum LoadError {
     Binding { tensor: String, unit: &'static str, need: u64, limit: u64 },
     #[error("the model needs about {need_mib} MiB of GPU memory (weights {weights_mib} MiB, {cache} for {ctx} tokens {cache_mib} MiB, activations {act_mib} MiB) but about {avail_mib} MiB are available; try a smaller --ctx, a smaller model, or an FP8 checkpoint")]
     Memory { need_mib: u64, weights_mib: u64, cache: &'static str, cache_mib: u64, act_mib: u64, ctx: usize, avail_mib: u64 },
+    #[error("the model needs about {need_mib} MiB of GPU memory even with its routed experts in host memory (weights other than the routed experts {fixed_mib} MiB, {cache} for {ctx} tokens {cache_mib} MiB, activations {act_mib} MiB, one expert of each of {n_moe} MoE layers {slot_mib} MiB) but about {avail_mib} MiB are available; try a smaller --ctx or a larger --gpu-memory")]
+    OffloadMemory { need_mib: u64, fixed_mib: u64, cache: &'static str, cache_mib: u64, act_mib: u64, ctx: usize, n_moe: usize, slot_mib: u64, avail_mib: u64 },
+    #[error("an expert cache of {slots} slots per layer: the model has {n_routed} routed experts per MoE layer; give 1..={n_routed} slots")]
+    ExpertSlots { slots: usize, n_routed: usize },
+    #[error("--quantize with routed experts in host memory (--gpu-memory below the model's size) is not supported: quantize the checkpoint to GGUF first (llama-quantize), or give the model the memory it needs")]
+    OffloadQuantize,
     #[error("{tensor}: fused FP8 expert tensors are not supported; use the per-expert layout DeepSeek ships")]
     FusedFp8Experts { tensor: String },
     #[error("--quantize {target}: {what} is already quantized ({src}); load it as it is, without --quantize")]
@@ -72,11 +79,17 @@ pub struct LoadOptions {
     /// Quantize the projection and expert matrices of a safetensors checkpoint to this format
     /// (Q8_0, Q6_K or Q4_K; see [`quantized_format`]) on the host while uploading.
     pub quantize: Option<Format>,
+    /// Keep only this many routed experts per MoE layer on the GPU (the rest in host memory),
+    /// whatever the budget; `None`: all of them when they fit the budget, else as many as fit
+    /// (see [`placement`]).
+    pub expert_cache: Option<ExpertCache>,
+    /// The policy of an expert cache the budget makes necessary.
+    pub expert_policy: Policy,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_chunk: 256, max_ctx: 4096, memory_budget: None, quantize: None }
+        LoadOptions { max_chunk: 256, max_ctx: 4096, memory_budget: None, quantize: None, expert_cache: None, expert_policy: Policy::Lfu }
     }
 }
 
@@ -121,7 +134,7 @@ pub fn open(path: &Path) -> Result<(ModelConfig, Checkpoint), LoadError> {
 
 /// Checks that need no upload: every tensor can be split to fit one binding, and the whole
 /// model fits the memory budget. Fails with the numbers before a single byte moves.
-fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, weights: u64) -> Result<(), LoadError> {
+fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, weights: u64) -> Result<Placement, LoadError> {
     let limit = gpu.max_binding;
     for name in ck.names() {
         let Some(t) = ck.get(name) else { continue };
@@ -139,18 +152,78 @@ fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, 
             return Err(LoadError::Binding { tensor: format!("{} in {}", name, ck.file_of(name).display()), unit, need, limit });
         }
     }
-    let budget = opts.memory_budget.or_else(|| detect_budget(gpu));
-    if let Some(avail) = budget {
-        let cache = cfg.cache_bytes_per_token() * opts.max_ctx as u64;
-        let chunk = chunk_cap(cfg, limit).min(opts.max_chunk).max(1);
-        let act = Activations::bytes(cfg, chunk, opts.max_ctx);
-        let need = weights + cache + act;
-        if need > avail {
-            let mib = |b: u64| b.div_ceil(1 << 20);
+    placement(ck, cfg, limit, opts, weights, opts.memory_budget.or_else(|| detect_budget(gpu)))
+}
+
+/// Whether a tensor is one of the routed experts' matrices.
+fn is_routed_expert(name: &str) -> bool {
+    name.contains(".mlp.experts.")
+}
+
+/// Where the model's bytes go under `budget` (bytes of GPU memory; `None`: unknown, which
+/// keeps everything on the GPU): all of it when it fits; else, for a MoE model, every weight
+/// but the routed experts, the KV cache and the activations, plus as many experts per MoE
+/// layer as the rest of the budget holds (at least one). `opts.expert_cache` overrides the
+/// choice. Nothing is read but the tensor table.
+pub fn placement(ck: &Checkpoint, cfg: &ModelConfig, max_binding: u64, opts: &LoadOptions, weights: u64, budget: Option<u64>) -> Result<Placement, LoadError> {
+    let expert_weights: u64 = ck
+        .names()
+        .filter(|n| is_routed_expert(n) && !n.ends_with("_scale_inv") && !is_mtp(cfg, n))
+        .filter_map(|n| ck.get(n).map(|t| quantized_format(opts.quantize, n, t.dtype, &t.shape).size_of(t.numel()) as u64))
+        .sum();
+    let n_moe = (0..cfg.n_layers).filter(|&i| cfg.is_moe_layer(i)).count();
+    let n_routed = cfg.moe.as_ref().map_or(0, |m| m.n_routed);
+    let cache = cfg.cache_bytes_per_token() * opts.max_ctx as u64;
+    let chunk = chunk_cap(cfg, max_binding).min(opts.max_chunk).max(1);
+    // with the expert cache's wave buffers (slot ids and weights per item)
+    let act = Activations::bytes(cfg, chunk, opts.max_ctx) + (chunk * cfg.moe.as_ref().map_or(0, |m| m.top_k) * 8) as u64;
+    let per_expert = if n_moe * n_routed > 0 { expert_weights / (n_moe * n_routed) as u64 } else { 0 };
+    let mut p = Placement {
+        fixed_weights: weights - expert_weights,
+        expert_weights,
+        bytes_per_expert: per_expert,
+        n_moe_layers: n_moe,
+        n_routed,
+        cache,
+        activations: act,
+        budget,
+        expert_cache: None,
+    };
+    let mib = |b: u64| b.div_ceil(1 << 20);
+    if let Some(c) = opts.expert_cache {
+        if c.slots == 0 || c.slots > n_routed {
+            return Err(LoadError::ExpertSlots { slots: c.slots, n_routed });
+        }
+        p.expert_cache = (c.slots < n_routed).then_some(c);
+    }
+    let Some(avail) = budget else { return Ok(p) };
+    if p.expert_cache.is_none() && p.gpu_bytes() > avail {
+        if expert_weights == 0 {
+            let need = p.gpu_bytes();
             return Err(LoadError::Memory { need_mib: mib(need), weights_mib: mib(weights), cache: cfg.cache_name(), cache_mib: mib(cache), act_mib: mib(act), ctx: opts.max_ctx, avail_mib: mib(avail) });
         }
+        let fixed = p.fixed_weights + cache + act;
+        let slots = (avail.saturating_sub(fixed) / (per_expert * n_moe as u64).max(1)) as usize;
+        if slots == 0 {
+            let need = fixed + per_expert * n_moe as u64;
+            return Err(LoadError::OffloadMemory {
+                need_mib: mib(need),
+                fixed_mib: mib(p.fixed_weights),
+                cache: cfg.cache_name(),
+                cache_mib: mib(cache),
+                act_mib: mib(act),
+                ctx: opts.max_ctx,
+                n_moe,
+                slot_mib: mib(per_expert * n_moe as u64),
+                avail_mib: mib(avail),
+            });
+        }
+        p.expert_cache = Some(ExpertCache { slots: slots.min(n_routed - 1), policy: opts.expert_policy });
     }
-    Ok(())
+    if p.expert_cache.is_some() && opts.quantize.is_some() {
+        return Err(LoadError::OffloadQuantize);
+    }
+    Ok(p)
 }
 
 /// The weight formats a load of `ck` uploads.
@@ -381,6 +454,75 @@ impl Loader<'_> {
     }
 }
 
+impl Loader<'_> {
+    /// A MoE layer's routed experts with only `slots` of them on the GPU (experts
+    /// `0..slots` to begin with) and every one readable in host memory: the checkpoint's own
+    /// bytes (per-expert tensors, a GGUF's views, or slices of fused tensors), shared, not
+    /// copied; FP8 block scales as f32 vectors.
+    fn offloaded_experts(&mut self, p: &str, n: usize, width: usize, slots: usize) -> Result<(Mlp, [HostPool; 3]), LoadError> {
+        let (h, ck) = (self.cfg.hidden, self.ck);
+        let fused = format!("{p}.gate_up_proj");
+        let (kinds, pools): ([(&str, usize, usize); 3], [HostPool; 3]) = if ck.get(&fused).is_some() {
+            let gu = ck.expect_shape(&fused, &[n, 2 * width, h])?;
+            let down_name = format!("{p}.down_proj");
+            let dn = ck.expect_shape(&down_name, &[n, h, width])?;
+            if gu.dtype == Format::F8E4M3 || dn.dtype == Format::F8E4M3 {
+                return Err(LoadError::FusedFp8Experts { tensor: fused });
+            }
+            let (mb, dmb) = (gu.dtype.size_of(width * h), dn.dtype.size_of(h * width));
+            let (gub, db) = (ck.shared_bytes(&fused)?, ck.shared_bytes(&down_name)?);
+            let pool = |f: &dyn Fn(usize) -> std::ops::Range<usize>, b: &crate::checkpoint::HostBytes| HostPool { mats: (0..n).map(|e| b.slice(f(e))).collect(), scales: None };
+            (
+                [("gate_proj", width, h), ("up_proj", width, h), ("down_proj", h, width)],
+                [pool(&|e| 2 * e * mb..(2 * e + 1) * mb, &gub), pool(&|e| (2 * e + 1) * mb..(2 * e + 2) * mb, &gub), pool(&|e| e * dmb..(e + 1) * dmb, &db)],
+            )
+        } else {
+            let pool = |w: &str, rows: usize, cols: usize| -> Result<HostPool, LoadError> {
+                let names: Vec<String> = (0..n).map(|e| format!("{p}.{e}.{w}.weight")).collect();
+                let first = ck.expect_shape(&names[0], &[rows, cols])?.dtype;
+                let mut mats = Vec::with_capacity(n);
+                let mut scales = first.external_scale().then(Vec::new);
+                for name in &names {
+                    let d = ck.expect_shape(name, &[rows, cols])?.dtype;
+                    if d != first {
+                        return Err(ck.mismatch(name, format!("dtype {} differs from {} of {}", d.name(), first.name(), names[0])).into());
+                    }
+                    mats.push(ck.shared_bytes(name)?);
+                    if let Some(sc) = &mut scales {
+                        let block = self.cfg.fp8_block.unwrap_or([128, 128]);
+                        let sn = format!("{name}_scale_inv");
+                        let shape = [rows.div_ceil(block[0]), cols.div_ceil(block[1])];
+                        if ck.get(&sn).map(|t| &t.shape[..]) != Some(&shape[..]) {
+                            return Err(ck.mismatch(name, format!("is F8_E4M3 but its block scale {sn} is missing or not {shape:?}")).into());
+                        }
+                        sc.push(ck.f32_vec(&sn)?);
+                    }
+                }
+                Ok(HostPool { mats, scales })
+            };
+            let kinds = [("gate_proj", width, h), ("up_proj", width, h), ("down_proj", h, width)];
+            let pools = [pool(kinds[0].0, kinds[0].1, kinds[0].2)?, pool(kinds[1].0, kinds[1].1, kinds[1].2)?, pool(kinds[2].0, kinds[2].1, kinds[2].2)?];
+            (kinds, pools)
+        };
+        let mut gpu_pools = Vec::with_capacity(3);
+        for ((w, rows, cols), hp) in kinds.iter().zip(&pools) {
+            let label = format!("{p}.*.{w}.weight (expert cache, {slots} of {n})");
+            let dt = if ck.get(&fused).is_some() {
+                let down = format!("{p}.down_proj");
+                ck.info(if *w == "down_proj" { &down } else { &fused })?.dtype
+            } else {
+                ck.info(&format!("{p}.0.{w}.weight"))?.dtype
+            };
+            let scale = hp.scales.as_ref().map(|sc| (sc[..slots].concat(), self.cfg.fp8_block.unwrap_or([128, 128])));
+            let m = Matrix::build_as(self.gpu, &label, dt, slots, *rows, *cols, |e| &hp.mats[e], scale, true)?;
+            self.tick(&label, m.bytes());
+            gpu_pools.push(m);
+        }
+        let [gate, up, down]: [Matrix; 3] = gpu_pools.try_into().unwrap_or_else(|_| unreachable!("three pools"));
+        Ok((Mlp { gate, up, down }, pools))
+    }
+}
+
 /// `rows` rows of `cols` values in `src` (FP8 times its block scales `(scales, block, s_cols)`)
 /// quantized to `q` on the host, row by row, the rows spread over the CPU's threads.
 fn quantize_rows(src: Format, bytes: &[u8], rows: usize, cols: usize, q: Format, scale: Option<(Vec<f32>, [usize; 2], usize)>) -> Vec<u8> {
@@ -430,10 +572,13 @@ impl Model {
             }
         }
         let total = total_bytes(ck, &cfg, opts.quantize);
-        preflight(ck, &cfg, &gpu, opts, total)?;
+        let plan = preflight(ck, &cfg, &gpu, opts, total)?;
         let kernels = Kernels::new(&gpu)?;
         kernels.prepare(&gpu, &formats(ck, opts))?;
-        let mut l = Loader { gpu: &gpu, ck, cfg: &cfg, done: 0, total, progress, quantize: opts.quantize, kept: Vec::new() };
+        let slots = plan.expert_cache.map(|c| c.slots);
+        let uploaded = total - plan.expert_weights + slots.map_or(plan.expert_weights, |s| plan.bytes_per_expert * (s * plan.n_moe_layers) as u64);
+        let mut l = Loader { gpu: &gpu, ck, cfg: &cfg, done: 0, total: uploaded, progress, quantize: opts.quantize, kept: Vec::new() };
+        let mut host = Vec::new();
         let (h, nh) = (cfg.hidden, cfg.n_heads);
         
         let embed = l.mat("model.embed_tokens.weight", cfg.vocab, h)?;
@@ -464,7 +609,14 @@ impl Model {
                     } else {
                         gpu.storage_init("zero bias", bytemuck::cast_slice(&vec![0f32; m.n_routed]))
                     };
-                    let experts = l.experts(&format!("{p}.mlp.experts"), m.n_routed, m.intermediate)?;
+                    let experts = match slots {
+                        None => l.experts(&format!("{p}.mlp.experts"), m.n_routed, m.intermediate)?,
+                        Some(s) => {
+                            let (pools, h) = l.offloaded_experts(&format!("{p}.mlp.experts"), m.n_routed, m.intermediate, s)?;
+                            host.push(h);
+                            pools
+                        }
+                    };
                     let shared = if m.n_shared > 0 { Some(l.mlp(&format!("{p}.mlp.shared_experts"), m.n_shared * m.intermediate)?) } else { None };
                     Ffn::Moe(Moe { router, bias, gate: Gate::from_config(m, cfg.family), experts, shared })
                 }
@@ -490,10 +642,12 @@ impl Model {
         let rope_table = gpu.storage_init("rope cos/sin", bytemuck::cast_slice(&table));
         let act = Activations::new(&gpu, &cfg, max_chunk, max_ctx);
         let weight_bytes = l.done;
+        let top_k = cfg.moe.as_ref().map_or(1, |m| m.top_k);
+        let offload = plan.expert_cache.map(|c| Offload::new(&gpu, c, top_k, plan.n_routed, host, max_chunk * top_k));
         if let (Some(q), false) = (opts.quantize, l.kept.is_empty()) {
             log::warn!("--quantize {}: {} matrices kept their source format (rows not a multiple of {} values): {}", q.name(), l.kept.len(), q.block_elems(), l.kept.join(", "));
         }
-        Ok(Model { gpu, cfg, kernels, embed, layers, norm, lm_head, rope_table, act, max_chunk, max_ctx, weight_bytes, turns: Default::default() })
+        Ok(Model { gpu, cfg, kernels, embed, layers, norm, lm_head, rope_table, act, max_chunk, max_ctx, weight_bytes, placement: plan, offload, turns: Default::default() })
     }
 }
 

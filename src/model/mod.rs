@@ -6,13 +6,15 @@ mod attention;
 mod cost;
 mod forward;
 mod load;
+pub mod offload;
 mod turns;
 
 use std::sync::Arc;
 
 pub use forward::{ForwardOut, LogitsMode, Sample};
 use forward::{Chunk, LORA_NORM_EPS};
-pub use load::{check, host_available_memory, is_gguf, open, LoadError, LoadOptions, Progress};
+pub use load::{check, host_available_memory, is_gguf, open, placement, total_bytes, LoadError, LoadOptions, Progress};
+pub use offload::{ExpertCache, LayerStats, Placement, Policy};
 
 use crate::config::ModelConfig;
 use crate::gpu::Gpu;
@@ -148,6 +150,10 @@ pub struct Model {
     pub max_ctx: usize,
     /// weight bytes on the GPU
     pub weight_bytes: u64,
+    /// where the weights went under the memory budget
+    pub placement: Placement,
+    /// the routed experts kept in host memory, when they did not all fit
+    offload: Option<offload::Offload>,
     /// one forward chunk at a time over the shared activations, first come first served
     turns: turns::Turns,
 }
@@ -188,6 +194,23 @@ impl Model {
     /// MoE layer indices in checkpoint order (the keys of routing output).
     pub fn moe_layers(&self) -> Vec<usize> {
         (0..self.cfg.n_layers).filter(|&i| self.cfg.is_moe_layer(i)).collect()
+    }
+
+    /// The expert cache's counters per MoE layer since the last reset (`None`: every expert
+    /// is resident).
+    pub fn expert_stats(&self) -> Option<Vec<LayerStats>> {
+        self.offload.as_ref().map(|o| o.res.stats())
+    }
+
+    pub fn reset_expert_stats(&self) {
+        if let Some(o) = &self.offload {
+            o.res.reset_stats();
+        }
+    }
+
+    /// Per MoE layer, the experts on the GPU now (`None`: all of them).
+    pub fn resident_experts(&self) -> Option<Vec<Vec<u32>>> {
+        self.offload.as_ref().map(|o| o.res.resident())
     }
 
     pub fn top_k(&self) -> usize {
