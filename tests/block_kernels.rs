@@ -508,72 +508,72 @@ fn mla_absorb_split_block_formats_fast() {
     }
 }
 
-/// The i-quants through the generic kernel (dense prefill: they have no gemm) and the fast
-/// matvec (decode: dense and routed experts from GPU ids, the pool split across bindings):
-/// odd row counts, rows of 2 and 5 blocks (rows that start off a 16-byte word), residual
-/// accumulation; against the CPU reference over `Format::decode` (bit-exact vs gguf-py,
-/// tests/formats.rs).
+/// The i-quants through every kernel that reads them: the generic kernel (dense prefill: they
+/// have no gemm), the fast matvec's step decode (decode: dense, and routed experts from GPU
+/// ids with the pool split across bindings) and embed; residual accumulation, 173 rows, each
+/// starting off a 16-byte word (one 256-value block per row; IQ4_NL: 7 blocks of 32, a
+/// partial step). Against the CPU reference over `Format::decode`, which tests/formats.rs
+/// holds bit-exact to gguf-py's `dequantize` (embed here: bit for bit).
 ///
-/// Every shape here costs 671 s cold on lavapipe (2 shared cores), so it is `#[ignore]`d (run it
-/// with `--ignored`); `iquants_generic_and_matvec_one_shape` runs by default.
+/// One shape per format on purpose: every matvec variant (format × steps per lane × lanes per
+/// row) is a pipeline that lavapipe compiles in seconds to tens of seconds cold, and one row
+/// of one step is the variant that compiles fastest (one step per lane: 64 unrolled decodes);
+/// the dense and routed products share it. On this 2-core machine, shared with other jobs:
+/// 119 s wall (37 s user CPU) with MESA_SHADER_CACHE_DISABLE=true, 21 s (7 s) warm; the same
+/// products on two row shapes plus a third routed one took 671 s cold.
 #[test]
-#[ignore]
-fn iquants_generic_and_matvec() {
-    iquant_products(&fast_cols(Format::IQ2_XXS), true);
-}
-
-/// The share of the above for rows of 5 blocks (13 for IQ4_NL) only, no routed pool. Also
-/// `#[ignore]`d: cold it ran over 10 minutes here (not finished when stopped, with another test
-/// competing for the 2 cores), too much for CI.
-#[test]
-#[ignore]
-fn iquants_generic_and_matvec_one_shape() {
-    iquant_products(&[5 * 256], false);
-}
-
-fn iquant_products(cols_256: &[usize], routed: bool) {
+fn iquants_generic_matvec_routed_embed() {
     let mut rng = StdRng::seed_from_u64(31);
     for f in iquants() {
-        let g = gpu_for_pools(f);
+        let cols = if f.block_elems() == 32 { 7 * 32 } else { 256 };
+        // bindings of about three experts: the experts' pool and the dense matrix are split
+        let (e_rows, rows) = (37, 173);
+        let g = gpu_with(Some((3 * f.bytes_for(e_rows * cols).unwrap() + 64) as u64));
         let k = Kernels::new(&g).unwrap();
-        let cols_f: Vec<usize> = if f.block_elems() == 32 { cols_256.iter().map(|&c| if c == 2 * 256 { 7 * 32 } else { 13 * 32 }).collect() } else { cols_256.to_vec() };
-        for cols in cols_f {
-            let rows = 173;
-            let (m, wf) = matrix(&g, &mut rng, f, 1, rows, cols);
-            for t in [1, 3] {
-                let x = rnd(&mut rng, t * cols, 1.0);
-                let y0 = rnd(&mut rng, t * rows, 1.0);
-                let (xb, yb) = (upload(&g, &x), upload(&g, &y0));
-                let used = kernels_used(&g, || {
-                    let mut rec = Recorder::new(&g);
-                    matmul::run(&mut rec, &k, &m, Rows::new(&xb, cols, t), Rows::new(&yb, rows, t), Out::Add);
-                    rec.submit("test").unwrap();
-                });
-                let what = format!("{f:?} cols {cols} t {t} chunks {}", m.chunks.len());
-                assert_fast(&what, &used, if t == 1 { "matvec/matvec/" } else { "matmul/" });
-                let got = g.read_f32(&yb, 0, (t * rows) as u64).unwrap();
-                let want: Vec<f32> = matmul::reference(&wf, rows, cols, &x, cols, 0, t, 1, None).iter().zip(&y0).map(|(a, b)| a + b).collect();
-                assert_close(&what, &got, &want, 1e-4, 1e-4);
-            }
+        let (m, wf) = matrix(&g, &mut rng, f, 1, rows, cols);
+        assert!(m.chunks.len() > 1, "{f:?}: matrix must be split");
+        for t in [1, 3] {
+            let x = rnd(&mut rng, t * cols, 1.0);
+            let y0 = rnd(&mut rng, t * rows, 1.0);
+            let (xb, yb) = (upload(&g, &x), upload(&g, &y0));
+            let used = kernels_used(&g, || {
+                let mut rec = Recorder::new(&g);
+                matmul::run(&mut rec, &k, &m, Rows::new(&xb, cols, t), Rows::new(&yb, rows, t), Out::Add);
+                rec.submit("test").unwrap();
+            });
+            let what = format!("{f:?} t {t} chunks {}", m.chunks.len());
+            assert_fast(&what, &used, if t == 1 { "matvec/matvec/" } else { "matmul/" });
+            let got = g.read_f32(&yb, 0, (t * rows) as u64).unwrap();
+            let want: Vec<f32> = matmul::reference(&wf, rows, cols, &x, cols, 0, t, 1, None).iter().zip(&y0).map(|(a, b)| a + b).collect();
+            assert_close(&what, &got, &want, 1e-4, 1e-4);
         }
-        if !routed {
-            continue;
-        }
-        let (e, (rows, cols), t, slots) = (9, expert_shape(f), 5, 3);
-        let (m, wf) = matrix(&g, &mut rng, f, e, rows, cols);
+
+        let (e, t, slots) = (9, 5, 3);
+        let (m, wf) = matrix(&g, &mut rng, f, e, e_rows, cols);
         assert!(m.chunks.len() > 2, "{f:?}: pool must be split");
         let ids: Vec<u32> = (0..t * slots).map(|_| rng.random_range(0..e as u32)).collect();
         let x = rnd(&mut rng, t * slots * cols, 1.0);
-        let (xb, yb) = (upload(&g, &x), g.storage("y", (t * slots * rows * 4) as u64));
+        let (xb, yb) = (upload(&g, &x), g.storage("y", (t * slots * e_rows * 4) as u64));
         let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
         let items = Routed { x: Rows::strided(&xb, 0, slots * cols, cols, t), slots, slot_stride: cols, ids: &idb };
         let used = kernels_used(&g, || {
             let mut rec = Recorder::new(&g);
-            matmul::run_routed(&mut rec, &k, &m, items, Rows::new(&yb, rows, t * slots));
+            matmul::run_routed(&mut rec, &k, &m, items, Rows::new(&yb, e_rows, t * slots));
             rec.submit("test").unwrap();
         });
         assert_fast(&format!("routed {f:?}"), &used, "matvec/matvec/");
-        let want = matmul::reference(&wf, rows, cols, &x, slots * cols, cols, t, slots, Some(&ids));
-        assert_close(&format!("routed {f:?}"), &g.read_f32(&yb, 0, (t * slots * rows) as u64).unwrap(), &want, 1e-4, 1e-4);
+        let want = matmul::reference(&wf, e_rows, cols, &x, slots * cols, cols, t, slots, Some(&ids));
+        assert_close(&format!("routed {f:?}"), &g.read_f32(&yb, 0, (t * slots * e_rows) as u64).unwrap(), &want, 1e-4, 1e-4);
+
+        // embed: rows of the split dense table, bit for bit
+        let (m, wf) = matrix(&g, &mut rng, f, 1, rows, cols);
+        let ids: Vec<u32> = vec![0, 172, 57, 3, 57, 101];
+        let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
+        let out = g.storage("out", (ids.len() * cols * 4) as u64);
+        let mut rec = Recorder::new(&g);
+        embed::run(&mut rec, &k, &m, &idb, Rows::new(&out, cols, ids.len()));
+        rec.submit("test").unwrap();
+        let got = g.read_f32(&out, 0, (ids.len() * cols) as u64).unwrap();
+        assert_close(&format!("embed {f:?}"), &got, &embed::reference(&wf, cols, &ids), 0.0, 0.0);
     }
 }

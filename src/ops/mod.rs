@@ -421,7 +421,7 @@ mod tests {
     /// struct its kernel reads (padding may be one array in Rust and several words in WGSL).
     #[test]
     fn params_layouts_match_wgsl() {
-        let weights = |s: &str| format!("{FORMATS_WGSL}\n{WEIGHTS_WGSL}\n{s}");
+        let weights = with_weights;
         let lanes = include_str!("../../shaders/common/lanes_workgroup.wgsl");
         let words = format!("{FORMATS_WGSL}\n{}\nconst NT_MAX: u32 = 8u;\n{lanes}", include_str!("../../shaders/common/mm_words.wgsl"));
         let [mm, fast] = matmul::params_layouts();
