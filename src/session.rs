@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::chat::{assistant_content, prompt_opens_reasoning, token_kind, ChatTokenizer, GenerationConfig, Message, ReasoningSplitter, StreamDecoder, TemplateError, TextKind, TokenizerError};
 use crate::grammar::{Constraint, Grammar, GrammarError, Guide};
@@ -63,7 +63,9 @@ pub struct LayerRoute {
     pub weights: Vec<f32>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+/// Deserialize: the app saves a reply's stats with its chat; fields added later read as their default.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Stats {
     pub prompt_tokens: usize,
     /// prompt tokens whose latent cache rows were reused from the previous turn
@@ -81,7 +83,8 @@ pub struct Stats {
 }
 
 /// What the expert cache (`model::offload`) did during one reply, and what it holds after it.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ExpertCacheStats {
     /// picks whose expert was on the GPU, over all picks
     pub hit_rate: f64,

@@ -1,6 +1,7 @@
 //! Every fixture through the real binary: logits by prefill, by pure decode (`--step 1`) and
 //! by chunks (`--step 3`) against transformers' goldens; greedy ids and routing through
-//! `generate --json`.
+//! `generate --json`. The logits run with every kernel's runtime checks on (`--shader-checks
+//! on`); generate runs the default (`auto`, see `ops::TRUSTED_FAMILIES`).
 
 mod common;
 
@@ -12,7 +13,7 @@ fn logits(name: &str, ids: &[u32], step: Option<usize>) -> Vec<f32> {
     let out = std::env::temp_dir().join(format!("dsw-{name}-{}-{}.npy", step.unwrap_or(0), std::process::id()));
     let ids_s: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
     let mut cmd = Command::new(bin());
-    cmd.args(["logits", "--quiet", "--ctx", "64", "--model"]).arg(fixture(name)).args(["--ids", &ids_s.join(","), "--out"]).arg(&out);
+    cmd.args(["logits", "--quiet", "--shader-checks", "on", "--ctx", "64", "--model"]).arg(fixture(name)).args(["--ids", &ids_s.join(","), "--out"]).arg(&out);
     if let Some(s) = step {
         cmd.args(["--step", &s.to_string()]);
     }
@@ -107,4 +108,20 @@ fn devices_lists_an_adapter() {
     let o = Command::new(bin()).arg("devices").output().unwrap();
     assert!(o.status.success(), "no GPU adapter: {}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("max_storage_buffer_binding_size"));
+}
+
+/// `--shader-checks`, `DEEPSEEK_WGPU_SHADER_CHECKS` and a `bench --compare` item's `@` suffix
+/// take on, auto or off; anything else is refused before a model is loaded, naming the values.
+#[test]
+fn shader_checks_option_is_validated() {
+    let o = Command::new(bin()).args(["logits", "--shader-checks", "maybe", "--ids", "1", "--out", "/dev/null"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("'maybe' is not one of on, off, auto"), "{err}");
+    let o = Command::new(bin()).env("DEEPSEEK_WGPU_SHADER_CHECKS", "never").args(["logits", "--ids", "1", "--out", "/dev/null"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("'never' is not one of on, off, auto"), "{err}");
+    // a bench --compare item's @CHECKS suffix, before any model is built
+    let o = Command::new(bin()).args(["bench", "--compare", "bf16@on,bf16@sometimes", "--no-profile"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--compare bf16@sometimes: after '@': 'sometimes' is not one of on, off, auto"), "{err}");
 }

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::*;
-use deepseek_wgpu::gpu::{Gpu, GpuOptions};
-use deepseek_wgpu::model::{LoadOptions, Model};
+use deepseek_wgpu::gpu::{Gpu, GpuOptions, ShaderChecks};
+use deepseek_wgpu::model::{LoadOptions, LogitsMode, Model};
 
 /// Every fixture folder under tests/fixtures/gguf_models (each: model.gguf,
 /// golden.json, logits.npy), the DeepSeek ones and the dense `qwen3_*` ones
@@ -36,9 +36,11 @@ fn gguf(name: &str) -> PathBuf {
     fixture(name).join("model.gguf")
 }
 
+/// With every kernel's runtime checks on (`--shader-checks on`), as a user who distrusts
+/// the unchecked kernels runs them; the CLI test below runs the default (`auto`).
 #[test]
 fn logits_match_transformers_prefill_decode_chunked() {
-    let gpu = Arc::new(Gpu::new(&GpuOptions::default()).expect("GPU adapter"));
+    let gpu = Arc::new(Gpu::new(&GpuOptions { shader_checks: ShaderChecks::On, ..Default::default() }).expect("GPU adapter"));
     let mut report = Vec::new();
     for name in fixtures() {
         let g = golden(&name);

@@ -12,6 +12,7 @@ use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
 use crate::analysis_view::{self, Tab, ViewAction, ViewsState};
 use crate::chat_view::{self, ChatAction, ChatCtx, Reply, TokenChip, Turn};
 use crate::perf::{self, PerfState};
+use crate::chats::Chats;
 use crate::export::{self, Format};
 use crate::cache_view;
 use crate::routing::{RoutingShape, Trace};
@@ -38,11 +39,14 @@ pub struct Startup {
     pub expand_thinking: bool,
     /// the API key for a server URL given as `model_dir`
     pub api_key: Option<String>,
+    /// where chats, settings and the window layout are saved; `None`: `$DEEPSEEK_WGPU_APP_DATA`,
+    /// else the platform's data folder ([`crate::store::data_dir`])
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Startup {
     fn default() -> Self {
-        Startup { model_dir: None, prompt: None, ctx: 4096, max_tokens: None, seed: None, temperature: None, colour_row: None, expand_thinking: false, api_key: None }
+        Startup { model_dir: None, prompt: None, ctx: 4096, max_tokens: None, seed: None, temperature: None, colour_row: None, expand_thinking: false, api_key: None, data_dir: None }
     }
 }
 
@@ -82,6 +86,10 @@ pub struct App {
     pub views: ViewsState,
     /// the Performance tab's replies, kernel times and GPU memory
     pub perf: PerfState,
+    /// saved chats and the open one (chats.rs)
+    pub chats: Chats,
+    /// the answers' parsed Markdown
+    pub md: egui_commonmark::CommonMarkCache,
 }
 
 fn empty_shape() -> RoutingShape {
@@ -90,6 +98,7 @@ fn empty_shape() -> RoutingShape {
 
 impl App {
     pub fn new(cc: &eframe::CreationContext<'_>, startup: Startup) -> App {
+        crate::markdown::install_copy_glyph(&cc.egui_ctx);
         let gpu = crate::gpu::shared_gpu(cc.wgpu_render_state.as_ref());
         let worker = Worker::spawn(gpu, cc.egui_ctx.clone());
         let mut app = App {
@@ -114,8 +123,11 @@ impl App {
             banner: None,
             views: ViewsState::default(),
             perf: PerfState::default(),
+            chats: Chats::open(crate::store::data_dir(startup.data_dir.as_deref())),
+            md: Default::default(),
             startup: startup.clone(),
         };
+        app.restore_chats();
         match startup.model_dir.map(Ok).unwrap_or_else(deepseek_wgpu::default_model_dir) {
             Ok(dir) => {
                 app.model_path = dir.display().to_string();
@@ -176,11 +188,23 @@ impl App {
     }
 
     fn on_event(&mut self, ev: WorkerEvent) {
+        if self.busy {
+            self.chat_journal(&ev);
+        }
+        let ends_turn = self.busy && matches!(ev, WorkerEvent::Done { .. } | WorkerEvent::TurnFailed(_));
+        self.on_event_inner(ev);
+        if ends_turn {
+            self.chat_turn_ended();
+        }
+    }
+
+    fn on_event_inner(&mut self, ev: WorkerEvent) {
         match ev {
             WorkerEvent::Loading { dir, done, total, tensor } => self.model = ModelState::Loading { dir, done, total, tensor },
             WorkerEvent::Loaded(info) => {
+                // The open chat stays (the next message re-feeds it to this model).
                 self.trace = Trace::new(info.shape.clone());
-                self.turns.clear();
+                self.reload_chat_routing();
                 self.pinned = None;
                 self.stats = None;
                 self.editing = None;
@@ -193,6 +217,16 @@ impl App {
                 s.seed = self.startup.seed.or(s.seed);
                 s.sample.temperature = self.startup.temperature.unwrap_or(s.sample.temperature);
                 self.form = SettingsForm::from_settings(&s);
+                // The first model loaded uses the settings saved last time.
+                if let Some(f) = self.chats.saved_form.take() {
+                    self.form = f;
+                    let st = &self.startup;
+                    for (field, v) in [(&mut self.form.max_tokens, st.max_tokens.map(|x| x.to_string())), (&mut self.form.seed, st.seed.map(|x| x.to_string())), (&mut self.form.temperature, st.temperature.map(|x| x.to_string()))] {
+                        if let Some(v) = v {
+                            *field = v;
+                        }
+                    }
+                }
                 self.model = ModelState::Ready(info);
                 if let Some(p) = self.pending_prompt.take() {
                     self.input = p;
@@ -331,6 +365,7 @@ impl App {
         match self.worker.send(Command::Send { system: self.system_prompt.clone(), history, user, settings }) {
             Ok(()) => {
                 self.busy = true;
+                self.chat_turn_started();
                 true
             }
             Err(e) => {
@@ -362,6 +397,10 @@ impl App {
         self.stats = None;
         self.editing = None;
         self.export_msg = None;
+        self.chats.current = None;
+        self.chats.title.clear();
+        self.chats.renaming = None;
+        self.chats.deleting = None;
     }
 
     pub fn export(&mut self, format: Format) {
@@ -466,9 +505,6 @@ impl App {
 
     fn side_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Conversation");
-        if ui.add_enabled(!self.busy, egui::Button::new("New chat")).on_disabled_hover_text("stop the answer first").clicked() {
-            self.new_chat();
-        }
         ui.checkbox(&mut self.expand_thinking, "Open new Thinking blocks").on_hover_text("show the reasoning of new replies expanded");
         ui.add_space(6.0);
         let label = ui.strong("System prompt");
@@ -629,12 +665,12 @@ impl App {
     fn transcript(&mut self, ui: &mut egui::Ui) {
         let mut editing = self.editing.take();
         let actions = egui::ScrollArea::vertical()
-            .id_salt("transcript")
+            .id_salt(("transcript", crate::chats::chat_salt(self)))
             .stick_to_bottom(true)
             .auto_shrink([false, false])
             .show(ui, |ui| {
                 let no_routing = self.remote().filter(|r| !r.routing).map(|_| NO_REMOTE_ROUTING);
-                let mut c = ChatCtx { trace: &self.trace, colour_row: self.routing.colour_row, pinned: self.pinned, busy: self.busy, expand_thinking: self.expand_thinking, editing: &mut editing, no_routing };
+                let mut c = ChatCtx { trace: &self.trace, colour_row: self.routing.colour_row, pinned: self.pinned, busy: self.busy, expand_thinking: self.expand_thinking, editing: &mut editing, no_routing, md: &mut self.md };
                 chat_view::transcript(ui, &self.turns, &mut c)
             })
             .inner;
@@ -662,16 +698,27 @@ impl eframe::App for App {
         self.poll();
     }
 
+    /// On exit and every 30 s (eframe's `persistence`): the settings. The window's size and
+    /// the panels' widths are eframe's and egui's own (`app.ron` beside them).
+    fn save(&mut self, _storage: &mut dyn eframe::Storage) {
+        self.save_settings();
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.shortcuts(ui.ctx());
         egui::Panel::top("model bar").show(ui, |ui| {
             ui.add_space(2.0);
             self.top_bar(ui);
             ui.add_space(2.0);
         });
-        egui::Panel::left("settings").resizable(true).default_size(270.0).size_range(200.0..=480.0).show(ui, |ui| {
+        // One left column, saved chats above the conversation's settings: with the routing
+        // panel on the right, a 1280-px window still leaves the transcript half its width.
+        egui::Panel::left("settings").resizable(true).default_size(260.0).size_range(200.0..=480.0).show(ui, |ui| {
+            self.chats_panel(ui);
+            ui.separator();
             egui::ScrollArea::vertical().id_salt("settings scroll").show(ui, |ui| self.side_panel(ui));
         });
-        egui::Panel::right("routing").resizable(true).default_size(560.0).size_range(300.0..=1200.0).show(ui, |ui| {
+        egui::Panel::right("routing").resizable(true).default_size(500.0).size_range(300.0..=1200.0).show(ui, |ui| {
             let routed = self.model_info().is_some_and(|m| !m.shape.layers.is_empty()) && self.remote().is_none_or(|r| r.routing);
             let dense_local = self.model_info().is_some_and(|m| m.shape.layers.is_empty() && m.remote.is_none());
             analysis_view::tab_bar(ui, &mut self.views.tab, routed, if dense_local { "K/V cache" } else { "Routing" });

@@ -84,6 +84,8 @@ pub struct ChatCtx<'a> {
     pub editing: &'a mut Option<(usize, String)>,
     /// why no token has routing (a remote server without the extension)
     pub no_routing: Option<&'a str>,
+    /// parsed Markdown and code-block state of the answers
+    pub md: &'a mut egui_commonmark::CommonMarkCache,
 }
 
 pub fn transcript(ui: &mut egui::Ui, turns: &[Turn], c: &mut ChatCtx) -> Vec<ChatAction> {
@@ -93,11 +95,25 @@ pub fn transcript(ui: &mut egui::Ui, turns: &[Turn], c: &mut ChatCtx) -> Vec<Cha
         ui.vertical_centered(|ui| ui.weak("Type a message below. Click any token to pin its routing on the right."));
     }
     let n = turns.len();
+    let clip = ui.clip_rect();
     for (i, turn) in turns.iter().enumerate() {
-        user_turn(ui, i, turn, c, &mut actions);
-        ui.add_space(4.0);
-        reply(ui, i, &turn.reply, c, i + 1 == n, &mut actions);
-        ui.add_space(10.0);
+        // A turn out of view whose height is known is only allocated, not laid out, so long
+        // chats cost what the visible turns cost (heights are measured whenever a turn shows).
+        let key = ui.scope_id().with(("turn height", i));
+        let known: Option<f32> = ui.data(|d| d.get_temp(key));
+        let top = ui.cursor().top();
+        let live = i + 1 == n && !turn.reply.finished();
+        if let Some(h) = known.filter(|h| !live && (top > clip.bottom() || top + h < clip.top())) {
+            ui.allocate_space(Vec2::new(ui.available_width(), h));
+            continue;
+        }
+        let r = ui.scope(|ui| {
+            user_turn(ui, i, turn, c, &mut actions);
+            ui.add_space(4.0);
+            reply(ui, i, &turn.reply, c, i + 1 == n, &mut actions);
+            ui.add_space(10.0);
+        });
+        ui.data_mut(|d| d.insert_temp(key, r.response.rect.height()));
     }
     actions
 }
@@ -107,6 +123,7 @@ fn user_turn(ui: &mut egui::Ui, i: usize, turn: &Turn, c: &mut ChatCtx, actions:
         ui.set_width(ui.available_width());
         ui.horizontal(|ui| {
             ui.strong("You");
+            crate::markdown::copy_button(ui, &turn.user, &format!("Copy message {}", i + 1));
             let editing_this = matches!(c.editing, Some((k, _)) if *k == i);
             if !editing_this {
                 let edit = ui.add_enabled(!c.busy, egui::Button::new("Edit").small()).on_hover_text("edit this message and resend from here (later turns are replaced)");
@@ -148,7 +165,17 @@ fn user_turn(ui: &mut egui::Ui, i: usize, turn: &Turn, c: &mut ChatCtx, actions:
 fn reply(ui: &mut egui::Ui, i: usize, r: &Reply, c: &mut ChatCtx, last: bool, actions: &mut Vec<ChatAction>) {
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.set_width(ui.available_width());
-        ui.strong("Model");
+        // Answers show as Markdown; "Tokens" shows them as chips (click one to pin its routing).
+        let chips_key = ui.scope_id().with(("answer as tokens", i));
+        let mut as_tokens = ui.data(|d| d.get_temp::<bool>(chips_key)).unwrap_or(false);
+        ui.horizontal(|ui| {
+            ui.strong("Model");
+            crate::markdown::copy_button(ui, &r.answer, &format!("Copy answer {}", i + 1));
+            if ui.selectable_label(as_tokens, "Tokens").on_hover_text("show the answer as tokens (click one to pin its routing) instead of Markdown").clicked() {
+                as_tokens = !as_tokens;
+                ui.data_mut(|d| d.insert_temp(chips_key, as_tokens));
+            }
+        });
         let n_reason = r.reasoning_tokens();
         if n_reason > 0 {
             let live = !r.finished() && r.reasoning_end.is_none();
@@ -158,7 +185,11 @@ fn reply(ui: &mut egui::Ui, i: usize, r: &Reply, c: &mut ChatCtx, last: bool, ac
             });
         }
         let answer: Vec<&TokenChip> = r.tokens.iter().filter(|t| t.kind == TextKind::Answer).collect();
-        if !answer.is_empty() {
+        if !answer.is_empty() && as_tokens {
+            chips(ui, answer.into_iter(), c, actions);
+        } else if !r.answer.trim().is_empty() {
+            crate::markdown::show(ui, c.md, &r.answer);
+        } else if !answer.is_empty() {
             chips(ui, answer.into_iter(), c, actions);
         } else if !r.finished() {
             ui.horizontal(|ui| {
@@ -169,7 +200,8 @@ fn reply(ui: &mut egui::Ui, i: usize, r: &Reply, c: &mut ChatCtx, last: bool, ac
         if let Some(e) = &r.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
-        ui.horizontal(|ui| {
+        // wrapped: a narrow transcript moves Regenerate to the next line instead of clipping it
+        ui.horizontal_wrapped(|ui| {
             if let Some(stop) = &r.stop {
                 ui.weak(format!("{} tokens · stopped: {stop}", r.tokens.len()));
             }

@@ -7,13 +7,16 @@ pub mod analysis_view;
 pub mod app;
 pub mod cache_view;
 pub mod chat_view;
+pub mod chats;
 pub mod export;
 pub mod gpu;
 pub mod perf;
+pub mod markdown;
 pub mod remote;
 pub mod routing;
 pub mod routing_view;
 pub mod settings;
+pub mod store;
 pub mod worker;
 
 pub use app::{App, Startup};

@@ -1,5 +1,6 @@
 //! `deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N]
-//! [--temperature T] [--colour-layer ROW] [--expand-thinking] [--adapter N|NAME]`
+//! [--temperature T] [--colour-layer ROW] [--expand-thinking] [--adapter N|NAME]
+//! [--data-dir DIR]`
 
 use std::path::PathBuf;
 
@@ -7,7 +8,7 @@ use deepseek_wgpu::gpu::AdapterChoice;
 use deepseek_wgpu_app::{App, Startup};
 use eframe::egui;
 
-const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW] [--expand-thinking] [--adapter N|NAME]
+const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW] [--expand-thinking] [--adapter N|NAME] [--data-dir DIR]
 
   MODEL_DIR        checkpoint folder (config.json, *.safetensors, tokenizer) or a .gguf file; default: the embedded model
   SERVER_URL       an OpenAI-compatible server instead (http://host:port/v1, #MODEL to pick a model);
@@ -19,7 +20,9 @@ const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt
   --temperature T  0 = greedy
   --colour-layer R colour the transcript by the top-1 expert of MoE row R (0 = first MoE layer)
   --expand-thinking show the reasoning of replies expanded
-  --adapter N|NAME the GPU: an index from `deepseek-wgpu devices` or part of an adapter's name";
+  --adapter N|NAME the GPU: an index from `deepseek-wgpu devices` or part of an adapter's name
+  --data-dir DIR   where chats, settings and the window size are saved (default: $DEEPSEEK_WGPU_APP_DATA,
+                   else the platform's data folder, ~/.local/share/deepseek-wgpu on Linux)";
 
 fn parse(args: &[String]) -> Result<(Startup, Option<AdapterChoice>), String> {
     let mut s = Startup::default();
@@ -36,6 +39,7 @@ fn parse(args: &[String]) -> Result<(Startup, Option<AdapterChoice>), String> {
             "--temperature" => s.temperature = Some(num(a, &value(a)?)?),
             "--colour-layer" | "--color-layer" => s.colour_row = Some(num(a, &value(a)?)?),
             "--expand-thinking" => s.expand_thinking = true,
+            "--data-dir" => s.data_dir = Some(PathBuf::from(value(a)?)),
             "--adapter" => adapter = Some(value(a)?.parse::<AdapterChoice>().map_err(|e| format!("--adapter: {e}"))?),
             x if x.starts_with("--") => return Err(format!("unknown option {x}")),
             x if s.model_dir.is_none() => s.model_dir = Some(PathBuf::from(x)),
@@ -67,6 +71,9 @@ fn main() -> eframe::Result {
         viewport: egui::ViewportBuilder::default().with_inner_size([1400.0, 900.0]).with_title("deepseek-wgpu"),
         // The engine shares this device, so ask for the adapter's full limits.
         wgpu_options: deepseek_wgpu_app::gpu::wgpu_configuration(adapter),
+        // The window's size and position and the panels' layout (app.ron) go beside the chats.
+        persistence_path: deepseek_wgpu_app::store::data_dir(startup.data_dir.as_deref()),
+        persist_window: true,
         ..Default::default()
     };
     eframe::run_native("deepseek-wgpu", options, Box::new(move |cc| Ok(Box::new(App::new(cc, startup)))))

@@ -6,7 +6,7 @@ use deepseek_wgpu::sampling::SampleParams;
 use deepseek_wgpu::session::Settings;
 use eframe::egui;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SettingsForm {
     pub temperature: String,
     pub top_p: String,

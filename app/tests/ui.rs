@@ -275,6 +275,11 @@ fn a_dense_model_shows_its_kv_cache() {
     assert!(h.query_by_label_contains(&format!("{n} of 512 positions cached")).is_some());
     assert!(h.query_by_label_contains("GQA: 4 query heads share 2 K/V heads of 64").is_some());
     let first = h.state().turns[0].reply.tokens[0].position;
+    // the answer shows as Markdown; "Tokens" shows its chips
+    if h.query_by_label_contains(&format!("token {first}:")).is_none() {
+        h.get_by_label("Tokens").click();
+        h.run_ok();
+    }
     h.get_by_label_contains(&format!("token {first}:")).click();
     h.run_ok();
     assert_eq!(h.state().pinned, Some(first));

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use deepseek_wgpu::checkpoint::Checkpoint;
 use deepseek_wgpu::config::ModelConfig;
 use deepseek_wgpu::format::Format;
-use deepseek_wgpu::gpu::{Gpu, Profile};
+use deepseek_wgpu::gpu::{Gpu, Profile, ShaderChecks};
 use deepseek_wgpu::model::{ExpertCache, KvCache, LoadOptions, LogitsMode, Model, Policy, Sample};
 use deepseek_wgpu::ops::sample::Filter;
 use rand::{Rng, SeedableRng};
@@ -37,7 +37,8 @@ pub struct Args {
     /// every model is loaded, then their prefills and decode steps alternate, so that a
     /// busy machine slows each alike; reports ratios to the first. `FORMAT/POLICY:FRACTION`
     /// keeps only that fraction of each layer's routed experts on the GPU, in an expert cache
-    /// of that policy (lfu or static), e.g. bf16,bf16/lfu:0.25,bf16/static:0.25
+    /// of that policy (lfu or static), e.g. bf16,bf16/lfu:0.25,bf16/static:0.25. A suffix
+    /// `@on`, `@auto` or `@off` sets that model's --shader-checks, e.g. bf16@on,bf16@off
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["model", "quant"])]
     pub compare: Vec<String>,
     /// --compare: rounds (each a prefill and --gen decode steps of every model, alternating)
@@ -82,8 +83,18 @@ pub struct Args {
     pub host_memory_mib: Option<u64>,
 }
 
-/// A `--compare` item: `FORMAT` or `FORMAT/POLICY:FRACTION` (bf16 = the synthetic default).
-fn parse_variant(s: &str) -> Result<(Option<Format>, Option<(Policy, f64)>), String> {
+/// A `--compare` item: `FORMAT[/POLICY:FRACTION][@CHECKS]` (bf16 = the synthetic default).
+struct Variant {
+    quant: Option<Format>,
+    cache: Option<(Policy, f64)>,
+    checks: Option<ShaderChecks>,
+}
+
+fn parse_variant(s: &str) -> Result<Variant, String> {
+    let (s, checks) = match s.split_once('@') {
+        Some((s, c)) => (s, Some(c.parse::<ShaderChecks>().map_err(|e| format!("after '@': {e}"))?)),
+        None => (s, None),
+    };
     let (fmt, cache) = match s.split_once('/') {
         Some((f, c)) => {
             let (p, frac) = c.split_once(':').ok_or("expected POLICY:FRACTION after '/', e.g. lfu:0.25")?;
@@ -95,8 +106,8 @@ fn parse_variant(s: &str) -> Result<(Option<Format>, Option<(Policy, f64)>), Str
         }
         None => (s, None),
     };
-    let q = if fmt.eq_ignore_ascii_case("bf16") { None } else { Some(parse_quant(fmt)?) };
-    Ok((q, cache))
+    let quant = if fmt.eq_ignore_ascii_case("bf16") { None } else { Some(parse_quant(fmt)?) };
+    Ok(Variant { quant, cache, checks })
 }
 
 /// The expert cache's counters over `tokens` decode steps, for the report.
@@ -306,10 +317,6 @@ struct Loaded {
     load_s: f64,
 }
 
-fn load(gpu: &Arc<Gpu>, name: &str, cfg: ModelConfig, ck: Checkpoint, max_ctx: usize, expert_cache: Option<ExpertCache>) -> Result<Loaded> {
-    load_with(gpu, name, cfg, ck, &LoadOptions { max_ctx, expert_cache, ..LoadOptions::default() }, Instant::now())
-}
-
 fn load_with(gpu: &Arc<Gpu>, name: &str, cfg: ModelConfig, ck: Checkpoint, opts: &LoadOptions, t0: Instant) -> Result<Loaded> {
     let model = Model::from_checkpoint(gpu.clone(), cfg, &ck, opts, &mut |_| {})
         .with_context(|| format!("loading {name}"))?;
@@ -333,15 +340,14 @@ fn load_with(gpu: &Arc<Gpu>, name: &str, cfg: ModelConfig, ck: Checkpoint, opts:
 /// machine's load falls on every model alike. Best and median tok/s per model, and their
 /// ratios to the first model.
 fn compare(a: &Args, gpu: Arc<Gpu>) -> Result<()> {
-    let variants: Vec<(Option<Format>, Option<(Policy, f64)>)> = a.compare.iter().map(|s| parse_variant(s).map_err(|e| anyhow::anyhow!("--compare {s}: {e}"))).collect::<Result<_>>()?;
-    let quants: Vec<Option<Format>> = variants.iter().map(|v| v.0).collect();
-    let (rounds, n) = (a.rounds.max(1), quants.len());
+    let variants: Vec<Variant> = a.compare.iter().map(|s| parse_variant(s).map_err(|e| anyhow::anyhow!("--compare {s}: {e}"))).collect::<Result<_>>()?;
+    let (rounds, n) = (a.rounds.max(1), variants.len());
     let ctx = a.decode_at.first().copied().unwrap_or(16);
     let max_ctx = (a.prompt_len.max(ctx + a.gen * rounds + 2) + 8).max(64);
     let mut models = Vec::new();
-    for (q, cache) in &variants {
-        let (name, cfg, ck) = synthetic_checkpoint(a, &gpu, *q, n as u64)?;
-        let cache = cache.map(|(policy, f)| {
+    for v in &variants {
+        let (name, cfg, ck) = synthetic_checkpoint(a, &gpu, v.quant, n as u64)?;
+        let cache = v.cache.map(|(policy, f)| {
             let n = cfg.moe.as_ref().map_or(1, |m| m.n_routed);
             ExpertCache { slots: ((n as f64 * f).round() as usize).clamp(1, n), policy }
         });
@@ -349,7 +355,12 @@ fn compare(a: &Args, gpu: Arc<Gpu>) -> Result<()> {
             Some(c) => format!("{name} experts {}/{} {}", c.slots, cfg.moe.as_ref().map_or(0, |m| m.n_routed), c.policy.name()),
             None => name,
         };
-        models.push((name.clone(), load(&gpu, &name, cfg, ck, max_ctx, cache)?));
+        let name = match v.checks {
+            Some(c) => format!("{name} checks {c}"),
+            None => name,
+        };
+        let opts = LoadOptions { max_ctx, expert_cache: cache, shader_checks: v.checks, ..LoadOptions::default() };
+        models.push((name.clone(), load_with(&gpu, &name, cfg, ck, &opts, Instant::now())?));
     }
     let say = |msg: &str| {
         if !a.json {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use deepseek_wgpu::chat::{ChatTokenizer, GenerationConfig};
 use deepseek_wgpu::format::Format;
-use deepseek_wgpu::gpu::{AdapterChoice, Gpu, GpuOptions, Tuning};
+use deepseek_wgpu::gpu::{AdapterChoice, Gpu, GpuOptions, ShaderChecks, Tuning};
 use deepseek_wgpu::model::{LoadOptions, LogitsMode, Model, Placement, Policy};
 use deepseek_wgpu::npy;
 use deepseek_wgpu::session::{Session, Settings};
@@ -66,6 +66,12 @@ pub struct DeviceArgs {
     /// check that a model runs on an integrated GPU
     #[arg(long)]
     pub small_gpu: bool,
+    /// wgpu's runtime checks in the kernels (index clamping, loop bounding, division guards):
+    /// on (every kernel), auto (off only for the kernel families whose indices the host proves
+    /// in range, where that was measured to pay: none so far) or off (no kernel, unproven: for
+    /// measuring what the checks cost)
+    #[arg(long, value_name = "on|auto|off", env = "DEEPSEEK_WGPU_SHADER_CHECKS", default_value = "auto")]
+    pub shader_checks: ShaderChecks,
 }
 
 impl ModelArgs {
@@ -80,7 +86,7 @@ impl ModelArgs {
 
 impl DeviceArgs {
     pub fn options(&self, max_binding_kib: Option<u64>) -> GpuOptions {
-        GpuOptions { max_binding_bytes: max_binding_kib.map(|k| k * 1024), tuning: Tuning::from_env(), adapter: self.adapter.clone(), small: self.small_gpu }
+        GpuOptions { max_binding_bytes: max_binding_kib.map(|k| k * 1024), tuning: Tuning::from_env(), adapter: self.adapter.clone(), small: self.small_gpu, shader_checks: self.shader_checks }
     }
 }
 

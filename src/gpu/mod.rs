@@ -45,6 +45,48 @@ pub struct GpuOptions {
     /// adapter's) and no optional feature. Tests run the goldens this way; `--small-gpu`
     /// lets a user check a model before buying into an integrated GPU.
     pub small: bool,
+    /// Which kernel families' shader modules skip wgpu's runtime checks (`--shader-checks`).
+    pub shader_checks: ShaderChecks,
+}
+
+/// wgpu's runtime checks in the kernels: naga clamps every index into a fixed-size array
+/// (and, where the driver is not robust itself, every buffer index), bounds every loop and
+/// guards every integer division against a zero divisor. `--shader-checks` /
+/// `DEEPSEEK_WGPU_SHADER_CHECKS`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ShaderChecks {
+    /// every kernel checked
+    On,
+    /// no kernel checked, including families whose indices the host does not prove in range:
+    /// for measuring what the checks cost (a kernel bug may then read or write out of bounds
+    /// instead of being clamped)
+    Off,
+    /// checked except the families `ops::TRUSTED_FAMILIES` lists (none so far), whose every
+    /// index the host proves in range and where leaving the checks out was measured to pay
+    #[default]
+    Auto,
+}
+
+impl std::str::FromStr for ShaderChecks {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "on" => Ok(ShaderChecks::On),
+            "off" => Ok(ShaderChecks::Off),
+            "auto" => Ok(ShaderChecks::Auto),
+            _ => Err(format!("'{s}' is not one of on, off, auto")),
+        }
+    }
+}
+
+impl std::fmt::Display for ShaderChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            ShaderChecks::On => "on",
+            ShaderChecks::Off => "off",
+            ShaderChecks::Auto => "auto",
+        })
+    }
 }
 
 /// `--adapter`: an index into `deepseek-wgpu devices`' list, or part of an adapter's name
@@ -129,6 +171,8 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     /// Kernel shape overrides the binary asked for.
     pub tuning: Tuning,
+    /// The runtime checks the binary asked for (`ops::Kernels` may override it per model).
+    pub shader_checks: ShaderChecks,
     /// Largest storage buffer the engine will bind (bytes, multiple of 4).
     pub max_binding: u64,
     /// Optional features the kernels may use (a subset of the device's): `SUBGROUP` selects
@@ -204,7 +248,7 @@ impl Gpu {
         .map_err(|source| GpuError::Device { adapter: info.name.clone(), source })?;
         let adapter_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         let max_binding = opts.max_binding_bytes.map_or(adapter_max, |m| m.min(adapter_max)) & !3;
-        Ok(Self { device, queue, info, limits, max_binding, features, tuning: opts.tuning, labels: Mutex::default(), profile: Mutex::default(), binds: Mutex::default() })
+        Ok(Self { device, queue, info, limits, max_binding, features, tuning: opts.tuning, shader_checks: opts.shader_checks, labels: Mutex::default(), profile: Mutex::default(), binds: Mutex::default() })
     }
 
     /// Share a device created elsewhere (e.g. the desktop app's renderer), so the engine and
@@ -214,7 +258,7 @@ impl Gpu {
         let dev_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         let max_binding = opts.max_binding_bytes.map_or(dev_max, |m| m.min(dev_max)) & !3;
         let features = device.features() & OPTIONAL_FEATURES;
-        Self { device, queue, info: adapter.get_info(), limits, max_binding, features, tuning: opts.tuning, labels: Mutex::default(), profile: Mutex::default(), binds: Mutex::default() }
+        Self { device, queue, info: adapter.get_info(), limits, max_binding, features, tuning: opts.tuning, shader_checks: opts.shader_checks, labels: Mutex::default(), profile: Mutex::default(), binds: Mutex::default() }
     }
 
     /// Whether kernels may use subgroup operations.
@@ -277,10 +321,28 @@ impl Gpu {
             label: Some(label),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         });
+        self.pipeline_of(label, &module, entry, constants)
+    }
+
+    /// [`Gpu::compute_pipeline`] with wgpu's runtime checks left out of the shader: no index
+    /// clamping, no loop bounding, no guard on integer division (see [`ShaderChecks`]).
+    ///
+    /// # Safety
+    /// Every dispatch of the pipeline must index every array and buffer in range, end every
+    /// loop, and never divide an integer by zero; otherwise the GPU reads or writes out of
+    /// bounds, or the driver may compile the shader on the assumption that it cannot happen.
+    pub unsafe fn compute_pipeline_trusted(&self, label: &str, source: &str, entry: &str, constants: &[(&str, f64)]) -> wgpu::ComputePipeline {
+        let desc = wgpu::ShaderModuleDescriptor { label: Some(label), source: wgpu::ShaderSource::Wgsl(source.into()) };
+        // SAFETY: the caller promises what the checks would enforce (this function's contract).
+        let module = unsafe { self.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) };
+        self.pipeline_of(label, &module, entry, constants)
+    }
+
+    fn pipeline_of(&self, label: &str, module: &wgpu::ShaderModule, entry: &str, constants: &[(&str, f64)]) -> wgpu::ComputePipeline {
         let p = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(label),
             layout: None,
-            module: &module,
+            module,
             entry_point: Some(entry),
             compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: true },
             cache: None,

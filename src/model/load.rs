@@ -85,11 +85,14 @@ pub struct LoadOptions {
     pub expert_cache: Option<ExpertCache>,
     /// The policy of an expert cache the budget makes necessary.
     pub expert_policy: Policy,
+    /// The kernels' runtime checks for this model; `None`: the device's
+    /// ([`GpuOptions::shader_checks`](crate::gpu::GpuOptions)).
+    pub shader_checks: Option<crate::gpu::ShaderChecks>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_chunk: 256, max_ctx: 4096, memory_budget: None, quantize: None, expert_cache: None, expert_policy: Policy::Lfu }
+        LoadOptions { max_chunk: 256, max_ctx: 4096, memory_budget: None, quantize: None, expert_cache: None, expert_policy: Policy::Lfu, shader_checks: None }
     }
 }
 
@@ -241,7 +244,7 @@ fn formats(ck: &Checkpoint, opts: &LoadOptions) -> Vec<Format> {
 pub fn check(gpu: &Gpu, path: &Path, opts: &LoadOptions) -> Result<(), LoadError> {
     let (cfg, ck) = open(path)?;
     preflight(&ck, &cfg, gpu, opts, total_bytes(&ck, &cfg, opts.quantize))?;
-    Kernels::new(gpu)?.prepare(gpu, &formats(&ck, opts))?;
+    Kernels::with_checks(gpu, opts.shader_checks.unwrap_or(gpu.shader_checks))?.prepare(gpu, &formats(&ck, opts))?;
     Ok(())
 }
 
@@ -573,7 +576,7 @@ impl Model {
         }
         let total = total_bytes(ck, &cfg, opts.quantize);
         let plan = preflight(ck, &cfg, &gpu, opts, total)?;
-        let kernels = Kernels::new(&gpu)?;
+        let kernels = Kernels::with_checks(&gpu, opts.shader_checks.unwrap_or(gpu.shader_checks))?;
         kernels.prepare(&gpu, &formats(ck, opts))?;
         let slots = plan.expert_cache.map(|c| c.slots);
         let uploaded = total - plan.expert_weights + slots.map_or(plan.expert_weights, |s| plan.bytes_per_expert * (s * plan.n_moe_layers) as u64);

@@ -55,7 +55,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::format::Format;
-use crate::gpu::{Gpu, GpuError};
+use crate::gpu::{Gpu, GpuError, ShaderChecks};
 
 /// One decode function per weight format (included by every kernel that reads weights).
 pub const FORMATS_WGSL: &str = include_str!("../../shaders/common/formats.wgsl");
@@ -180,6 +180,8 @@ pub struct Kernels {
     /// the i-quants' lookup tables (`format::iquants::table_words`), bound at
     /// [`IQ_TABLES_BINDING`] by every kernel that decodes them
     pub(crate) iq_tables: wgpu::Buffer,
+    /// which families' modules leave wgpu's runtime checks out
+    checks: ShaderChecks,
 }
 
 impl Kernels {
@@ -191,9 +193,19 @@ impl Kernels {
 
     /// Fast kernels of a given shape (tests cover the shapes other adapters get).
     pub fn with_tune(gpu: &Gpu, tune: matmul::Tune) -> Result<Self, GpuError> {
+        Self::build(gpu, tune, gpu.shader_checks)
+    }
+
+    /// The registry with runtime checks `checks` instead of the device's (`bench --compare`
+    /// runs one model each way).
+    pub fn with_checks(gpu: &Gpu, checks: ShaderChecks) -> Result<Self, GpuError> {
+        Self::build(gpu, matmul::Tune::for_gpu(gpu), checks)
+    }
+
+    fn build(gpu: &Gpu, tune: matmul::Tune, checks: ShaderChecks) -> Result<Self, GpuError> {
         check_limits(gpu)?;
         let iq_tables = gpu.storage_init("iq tables", bytemuck::cast_slice(&crate::format::iquants::table_words()));
-        let k = Kernels { tune, pipelines: Mutex::default(), scratch: Mutex::default(), dummy: gpu.storage("dummy", 16), iq_tables };
+        let k = Kernels { tune, pipelines: Mutex::default(), scratch: Mutex::default(), dummy: gpu.storage("dummy", 16), iq_tables, checks };
         k.prepare(gpu, &[])?;
         Ok(k)
     }
@@ -230,7 +242,21 @@ impl Kernels {
                 if let Some(f) = key.format {
                     consts.push(("WDT", f.wgsl_id() as f64));
                 }
-                gpu.checked(&label, || gpu.compute_pipeline(&label, &src, key.entry, &consts)).map_err(|e| match e {
+                let trusted = trusted(self.checks, key.family);
+                gpu.checked(&label, || {
+                    if trusted {
+                        // SAFETY: under `auto` only the families of TRUSTED_FAMILIES get
+                        // here, whose every index, loop and divisor the host proves in range
+                        // (see there). Under `off` the user asked for every kernel unchecked,
+                        // to measure what the checks cost (`--shader-checks` says so): the
+                        // promise then rests on the kernels being correct, which the tests
+                        // check (tests/kernels.rs runs a golden both ways), not on a proof.
+                        unsafe { gpu.compute_pipeline_trusted(&label, &src, key.entry, &consts) }
+                    } else {
+                        gpu.compute_pipeline(&label, &src, key.entry, &consts)
+                    }
+                })
+                .map_err(|e| match e {
                     GpuError::Validation { msg, .. } => msg,
                     e => e.to_string(),
                 })
@@ -286,6 +312,33 @@ impl Kernels {
         b
     }
 }
+
+/// Whether `family`'s modules leave wgpu's runtime checks out under `checks`.
+pub fn trusted(checks: ShaderChecks, family: &str) -> bool {
+    match checks {
+        ShaderChecks::On => false,
+        ShaderChecks::Off => true,
+        ShaderChecks::Auto => TRUSTED_FAMILIES.contains(&family),
+    }
+}
+
+/// The kernel families built without wgpu's runtime checks by default (`--shader-checks
+/// auto`): none. A family belongs here only when both hold:
+/// - the host proves every index in range by construction: each view the op binds lies in
+///   its buffer (asserted where the op records the dispatch), every fixed-size array index
+///   and loop bound in the shader follows from the params the op writes, and no integer
+///   divisor can be zero;
+/// - leaving the checks out was measured to pay.
+///
+/// The second has held for no family on lavapipe (BENCHMARKS.md, "Runtime checks"): there
+/// the driver is robust itself (robustBufferAccess2), so wgpu adds no buffer checks in either
+/// mode, and what `off` removes (clamps on the kernels' small private and workgroup arrays,
+/// a counter per loop, zero-divisor guards) is a few integer operations per iteration of
+/// memory-bound loops: decode and prefill of r1-shape-small (BF16, Q4_K), and every kernel
+/// family's GPU time, moved by less than the noise between rounds. Measure again on a GPU
+/// (`bench --compare bf16@on,bf16@off`) before adding a family, and discharge the first
+/// condition for it then.
+pub const TRUSTED_FAMILIES: &[&str] = &[];
 
 /// The kernels without a portable fallback, and what each asks of the adapter.
 const PLAIN: [Key; 10] = [copy_rows::KEY, rmsnorm::KEY, rope::KEY, moe_gate::KEY, moe_combine::KEY, moe_group::KEY, swiglu::KEY, sample::KEY, mla_attn::KEY, gqa_attn::KEY];

@@ -12,9 +12,28 @@ use egui_kittest::Harness;
 pub const MODEL_FIELD: &str = "Model (folder or .gguf)";
 
 pub fn harness(s: Startup) -> Harness<'static, App> {
+    harness_sized(s, [1280.0, 800.0])
+}
+
+/// The app in a window of `size` points; chats are saved in a fresh temporary folder unless
+/// `s.data_dir` names one (never in the user's data folder).
+pub fn harness_sized(mut s: Startup, size: [f32; 2]) -> Harness<'static, App> {
+    if s.data_dir.is_none() {
+        s.data_dir = Some(temp_data_dir("harness"));
+    }
     // The harness's own adapter choice (software rasteriser first), with the app's device limits.
     let setup = deepseek_wgpu_app::gpu::with_full_limits(egui_kittest::wgpu::default_wgpu_setup());
-    Harness::builder().with_size([1280.0, 800.0]).with_max_steps(20).wgpu_setup(setup).build_eframe(move |cc| App::new(cc, s))
+    Harness::builder().with_size(size).with_max_steps(20).wgpu_setup(setup).build_eframe(move |cc| App::new(cc, s))
+}
+
+/// An empty folder under the system's temporary folder, unique to this process and call.
+pub fn temp_data_dir(what: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("dsw-app-{what}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temporary data folder");
+    d
 }
 
 /// Step the UI until `cond` holds (the worker thread works meanwhile); `cond` may panic to
@@ -55,6 +74,9 @@ pub fn reply_done(h: &mut Harness<'static, App>) {
 
 /// Click a single-line field, clear it with Backspace and type `text`.
 pub fn clear_and_type(h: &mut Harness<'static, App>, label: &str, text: &str) {
+    // as a user would: scroll the field into view (the left column scrolls) before clicking it
+    h.get_by_label(label).scroll_to_me();
+    h.run_ok();
     h.get_by_label(label).click();
     h.run_ok();
     h.key_press(egui::Key::End);
@@ -75,6 +97,11 @@ pub fn mask_variable(h: &mut Harness<'static, App>, labels: &[&str]) {
         rects.extend(h.query_all_by_label_contains(label).map(|n| n.rect()));
     }
     rects.push(h.get_by_label(MODEL_FIELD).rect());
+    // the temporary chats folder: its own rect (the sidebar is narrow)
+    let saved: Vec<egui::Rect> = h.query_all_by_label_contains("saved in ").map(|n| n.rect()).collect();
+    for r in saved {
+        h.mask(r);
+    }
     for r in rects {
         // A fixed width: the text itself (and so its rect) changes length from run to run.
         h.mask(egui::Rect::from_min_size(r.min, egui::vec2(r.width().max(260.0), r.height())));
