@@ -12,25 +12,7 @@ use std::sync::Arc;
 
 use common::*;
 use deepseek_wgpu::gpu::{Gpu, GpuOptions, ShaderChecks};
-use deepseek_wgpu::model::{LoadOptions, LogitsMode, Model};
-
-/// Every fixture folder under tests/fixtures/gguf_models (each: model.gguf,
-/// golden.json, logits.npy), the DeepSeek ones and the dense `qwen3_*` ones
-/// (tools/make_qwen3_fixtures.py).
-fn fixtures() -> Vec<String> {
-    let dir = fixture("gguf_models");
-    let mut v: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("model.gguf").is_file())
-        // the i-quant file has its own test below
-        .filter(|e| !e.file_name().to_string_lossy().contains("iq_mix"))
-        .map(|e| format!("gguf_models/{}", e.file_name().to_string_lossy()))
-        .collect();
-    v.sort();
-    assert!(v.len() >= 4, "expected the GGUF fixtures in {}: {v:?}", dir.display());
-    v
-}
+use deepseek_wgpu::model::{LoadOptions, Model};
 
 fn gguf(name: &str) -> PathBuf {
     fixture(name).join("model.gguf")
@@ -42,7 +24,7 @@ fn gguf(name: &str) -> PathBuf {
 fn logits_match_transformers_prefill_decode_chunked() {
     let gpu = Arc::new(Gpu::new(&GpuOptions { shader_checks: ShaderChecks::On, ..Default::default() }).expect("GPU adapter"));
     let mut report = Vec::new();
-    for name in fixtures() {
+    for name in gguf_fixtures() {
         let g = golden(&name);
         let model = Model::load(gpu.clone(), &gguf(&name), &LoadOptions { max_ctx: 64, ..Default::default() }, &mut |_| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
         for step in [g.input_ids.len(), 1, 3] {
@@ -75,7 +57,7 @@ fn iq_mix_logits_match_transformers_prefill_decode_chunked() {
 
 #[test]
 fn greedy_ids_and_routing_through_the_cli() {
-    for name in fixtures() {
+    for name in gguf_fixtures() {
         let g = golden(&name);
         let ids: Vec<String> = g.prompt_ids.iter().map(|i| i.to_string()).collect();
         let o = Command::new(bin())
@@ -106,7 +88,7 @@ fn greedy_ids_and_routing_through_the_cli() {
 
 #[test]
 fn inspect_reads_a_gguf() {
-    for name in fixtures() {
+    for name in gguf_fixtures() {
         let o = Command::new(bin()).args(["inspect", "--json", "--model"]).arg(gguf(&name)).output().unwrap();
         assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -120,7 +102,7 @@ fn inspect_reads_a_gguf() {
 #[test]
 fn bad_gguf_files_are_clear_errors() {
     // a DeepSeek file: the cases below edit its `deepseek2` architecture string
-    let name = &fixtures().into_iter().find(|n| !n.contains("qwen3")).expect("a DeepSeek fixture");
+    let name = &gguf_fixtures().into_iter().find(|n| !n.contains("qwen3")).expect("a DeepSeek fixture");
     let bytes = std::fs::read(gguf(name)).unwrap();
     let dir = std::env::temp_dir().join(format!("dsw-bad-gguf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

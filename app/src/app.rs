@@ -18,8 +18,9 @@ use crate::cache_view;
 use crate::routing::{RoutingShape, Trace};
 use crate::routing_view::PanelState;
 use crate::settings::SettingsForm;
+use crate::picker::{self, Picker};
 use crate::remote;
-use crate::worker::{Command, ModelInfo, RemoteInfo, Worker, WorkerEvent};
+use crate::worker::{Command, ModelInfo, RemoteInfo, Verdict, Worker, WorkerEvent};
 
 /// How the app starts (from the command line, or from a test).
 #[derive(Clone, Debug)]
@@ -42,11 +43,13 @@ pub struct Startup {
     /// where chats, settings and the window layout are saved; `None`: `$DEEPSEEK_WGPU_APP_DATA`,
     /// else the platform's data folder ([`crate::store::data_dir`])
     pub data_dir: Option<PathBuf>,
+    /// GPU memory a model may use (bytes; `--gpu-memory`); `None`: what the adapter reports
+    pub gpu_memory: Option<u64>,
 }
 
 impl Default for Startup {
     fn default() -> Self {
-        Startup { model_dir: None, prompt: None, ctx: 4096, max_tokens: None, seed: None, temperature: None, colour_row: None, expand_thinking: false, api_key: None, data_dir: None }
+        Startup { model_dir: None, prompt: None, ctx: 4096, max_tokens: None, seed: None, temperature: None, colour_row: None, expand_thinking: false, api_key: None, data_dir: None, gpu_memory: None }
     }
 }
 
@@ -58,7 +61,7 @@ pub enum ModelState {
 }
 
 pub struct App {
-    worker: Worker,
+    pub(crate) worker: Worker,
     startup: Startup,
     pub model_path: String,
     /// sent to a remote server as a bearer token; shown masked, never logged
@@ -90,6 +93,8 @@ pub struct App {
     pub chats: Chats,
     /// the answers' parsed Markdown
     pub md: egui_commonmark::CommonMarkCache,
+    /// the file dialog, recent models, the fit check and the adapters (picker.rs)
+    pub picker: Picker,
 }
 
 fn empty_shape() -> RoutingShape {
@@ -125,6 +130,7 @@ impl App {
             perf: PerfState::default(),
             chats: Chats::open(crate::store::data_dir(startup.data_dir.as_deref())),
             md: Default::default(),
+            picker: Picker::new(cc.wgpu_render_state.as_ref().map(|rs| rs.adapter.get_info().name).unwrap_or_default()),
             startup: startup.clone(),
         };
         app.restore_chats();
@@ -155,16 +161,24 @@ impl App {
     }
 
     pub fn open_model(&mut self) {
+        self.open_model_with(false)
+    }
+
+    /// Open what the model field names; `offload`: load with the expert cache when the
+    /// model fits only so (the user said so after the fit check).
+    pub fn open_model_with(&mut self, offload: bool) {
         let dir = PathBuf::from(self.model_path.trim());
         if self.model_path.trim().is_empty() {
             self.model = ModelState::Failed { dir, error: "type a model folder (config.json, *.safetensors, tokenizer files), a .gguf file or a server URL (http://host:port/v1)".into() };
             return;
         }
+        self.picker.fit = None;
+        self.picker.msg = None;
         self.model = ModelState::Loading { dir: dir.clone(), done: 0, total: 0, tensor: String::new() };
         let cmd = if remote::is_url(&self.model_path) {
             Command::Connect { url: self.model_path.trim().to_string(), key: Some(self.api_key.clone()).filter(|k| !k.trim().is_empty()) }
         } else {
-            Command::Load { dir: dir.clone(), ctx: self.startup.ctx }
+            Command::Load { dir: dir.clone(), ctx: self.startup.ctx, budget: self.startup.gpu_memory, offload }
         };
         if let Err(e) = self.worker.send(cmd) {
             self.model = ModelState::Failed { dir, error: e };
@@ -201,7 +215,18 @@ impl App {
     fn on_event_inner(&mut self, ev: WorkerEvent) {
         match ev {
             WorkerEvent::Loading { dir, done, total, tensor } => self.model = ModelState::Loading { dir, done, total, tensor },
+            WorkerEvent::Fit(fit) => self.picker.fit = Some(*fit),
+            WorkerEvent::Unloaded => {
+                self.model = ModelState::None;
+                self.trace = Trace::new(empty_shape());
+                self.pinned = None;
+                self.busy = false;
+            }
             WorkerEvent::Loaded(info) => {
+                if info.remote.is_none() {
+                    picker::remember(&mut self.picker.recent, &info.dir.display().to_string());
+                    self.save_settings();
+                }
                 // The open chat stays (the next message re-feeds it to this model).
                 self.trace = Trace::new(info.shape.clone());
                 self.reload_chat_routing();
@@ -422,12 +447,15 @@ impl App {
     }
 
     fn top_bar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
+        // wrapped: with the API key field, or in a narrow window, the picker's buttons go on
+        // a second row instead of out of the window
+        ui.horizontal_wrapped(|ui| {
             ui.heading("deepseek-wgpu");
             ui.separator();
+            let width = if remote::is_url(&self.model_path) { 280.0 } else { 360.0 };
             let label = ui.label("Model (folder or .gguf)");
             let edit = ui
-                .add(egui::TextEdit::singleline(&mut self.model_path).desired_width(360.0))
+                .add(egui::TextEdit::singleline(&mut self.model_path).desired_width(width))
                 .labelled_by(label.id)
                 .on_hover_text("a checkpoint folder, a .gguf file, or the URL of an OpenAI-compatible server (http://host:port/v1; add #MODEL to pick one of its models)");
             let mut enter = edit.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
@@ -442,6 +470,7 @@ impl App {
             if open.clicked() || (enter && can_open) {
                 self.open_model();
             }
+            self.picker_buttons(ui, can_open);
         });
         match &self.model {
             ModelState::None => {}
@@ -484,6 +513,8 @@ impl App {
                     if m.shared_device { "(one device for UI and engine)" } else { "(separate engine device)" }
                 ));
             }
+            // a refusal by the fit check is told by the fit lines below, with the numbers
+            ModelState::Failed { dir, .. } if self.picker.fit.as_ref().is_some_and(|f| &f.dir == dir && f.verdict != Verdict::Fits) => {}
             ModelState::Failed { dir, error } => {
                 let what = match dir.to_string_lossy() {
                     d if d.is_empty() => "No model".to_string(),
@@ -493,6 +524,7 @@ impl App {
                 ui.colored_label(ui.visuals().error_fg_color, format!("{what}: {error}"));
             }
         }
+        self.picker_lines(ui);
         if let Some(b) = self.banner.clone() {
             ui.horizontal(|ui| {
                 ui.colored_label(ui.visuals().error_fg_color, b);
@@ -706,6 +738,7 @@ impl eframe::App for App {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.shortcuts(ui.ctx());
+        self.picked_or_dropped(ui.ctx());
         egui::Panel::top("model bar").show(ui, |ui| {
             ui.add_space(2.0);
             self.top_bar(ui);

@@ -21,6 +21,18 @@ pub struct SavedSettings {
     pub open_chat: Option<String>,
     #[serde(default)]
     pub expand_thinking: bool,
+    /// model paths opened before, newest first
+    #[serde(default)]
+    pub recent: Vec<String>,
+    /// the adapter chosen in the window, used from the next start (`--adapter` wins)
+    #[serde(default)]
+    pub adapter: Option<String>,
+}
+
+/// The adapter chosen in the window last time, from `settings.json` in `data` (main.rs asks
+/// before the window, and so the device, exists).
+pub fn saved_adapter(data: Option<PathBuf>) -> Option<String> {
+    Chats { data, ..Chats::default() }.load_settings().adapter
 }
 
 /// The saved chats and the open one.
@@ -99,6 +111,8 @@ impl App {
             self.chats.saved_form = Some(f);
         }
         self.expand_thinking |= s.expand_thinking;
+        self.picker.recent = s.recent;
+        self.picker.adapter_choice = s.adapter;
         if let Some(id) = s.open_chat.filter(|id| self.chats.list.iter().any(|m| &m.id == id)) {
             self.open_chat(&id);
         }
@@ -107,7 +121,13 @@ impl App {
     /// Write `settings.json` (sampling, open chat, view options).
     pub fn save_settings(&mut self) {
         let Some(p) = self.chats.settings_path() else { return };
-        let s = SavedSettings { form: Some(self.form.clone()), open_chat: self.chats.current.clone(), expand_thinking: self.expand_thinking };
+        let s = SavedSettings {
+            form: Some(self.form.clone()),
+            open_chat: self.chats.current.clone(),
+            expand_thinking: self.expand_thinking,
+            recent: self.picker.recent.clone(),
+            adapter: self.picker.adapter_choice.clone(),
+        };
         if let Err(e) = serde_json::to_vec_pretty(&s).map_err(|e| e.to_string()).and_then(|b| store::write_atomic(&p, &b).map_err(|e| e.to_string())) {
             self.chats.msg = Some(Err(format!("cannot save the settings to {}: {e}", p.display())));
         }

@@ -11,6 +11,7 @@ pub mod chats;
 pub mod export;
 pub mod gpu;
 pub mod perf;
+pub mod picker;
 pub mod markdown;
 pub mod remote;
 pub mod routing;

@@ -1,6 +1,6 @@
 //! `deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N]
 //! [--temperature T] [--colour-layer ROW] [--expand-thinking] [--adapter N|NAME]
-//! [--data-dir DIR]`
+//! [--gpu-memory SIZE] [--data-dir DIR]`
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use deepseek_wgpu::gpu::AdapterChoice;
 use deepseek_wgpu_app::{App, Startup};
 use eframe::egui;
 
-const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW] [--expand-thinking] [--adapter N|NAME] [--data-dir DIR]
+const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt TEXT] [--ctx N] [--max-tokens N] [--seed N] [--temperature T] [--colour-layer ROW] [--expand-thinking] [--adapter N|NAME] [--gpu-memory SIZE] [--data-dir DIR]
 
   MODEL_DIR        checkpoint folder (config.json, *.safetensors, tokenizer) or a .gguf file; default: the embedded model
   SERVER_URL       an OpenAI-compatible server instead (http://host:port/v1, #MODEL to pick a model);
@@ -21,6 +21,9 @@ const USAGE: &str = "usage: deepseek-wgpu-app [MODEL_DIR | SERVER_URL] [--prompt
   --colour-layer R colour the transcript by the top-1 expert of MoE row R (0 = first MoE layer)
   --expand-thinking show the reasoning of replies expanded
   --adapter N|NAME the GPU: an index from `deepseek-wgpu devices` or part of an adapter's name
+                   (default: the one chosen in the window's Adapter menu, else the first)
+  --gpu-memory SIZE GPU memory a model may use (e.g. 24G, 1500M); a MoE model larger than that
+                   can load with its routed experts in host memory (the expert cache)
   --data-dir DIR   where chats, settings and the window size are saved (default: $DEEPSEEK_WGPU_APP_DATA,
                    else the platform's data folder, ~/.local/share/deepseek-wgpu on Linux)";
 
@@ -40,6 +43,7 @@ fn parse(args: &[String]) -> Result<(Startup, Option<AdapterChoice>), String> {
             "--colour-layer" | "--color-layer" => s.colour_row = Some(num(a, &value(a)?)?),
             "--expand-thinking" => s.expand_thinking = true,
             "--data-dir" => s.data_dir = Some(PathBuf::from(value(a)?)),
+            "--gpu-memory" => s.gpu_memory = Some(deepseek_wgpu::model::parse_size(&value(a)?).map_err(|e| format!("--gpu-memory: {e}"))?),
             "--adapter" => adapter = Some(value(a)?.parse::<AdapterChoice>().map_err(|e| format!("--adapter: {e}"))?),
             x if x.starts_with("--") => return Err(format!("unknown option {x}")),
             x if s.model_dir.is_none() => s.model_dir = Some(PathBuf::from(x)),
@@ -67,12 +71,23 @@ fn main() -> eframe::Result {
             std::process::exit(if e.is_empty() { 0 } else { 2 });
         }
     };
+    // The adapter chosen in the window last time, unless --adapter names one.
+    let data = deepseek_wgpu_app::store::data_dir(startup.data_dir.as_deref());
+    // (one that is gone is skipped: a start must not fail on a stale setting)
+    let saved = deepseek_wgpu_app::chats::saved_adapter(data.clone()).filter(|name| {
+        let there = deepseek_wgpu::gpu::list_adapters().iter().any(|(info, _, _)| &info.name == name);
+        if !there {
+            eprintln!("the adapter chosen last time, {name}, is not there; using the default");
+        }
+        there
+    });
+    let adapter = adapter.or(saved.map(AdapterChoice::Name));
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_inner_size([1400.0, 900.0]).with_title("deepseek-wgpu"),
         // The engine shares this device, so ask for the adapter's full limits.
         wgpu_options: deepseek_wgpu_app::gpu::wgpu_configuration(adapter),
         // The window's size and position and the panels' layout (app.ron) go beside the chats.
-        persistence_path: deepseek_wgpu_app::store::data_dir(startup.data_dir.as_deref()),
+        persistence_path: data,
         persist_window: true,
         ..Default::default()
     };

@@ -20,8 +20,13 @@ use crate::remote::Remote;
 use crate::routing::{PositionRoute, RoutingShape};
 
 pub enum Command {
-    /// Load a checkpoint folder with a latent cache of (at most) `ctx` tokens.
-    Load { dir: PathBuf, ctx: usize },
+    /// Load a checkpoint folder or GGUF file with a latent cache of (at most) `ctx` tokens.
+    /// First the library's preflight ([`Fit`]): a model that does not fit `budget` (bytes;
+    /// `None`: what the adapter reports) is refused with the numbers, and one that fits only
+    /// with its routed experts in host memory is loaded so only when `offload` says so.
+    Load { dir: PathBuf, ctx: usize, budget: Option<u64>, offload: bool },
+    /// Drop the model (or the server connection) and free its GPU memory.
+    Unload,
     /// Make the conversation `system` + `history` and generate the reply to `user`.
     /// The UI owns the conversation; the session reuses whatever prefix of its cache still
     /// matches, so regenerate and edit-and-resend only re-feed what changed.
@@ -70,8 +75,51 @@ pub struct ModelInfo {
     pub remote: Option<RemoteInfo>,
 }
 
+/// What a model needs on the GPU against what the adapter has, before a byte is uploaded
+/// (the library's `preflight` and `placement`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fit {
+    pub dir: PathBuf,
+    pub ctx: usize,
+    /// every weight the load uploads (routed experts included)
+    pub weights: u64,
+    /// of which the routed experts
+    pub expert_weights: u64,
+    /// the cache at `ctx` tokens
+    pub cache: u64,
+    pub cache_kind: &'static str,
+    pub activations: u64,
+    /// the GPU memory the load may use: `--gpu-memory`, else what the adapter reports (a CPU
+    /// adapter: the host's available memory); `None`: the adapter does not say
+    pub budget: Option<u64>,
+    /// the budget is `--gpu-memory`'s
+    pub budget_given: bool,
+    pub verdict: Verdict,
+}
+
+impl Fit {
+    /// Everything on the GPU.
+    pub fn total(&self) -> u64 {
+        self.weights + self.cache + self.activations
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    Fits,
+    /// only with `slots` of each MoE layer's `n_routed` experts on the GPU (the expert cache),
+    /// `gpu_bytes` in all
+    Offload { slots: usize, n_routed: usize, gpu_bytes: u64 },
+    /// the library's error, with its numbers
+    WontFit(String),
+}
+
 #[derive(Clone, Debug)]
 pub enum WorkerEvent {
+    /// the preflight of a load, before the upload starts
+    Fit(Box<Fit>),
+    /// the model is dropped and its GPU memory freed
+    Unloaded,
     Loading { dir: PathBuf, done: u64, total: u64, tensor: String },
     Loaded(Box<ModelInfo>),
     LoadFailed { dir: PathBuf, error: String },
@@ -149,7 +197,8 @@ fn run(gpu: Option<Arc<Gpu>>, rx: Receiver<Command>, out: Sender<WorkerEvent>, c
         // A panic inside the engine must not take the window down: report it and drop the
         // session, whose state is unknown after it.
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| match cmd {
-            Command::Load { dir, ctx } => e.load(dir, ctx),
+            Command::Load { dir, ctx, budget, offload } => e.load(dir, ctx, budget, offload),
+            Command::Unload => e.unload(),
             Command::Send { system, history, user, settings } => e.send(&system, history, &user, &settings),
             Command::Connect { url, key } => e.connect(url, key),
         }));
@@ -168,11 +217,23 @@ impl Engine {
         self.ctx.request_repaint();
     }
 
-    fn load(&mut self, dir: PathBuf, ctx: usize) {
+    /// Drop the session (its model's buffers) and wait for the device to release them.
+    fn unload(&mut self) {
+        self.session = None;
+        self.remote = None;
+        if let Some(g) = &self.gpu {
+            let _ = g.device.poll(eframe::egui_wgpu::wgpu::PollType::wait_indefinitely());
+        }
+        self.emit(WorkerEvent::Unloaded);
+        let memory = self.gpu.as_ref().and_then(|g| GpuReport::memory_of(&g.device));
+        self.emit(WorkerEvent::Gpu(GpuReport { kernels: None, memory }));
+    }
+
+    fn load(&mut self, dir: PathBuf, ctx: usize, budget: Option<u64>, offload: bool) {
         // Free the old model's buffers before uploading the new one.
         self.session = None;
         self.remote = None;
-        match self.try_load(&dir, ctx) {
+        match self.try_load(&dir, ctx, budget, offload) {
             Ok((session, info)) => {
                 self.session = Some(session);
                 self.emit(WorkerEvent::Loaded(Box::new(info)));
@@ -196,7 +257,35 @@ impl Engine {
         }
     }
 
-    fn try_load(&mut self, dir: &std::path::Path, ctx: usize) -> Result<(Session, ModelInfo), String> {
+    /// The library's preflight for `dir` on `gpu`: what the load needs (everything resident,
+    /// `placement` without a budget) and whether it fits the budget (`preflight`).
+    fn fit(gpu: &Gpu, dir: &std::path::Path, opts: &LoadOptions) -> Result<Fit, String> {
+        use deepseek_wgpu::model::{open, placement, preflight, total_bytes};
+        let (cfg, ck) = open(dir).map_err(|e| e.to_string())?;
+        let weights = total_bytes(&ck, &cfg, opts.quantize);
+        let need = placement(&ck, &cfg, gpu.max_binding, opts, weights, None).map_err(|e| e.to_string())?;
+        let (budget, verdict) = match preflight(&ck, &cfg, gpu, opts, weights) {
+            Ok(p) => (p.budget, match p.expert_cache {
+                Some(c) => Verdict::Offload { slots: c.slots, n_routed: p.n_routed, gpu_bytes: p.gpu_bytes() },
+                None => Verdict::Fits,
+            }),
+            Err(e) => (opts.memory_budget, Verdict::WontFit(e.to_string())),
+        };
+        Ok(Fit {
+            dir: dir.to_path_buf(),
+            ctx: opts.max_ctx,
+            weights,
+            expert_weights: need.expert_weights,
+            cache: need.cache,
+            cache_kind: cfg.cache_name(),
+            activations: need.activations,
+            budget,
+            budget_given: opts.memory_budget.is_some(),
+            verdict,
+        })
+    }
+
+    fn try_load(&mut self, dir: &std::path::Path, ctx: usize, budget: Option<u64>, offload: bool) -> Result<(Session, ModelInfo), String> {
         let gguf = deepseek_wgpu::model::is_gguf(dir);
         if !dir.is_dir() && !gguf {
             return Err(format!("{} is neither a model folder nor a .gguf file", dir.display()));
@@ -212,8 +301,18 @@ impl Engine {
                 g
             }
         };
+        let opts = LoadOptions { max_chunk: 256, max_ctx: ctx, memory_budget: budget, ..LoadOptions::default() };
+        let fit = Self::fit(&gpu, dir, &opts)?;
+        self.emit(WorkerEvent::Fit(Box::new(fit.clone())));
+        match fit.verdict {
+            Verdict::WontFit(e) => return Err(e),
+            Verdict::Offload { slots, n_routed, .. } if !offload => {
+                return Err(format!("does not fit the GPU memory with all its experts; it can run with {slots} of each MoE layer's {n_routed} routed experts on the GPU and the rest in host memory (expert cache): press \"Load with expert cache\""))
+            }
+            _ => {}
+        }
         let mut last_pct = u64::MAX;
-        let model = Model::load(gpu.clone(), dir, &LoadOptions { max_chunk: 256, max_ctx: ctx, ..LoadOptions::default() }, &mut |p| {
+        let model = Model::load(gpu.clone(), dir, &opts, &mut |p| {
             // Per-mille steps: R1 has tens of thousands of tensors; the bar needs ~1000 updates.
             let pct = (p.done * 1000).checked_div(p.total).unwrap_or(0);
             if pct != last_pct {

@@ -90,23 +90,7 @@ impl DeviceArgs {
     }
 }
 
-/// A memory size: a number with an optional unit K, M, G, T (powers of 1024; `KiB`, `KB`,
-/// `k` … alike); plain numbers are bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a size (e.g. 24G, 1500M, 512MiB)"))?;
-    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use K, M, G or T)")),
-    };
-    Ok((v * (1u64 << shift) as f64) as u64)
-}
+pub use deepseek_wgpu::model::parse_size;
 
 /// MiB, rounded up (a small fixture's weights are not 0 MiB).
 pub fn mib(b: u64) -> u64 {

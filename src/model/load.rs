@@ -136,8 +136,11 @@ pub fn open(path: &Path) -> Result<(ModelConfig, Checkpoint), LoadError> {
 }
 
 /// Checks that need no upload: every tensor can be split to fit one binding, and the whole
-/// model fits the memory budget. Fails with the numbers before a single byte moves.
-fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, weights: u64) -> Result<Placement, LoadError> {
+/// model fits the memory budget (`opts.memory_budget`, else what a CPU adapter's host has).
+/// Fails with the numbers before a single byte moves; the placement says whether the routed
+/// experts would have to live in host memory. `weights`: [`total_bytes`]. The app asks this
+/// before it loads a model.
+pub fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, weights: u64) -> Result<Placement, LoadError> {
     let limit = gpu.max_binding;
     for name in ck.names() {
         let Some(t) = ck.get(name) else { continue };
@@ -156,6 +159,24 @@ fn preflight(ck: &Checkpoint, cfg: &ModelConfig, gpu: &Gpu, opts: &LoadOptions, 
         }
     }
     placement(ck, cfg, limit, opts, weights, opts.memory_budget.or_else(|| detect_budget(gpu)))
+}
+
+/// A memory size: a number with an optional unit K, M, G, T (powers of 1024; `KiB`, `KB`,
+/// `k` … alike); plain numbers are bytes. (`--gpu-memory` of the CLI and the app.)
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a size (e.g. 24G, 1500M, 512MiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use K, M, G or T)")),
+    };
+    Ok((v * (1u64 << shift) as f64) as u64)
 }
 
 /// Whether a tensor is one of the routed experts' matrices.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub use forward::{ForwardOut, LogitsMode, Sample};
 use forward::{Chunk, LORA_NORM_EPS};
-pub use load::{check, host_available_memory, is_gguf, open, placement, total_bytes, LoadError, LoadOptions, Progress};
+pub use load::{check, host_available_memory, is_gguf, open, parse_size, placement, preflight, total_bytes, LoadError, LoadOptions, Progress};
 pub use offload::{ExpertCache, LayerStats, Placement, Policy};
 
 use crate::config::ModelConfig;

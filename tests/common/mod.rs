@@ -12,6 +12,24 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
+/// Every fixture folder under tests/fixtures/gguf_models (each: model.gguf, golden.json,
+/// logits.npy), the DeepSeek ones and the dense `qwen3_*` ones (tools/make_gguf_model_fixtures.py,
+/// tools/make_qwen3_fixtures.py), as `gguf_models/NAME`.
+pub fn gguf_fixtures() -> Vec<String> {
+    let dir = fixture("gguf_models");
+    let mut v: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("model.gguf").is_file())
+        // the i-quant file has its own test (tests/gguf_models.rs, `iq_mix_...`)
+        .filter(|e| !e.file_name().to_string_lossy().contains("iq_mix"))
+        .map(|e| format!("gguf_models/{}", e.file_name().to_string_lossy()))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 4, "expected the GGUF fixtures in {}: {v:?}", dir.display());
+    v
+}
+
 pub struct Golden {
     pub prompt_ids: Vec<u32>,
     pub generated_ids: Vec<u32>,
