@@ -9,8 +9,8 @@
 //! the head, in the format asked for; embedding, norms, router and correction bias stay
 //! BF16/F32. A matrix
 //! whose rows are not whole blocks of it takes llama.cpp's fallback (`llama-quant.cpp`:
-//! Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; Q2_K/Q3_K fall back to IQ4_NL there, which the
-//! engine does not read, so Q4_0 here), or stays BF16 when even that does not fit. Blocks are
+//! Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; Q2_K/Q3_K fall back to IQ4_NL there; these
+//! synthetic models use Q4_0 instead), or stays BF16 when even that does not fit. Blocks are
 //! random bytes with f16 scales (and mins) set per format so the values have the BF16
 //! weights' standard deviation and about zero mean.
 //!
@@ -41,6 +41,14 @@ pub enum SyntheticError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error("synthetic weights are not made in {0}; one of {known}", known = fill_formats().map(|f| f.name().to_lowercase()).collect::<Vec<_>>().join(", "))]
+    Quant(&'static str),
+}
+
+/// The block formats [`quant_checkpoint`] fills: the legacy formats and the K-quants (random
+/// bytes with scales set per format). Not the i-quants: their random fill is not written.
+pub fn fill_formats() -> impl Iterator<Item = Format> {
+    Format::ALL.into_iter().filter(|f| f.is_block() && f.iquant().is_none())
 }
 
 /// Names accepted by [`config_json`] and [`build`].
@@ -280,6 +288,9 @@ pub fn checkpoint(cfg: &ModelConfig, seed: u64) -> Result<Checkpoint, SyntheticE
 /// the module comment; the other tensors hold the same values as there). Block formats are
 /// not safetensors dtypes, so the tensors are views into one buffer, as a GGUF file's are.
 pub fn quant_checkpoint(cfg: &ModelConfig, seed: u64, quant: Format) -> Result<Checkpoint, SyntheticError> {
+    if !fill_formats().any(|f| f == quant) {
+        return Err(SyntheticError::Quant(quant.name()));
+    }
     let specs = tensors(cfg, Some(quant));
     let mut spans = Vec::with_capacity(specs.len());
     let mut off = 0usize;
@@ -440,7 +451,8 @@ mod tests {
     #[test]
     fn quant_checkpoint_formats_and_values() {
         let c = config("r1-shape-ci").unwrap();
-        for q in Format::ALL.into_iter().filter(|f| f.is_block()) {
+        assert!(matches!(quant_checkpoint(&c, 7, Format::IQ2_XXS), Err(SyntheticError::Quant("IQ2_XXS"))));
+        for q in fill_formats() {
             let ck = quant_checkpoint(&c, 7, q).unwrap();
             let fmt = |n: &str| ck.get(n).unwrap().dtype;
             assert_eq!(fmt("model.layers.1.mlp.experts.3.up_proj.weight"), q, "{q:?}");

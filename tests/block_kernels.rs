@@ -18,8 +18,15 @@ use deepseek_wgpu::tensor::Matrix;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+/// The legacy and K-quant block formats. The i-quants have tests of their own below, on fewer
+/// shapes: each kernel variant costs lavapipe seconds to compile cold, and walking all nine
+/// through every test here took over half an hour.
 fn block_formats() -> impl Iterator<Item = Format> {
-    Format::ALL.into_iter().filter(|f| f.is_block())
+    Format::ALL.into_iter().filter(|f| f.is_block() && f.iquant().is_none())
+}
+
+fn iquants() -> impl Iterator<Item = Format> {
+    Format::ALL.into_iter().filter(|f| f.iquant().is_some())
 }
 
 /// Columns for `f`: a few whole blocks (7 for the 32-value formats, 2 for the K-quants).
@@ -35,7 +42,23 @@ fn f16_fields(f: Format) -> &'static [usize] {
         Format::Q2_K => &[80, 82],
         Format::Q3_K => &[108],
         Format::Q6_K => &[208],
+        // IQ1_M's d is the top nibbles of its scale words at 48..56 (see `set_f16`)
+        Format::IQ1_M => &[48],
+        _ if f.iquant().is_some() => &[0],
         _ => unreachable!("{f:?} is not a block format"),
+    }
+}
+
+/// Write the f16 `v` into the scale field at byte `o` of block `b` of `f`.
+fn set_f16(f: Format, b: &mut [u8], o: usize, v: half::f16) {
+    let bits = v.to_bits();
+    if f == Format::IQ1_M {
+        for i in 0..4 {
+            let hi = &mut b[o + 1 + 2 * i];
+            *hi = (*hi & 0x0f) | ((((bits >> (4 * i)) & 0xf) as u8) << 4);
+        }
+    } else {
+        b[o..o + 2].copy_from_slice(&bits.to_le_bytes());
     }
 }
 
@@ -51,7 +74,7 @@ fn block_weights(rng: &mut StdRng, f: Format, n: usize) -> (Vec<u8>, Vec<f32>) {
         let peaks: Vec<f32> = (0..fields.len())
             .map(|k| {
                 for (i, &o) in fields.iter().enumerate() {
-                    b[o..o + 2].copy_from_slice(&half::f16::from_f32(if i == k { 1.0 } else { 0.0 }).to_le_bytes());
+                    set_f16(f, b, o, half::f16::from_f32(if i == k { 1.0 } else { 0.0 }));
                 }
                 f.decode(b).into_iter().fold(1.0f32, |m, v| m.max(v.abs()))
             })
@@ -59,7 +82,7 @@ fn block_weights(rng: &mut StdRng, f: Format, n: usize) -> (Vec<u8>, Vec<f32>) {
         for (&o, peak) in fields.iter().zip(peaks) {
             let sign = if rng.random::<bool>() { -1.0 } else { 1.0 };
             let s = half::f16::from_f32(sign * (0.25 + 0.75 * rng.random::<f32>()) / (peak * fields.len() as f32));
-            b[o..o + 2].copy_from_slice(&s.to_le_bytes());
+            set_f16(f, b, o, s);
         }
     }
     let f32s = f.decode(&bytes);
@@ -482,5 +505,75 @@ fn mla_absorb_split_block_formats_fast() {
             assert_close(&format!("{what}: q_absorb"), &g.read_f32(&ql, 0, (t * h.heads * h.kvl) as u64).unwrap(), &mla_absorb::q_absorb_ref(&wf, h, &q, t), 1e-4, 1e-4);
             assert_close(&format!("{what}: v_up"), &g.read_f32(&o, 0, (t * h.heads * h.v) as u64).unwrap(), &mla_absorb::v_up_ref(&wf, h, &ol, t), 1e-4, 1e-4);
         }
+    }
+}
+
+/// The i-quants through every kernel that reads them: the generic kernel (dense prefill: they
+/// have no gemm), the fast matvec's step decode (decode: dense, and routed experts from GPU
+/// ids with the pool split across bindings) and embed; residual accumulation, 173 rows, each
+/// starting off a 16-byte word (one 256-value block per row; IQ4_NL: 7 blocks of 32, a
+/// partial step). Against the CPU reference over `Format::decode`, which tests/formats.rs
+/// holds bit-exact to gguf-py's `dequantize` (embed here: bit for bit).
+///
+/// One shape per format on purpose: every matvec variant (format × steps per lane × lanes per
+/// row) is a pipeline that lavapipe compiles in seconds to tens of seconds cold, and one row
+/// of one step is the variant that compiles fastest (one step per lane: 64 unrolled decodes);
+/// the dense and routed products share it. On this 2-core machine, shared with other jobs:
+/// 119 s wall (37 s user CPU) with MESA_SHADER_CACHE_DISABLE=true, 21 s (7 s) warm; the same
+/// products on two row shapes plus a third routed one took 671 s cold.
+#[test]
+fn iquants_generic_matvec_routed_embed() {
+    let mut rng = StdRng::seed_from_u64(31);
+    for f in iquants() {
+        let cols = if f.block_elems() == 32 { 7 * 32 } else { 256 };
+        // bindings of about three experts: the experts' pool and the dense matrix are split
+        let (e_rows, rows) = (37, 173);
+        let g = gpu_with(Some((3 * f.bytes_for(e_rows * cols).unwrap() + 64) as u64));
+        let k = Kernels::new(&g).unwrap();
+        let (m, wf) = matrix(&g, &mut rng, f, 1, rows, cols);
+        assert!(m.chunks.len() > 1, "{f:?}: matrix must be split");
+        for t in [1, 3] {
+            let x = rnd(&mut rng, t * cols, 1.0);
+            let y0 = rnd(&mut rng, t * rows, 1.0);
+            let (xb, yb) = (upload(&g, &x), upload(&g, &y0));
+            let used = kernels_used(&g, || {
+                let mut rec = Recorder::new(&g);
+                matmul::run(&mut rec, &k, &m, Rows::new(&xb, cols, t), Rows::new(&yb, rows, t), Out::Add);
+                rec.submit("test").unwrap();
+            });
+            let what = format!("{f:?} t {t} chunks {}", m.chunks.len());
+            assert_fast(&what, &used, if t == 1 { "matvec/matvec/" } else { "matmul/" });
+            let got = g.read_f32(&yb, 0, (t * rows) as u64).unwrap();
+            let want: Vec<f32> = matmul::reference(&wf, rows, cols, &x, cols, 0, t, 1, None).iter().zip(&y0).map(|(a, b)| a + b).collect();
+            assert_close(&what, &got, &want, 1e-4, 1e-4);
+        }
+
+        let (e, t, slots) = (9, 5, 3);
+        let (m, wf) = matrix(&g, &mut rng, f, e, e_rows, cols);
+        assert!(m.chunks.len() > 2, "{f:?}: pool must be split");
+        let ids: Vec<u32> = (0..t * slots).map(|_| rng.random_range(0..e as u32)).collect();
+        let x = rnd(&mut rng, t * slots * cols, 1.0);
+        let (xb, yb) = (upload(&g, &x), g.storage("y", (t * slots * e_rows * 4) as u64));
+        let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
+        let items = Routed { x: Rows::strided(&xb, 0, slots * cols, cols, t), slots, slot_stride: cols, ids: &idb };
+        let used = kernels_used(&g, || {
+            let mut rec = Recorder::new(&g);
+            matmul::run_routed(&mut rec, &k, &m, items, Rows::new(&yb, e_rows, t * slots));
+            rec.submit("test").unwrap();
+        });
+        assert_fast(&format!("routed {f:?}"), &used, "matvec/matvec/");
+        let want = matmul::reference(&wf, e_rows, cols, &x, slots * cols, cols, t, slots, Some(&ids));
+        assert_close(&format!("routed {f:?}"), &g.read_f32(&yb, 0, (t * slots * e_rows) as u64).unwrap(), &want, 1e-4, 1e-4);
+
+        // embed: rows of the split dense table, bit for bit
+        let (m, wf) = matrix(&g, &mut rng, f, 1, rows, cols);
+        let ids: Vec<u32> = vec![0, 172, 57, 3, 57, 101];
+        let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
+        let out = g.storage("out", (ids.len() * cols * 4) as u64);
+        let mut rec = Recorder::new(&g);
+        embed::run(&mut rec, &k, &m, &idb, Rows::new(&out, cols, ids.len()));
+        rec.submit("test").unwrap();
+        let got = g.read_f32(&out, 0, (ids.len() * cols) as u64).unwrap();
+        assert_close(&format!("embed {f:?}"), &got, &embed::reference(&wf, cols, &ids), 0.0, 0.0);
     }
 }

@@ -1,7 +1,8 @@
 //! Every weight format decodes as the independent reference does: the float formats as
 //! PyTorch (tests/fixtures/formats.json, made by tools/make_format_fixtures.py), GGUF's block
 //! formats as gguf-py's `dequantize` (tests/fixtures/blocks.json, made by
-//! tools/make_block_fixtures.py). Both the CPU reference (`Format::decode`) and the shaders'
+//! tools/make_block_fixtures.py; the i-quants from tests/fixtures/iquants.json, made by
+//! tools/make_iquant_fixtures.py). Both the CPU reference (`Format::decode`) and the shaders'
 //! decode (`shaders/common/{formats,weights}.wgsl`, through the embedding gather), bit for
 //! bit; NaN only has to stay NaN.
 
@@ -19,11 +20,20 @@ fn cases() -> Vec<(Format, Vec<u8>, Vec<f32>)> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(file);
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     };
-    let (floats, blocks) = (read("formats.json"), read("blocks.json"));
+    let (floats, blocks, iquants) = (read("formats.json"), read("blocks.json"), read("iquants.json"));
     Format::ALL
         .into_iter()
         .map(|f| {
-            let c = if f.is_block() { &blocks[f.name()] } else { &floats[f.name()] };
+            let c = if f.iquant().is_some() {
+                let c = &iquants[f.name()];
+                assert_eq!(c["block_bytes"].as_u64(), Some(f.block_bytes() as u64), "{f:?}: block bytes");
+                assert_eq!(c["block_elems"].as_u64(), Some(f.block_elems() as u64), "{f:?}: block values");
+                c
+            } else if f.is_block() {
+                &blocks[f.name()]
+            } else {
+                &floats[f.name()]
+            };
             let bytes: Vec<u8> = serde_json::from_value(c["bytes"].clone()).unwrap();
             let bits: Vec<u32> = serde_json::from_value(c["f32_bits"].clone()).unwrap();
             (f, bytes, bits.into_iter().map(f32::from_bits).collect())
@@ -62,24 +72,5 @@ fn shader_decode_matches_reference() {
         embed::run(&mut rec, &k, &m, &ids, Rows::new(&out, n, 1));
         rec.submit("formats").unwrap();
         same(&format!("{f:?} shader"), &g.read_f32(&out, 0, n as u64).unwrap(), &want);
-    }
-}
-
-/// GGUF's i-quants (IQ1_S … IQ4_XS) decode on the CPU as gguf-py's `dequantize` does, bit for
-/// bit (tests/fixtures/iquants.json, made by tools/make_iquant_fixtures.py).
-#[test]
-fn iquants_decode_as_gguf_py() {
-    use deepseek_wgpu::format::iquants::IQuant;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/iquants.json");
-    let fx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    for q in IQuant::ALL {
-        let c = &fx[q.name()];
-        assert_eq!(c["block_bytes"].as_u64(), Some(q.block_bytes() as u64), "{q:?}: block bytes");
-        assert_eq!(c["block_elems"].as_u64(), Some(q.block_elems() as u64), "{q:?}: block values");
-        let bytes: Vec<u8> = serde_json::from_value(c["bytes"].clone()).unwrap();
-        let bits: Vec<u32> = serde_json::from_value(c["f32_bits"].clone()).unwrap();
-        assert!(bits.len() >= 8 * q.block_elems(), "{q:?}: fixture has fewer than 8 blocks");
-        let want: Vec<f32> = bits.into_iter().map(f32::from_bits).collect();
-        same(&format!("{q:?} CPU"), &q.decode(&bytes), &want);
     }
 }

@@ -37,6 +37,24 @@ fn logits_match_transformers_prefill_decode_chunked() {
     eprintln!("{}", report.join("\n"));
 }
 
+/// The i-quant mix (all nine i-quants, llama-quantize with an imatrix; tools/GGUF_FIXTURES.md)
+/// against its transformers goldens: prefill, decode and chunks of 3. (max|err|/std 3.6e-6
+/// prefill, 3.8e-6 decode, 3.6e-6 in chunks of 3.) A test of its own rather than one more
+/// fixture of the tests above: its kernels (a matvec per i-quant, the generic kernel for
+/// prefill) are its cold cost; its times are in tools/GGUF_FIXTURES.md.
+#[test]
+fn iq_mix_logits_match_transformers_prefill_decode_chunked() {
+    let gpu = Arc::new(Gpu::new(&GpuOptions::default()).expect("GPU adapter"));
+    let name = "gguf_models/v3_tiny_iq_mix";
+    let g = golden(name);
+    let model = Model::load(gpu, &gguf(name), &LoadOptions { max_ctx: 64, ..Default::default() }, &mut |_| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for step in [g.input_ids.len(), 1, 3] {
+        let err = rel_err(&logits_in_chunks(&model, &g.input_ids, step, 64), &g.logits);
+        eprintln!("{name} step {step}: max|err|/std = {err:.2e}");
+        assert!(err <= TOL, "{name} step {step}: max|err|/std = {err:.3e} > {TOL}");
+    }
+}
+
 #[test]
 fn greedy_ids_and_routing_through_the_cli() {
     for name in gguf_fixtures() {

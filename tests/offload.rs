@@ -14,7 +14,8 @@ use deepseek_wgpu::gpu::Gpu;
 use deepseek_wgpu::model::{ExpertCache, LoadOptions, Model, Policy};
 
 /// The MoE goldens: each float format (BF16, F32, FP8 with block scales), V2 and V3 routing,
-/// per-expert and sharded safetensors, and a K-quant GGUF (stacked experts, llama.cpp's file).
+/// per-expert and sharded safetensors, a K-quant GGUF (stacked experts, llama.cpp's file) and
+/// the i-quant GGUF (experts in IQ1_S, IQ1_M and IQ2_XXS).
 const MOE: &[(&str, &str)] = &[
     ("v3_qlora_yarn", ""),
     ("v3_moonlight", ""),
@@ -23,6 +24,7 @@ const MOE: &[(&str, &str)] = &[
     ("v3_fp8", ""),
     ("v3_sharded", ""),
     ("gguf_models/v3_tiny_q4_k_m", "model.gguf"),
+    ("gguf_models/v3_tiny_iq_mix", "model.gguf"),
 ];
 
 #[test]

@@ -110,7 +110,19 @@ MIN_DISTINCT_GEN = 4  # the 7 greedy ids of a committed file hold at least this 
 F32_TOL = 1e-5        # f32 GGUF vs HF goldens, max |dlogit| / std
 
 QUANTS = ["Q8_0", "Q4_K_M", "Q5_K_S", "Q3_K_M", "Q2_K"]   # llama-quantize types (from the f32 file)
-FILE_TYPES = ["F32", "F16"] + QUANTS                     # every file made per model
+# i-quant mixes: llama-quantize with an importance matrix (llama-imatrix over IMATRIX_TEXT, run on the
+# F32 file) and per-tensor types, so that one small file holds all nine i-quants. Base type, then
+# `--tensor-type` overrides (llama-quantize's own rules pick the rest: token_embd, output, the
+# fallback of attn_k_b, whose 32-value rows are no 256-value block, to IQ4_NL).
+IQ_MIXES = {
+    "IQ_MIX": ("IQ2_XXS", ["ffn_gate_exps=iq1_s", "ffn_up_exps=iq1_m", "ffn_down_exps=iq2_xxs",
+                           "attn_q_a=iq2_xs", "attn_q_b=iq2_s", "attn_kv_a_mqa=iq3_xxs",
+                           "attn_output=iq3_s", "ffn_gate_shexp=iq4_xs", "ffn_up_shexp=iq4_xs",
+                           "ffn_down_shexp=iq4_xs", "ffn_gate=iq4_xs", "ffn_up=iq4_xs", "ffn_down=iq4_xs",
+                           "attn_v_b=iq4_nl", "attn_k_b=iq4_nl"]),
+}
+IMATRIX_TEXT = ROOT / "README.md"   # any text: the imatrix only weights the quantizer's error
+FILE_TYPES = ["F32", "F16"] + QUANTS + list(IQ_MIXES)    # every file made per model
 COMMIT = {                                               # what goes into tests/fixtures (size budget)
     "v3_tiny": ["Q4_K_M", "Q2_K"],
     "v2lite_tiny": ["Q8_0", "Q4_K_M", "Q5_K_S"],
@@ -198,6 +210,7 @@ class LlamaCpp:
             sys.exit(f"{self.dir}: not a llama.cpp checkout (no convert_hf_to_gguf.py / gguf-py)")
         if self.quantize is None:
             sys.exit(f"{self.dir}: build llama-quantize first (see tools/GGUF_FIXTURES.md)")
+        self.imatrix = self.quantize.with_name("llama-imatrix")
         # the converter's own gguf-py, also for reading back
         sys.path.insert(0, str(self.gguf_py))
         import gguf
@@ -226,6 +239,17 @@ class LlamaCpp:
         cmd = [sys.executable, "-c", CONVERT_WRAPPER, str(self.convert), tok_hash, pre,
                str(hf_dir), "--outtype", outtype, "--outfile", str(out)]
         run(cmd, out.with_suffix(".convert.log"))
+
+    def imatrix_file(self, src, out):
+        """llama-imatrix over IMATRIX_TEXT with the model in `src` (CPU, 64-token chunks)."""
+        run([str(self.imatrix), "-m", str(src), "-f", str(IMATRIX_TEXT), "-o", str(out), "-c", "64",
+             "-b", "64", "-t", "2", "--no-ppl"], out.with_suffix(".log"))
+
+    def quantize_iq(self, src, out, mix, imatrix):
+        base, overrides = IQ_MIXES[mix]
+        tt = [a for o in overrides for a in ("--tensor-type", o)]
+        run([str(self.quantize), "--imatrix", str(imatrix), *tt, str(src), str(out), base, "2"],
+            out.with_suffix(".quantize.log"))
 
     def quantize_file(self, src, out, qtype, lite_workaround=False):
         log = out.with_suffix(".quantize.log")
@@ -482,7 +506,7 @@ def goldens_for_gguf(spec, hf_dir, path, prompt, gguf, tmp):
 # upper bounds on a tensor's relative RMS dequantization error per file type (observed max: about half;
 # a wrong layout / transposition gives ~1.4)
 WEIGHT_ERR_MAX = {"F32": 1e-12, "F16": 1e-3, "Q8_0": 0.01, "Q5_K_S": 0.06, "Q4_K_M": 0.12, "Q3_K_M": 0.3,
-                  "Q2_K": 0.6}
+                  "Q2_K": 0.6, "IQ_MIX": 1.0}
 
 
 def weight_errors(w, hf_w):
@@ -532,7 +556,7 @@ def golden_json(g, prompt, info, file_type, hf_cfg, vs_hf, seed, versions):
 # main
 # --------------------------------------------------------------------------------------------------
 
-def build_model(name, spec, llama, work, tok_dir, tok_hash, keep):
+def build_model(name, spec, llama, work, tok_dir, tok_hash, keep, only=False, first_seed=None):
     """Seed search. Returns (seed, prompt, hf config, {file_type: (path, goldens, info, vs_hf)}).
 
     A seed is accepted when every file type in `keep` (the ones written to tests/fixtures) is decisive
@@ -546,12 +570,18 @@ def build_model(name, spec, llama, work, tok_dir, tok_hash, keep):
         path = gdir / f"{name}_{ft}.gguf"
         if ft in ("F32", "F16"):
             llama.convert_hf(hf_dir, path, ft.lower(), tok_hash)
+        elif ft in IQ_MIXES:
+            assert not needs_lite_workaround(spec["config"]), "i-quant mixes are made for v3_tiny only"
+            imatrix = gdir / f"{name}.imatrix.gguf"
+            if not imatrix.exists():
+                llama.imatrix_file(gdir / f"{name}_F32.gguf", imatrix)
+            llama.quantize_iq(gdir / f"{name}_F32.gguf", path, ft, imatrix)
         else:
             llama.quantize_file(gdir / f"{name}_F32.gguf", path, ft, needs_lite_workaround(spec["config"]))
         return path
 
     for attempt in range(MAX_SEED_TRIES):
-        seed = spec["base_seed"] + attempt
+        seed = (first_seed or spec["base_seed"]) + attempt
         cfg_json = make_hf_checkpoint(spec, seed, hf_dir, tok_dir)
         pg = torch.Generator().manual_seed(seed + 7)
         prompt = [0] + torch.randint(3, TOK_N, (PROMPT_LEN - 1,), generator=pg).tolist()
@@ -561,7 +591,7 @@ def build_model(name, spec, llama, work, tok_dir, tok_hash, keep):
             shutil.rmtree(gdir)
         gdir.mkdir(parents=True)
         res, all_ok = {}, True
-        order = ["F32"] + [ft for ft in keep if ft != "F32"] + [ft for ft in FILE_TYPES if ft not in keep + ["F32"]]
+        order = ["F32"] + [ft for ft in keep if ft != "F32"] + [ft for ft in FILE_TYPES if ft not in keep + ["F32"] and not only]
         for ft in order:
             if ft not in keep and not all_ok:
                 break
@@ -602,6 +632,9 @@ def main():
                     help="scratch dir for HF checkpoints and every GGUF file (not in git)")
     ap.add_argument("--commit", default="default",
                     help="'default' (COMMIT table), 'all', or a comma list of file types, e.g. Q4_K_M,F16")
+    ap.add_argument("--only", action="store_true",
+                    help="make only F32 and the committed types (and remove only those folders)")
+    ap.add_argument("--first-seed", type=int, help="start the seed search here (e.g. the committed seed)")
     a = ap.parse_args()
     if not a.llama_cpp:
         sys.exit("give --llama-cpp or LLAMA_CPP_DIR")
@@ -622,9 +655,11 @@ def main():
         keep = (FILE_TYPES if a.commit == "all" else COMMIT[n] if a.commit == "default"
                 else [s.strip().upper() for s in a.commit.split(",")])
         assert all(ft in FILE_TYPES for ft in keep), keep
-        seed, prompt, cfg_json, res = build_model(n, MODEL_SPECS[n], llama, work, tok_dir, tok_hash, keep)
+        seed, prompt, cfg_json, res = build_model(n, MODEL_SPECS[n], llama, work, tok_dir, tok_hash, keep,
+                                                  a.only, a.first_seed)
         for old in OUT.glob(f"{n}_*"):
-            shutil.rmtree(old)
+            if not a.only or old.name in [f"{n}_{ft.lower()}" for ft in keep]:
+                shutil.rmtree(old)
         for ft in keep:
             path, g, info, vs_hf = res[ft]
             d = OUT / f"{n}_{ft.lower()}"

@@ -1,4 +1,4 @@
-// GGUF's block formats (WDT 4..13, see formats.wgsl) for the fast kernels matvec_blocks.wgsl
+// GGUF's block formats (WDT 4..22, see formats.wgsl) for the fast kernels matvec_blocks.wgsl
 // and gemm_blocks.wgsl, which read the packed weights as 16-byte words (`w`, `w2`:
 // array<vec4<u32>>, declared in mm_words.wgsl) like the float kernels do.
 //
@@ -19,9 +19,10 @@
 //
 // Params reuse (mm_words.wgsl): `words` is the bytes of a row for these formats.
 
-// Blocks per step, bytes per block (Format::block_bytes) and per step, 16-byte words per step.
-override G: u32 = select(1u, 8u, WDT >= 4u && WDT <= 8u);
-override BB: u32 = select(select(select(select(select(select(select(select(select(210u, 176u, WDT == 12u), 144u, WDT == 11u), 110u, WDT == 10u), 84u, WDT == 9u), 24u, WDT == 8u), 22u, WDT == 7u), 20u, WDT == 6u), 18u, WDT == 5u), 34u, WDT == 4u);
+// Blocks per step and bytes per block (Format::block_bytes), written by the host for the
+// kernel's format, then bytes and 16-byte words per step.
+const G: u32 = $gu;
+const BB: u32 = $bbu;
 override SB: u32 = G * BB;
 override NWR: u32 = (SB + 15u) / 16u;
 // Every step of every row starts on a 16-byte boundary (the host sets it when the row bytes
@@ -234,4 +235,124 @@ fn scale_min_k4_b(b: ptr<private, BW>, i: u32) -> vec2<u32> {
     }
     let m = bbyte(b, 8u + i);
     return vec2<u32>((m & 0xfu) | ((bbyte(b, i) >> 6u) << 4u), (m >> 4u) | ((bbyte(b, 4u + i) >> 6u) << 4u));
+}
+
+// The i-quants (layouts in weights.wgsl and src/format/iquants.rs; tables in iq_tables.wgsl).
+// Values j .. j + 3 (j = 4v) share one 8-value group: its scale, grid row and sign byte; IQ4_NL
+// steps are 8 blocks of 32 as Q4_0's.
+
+// ±1 for bits 0..3 of a sign byte (set = negative).
+fn sgn4(bits: u32) -> vec4<f32> {
+    return select(vec4<f32>(1.0), vec4<f32>(-1.0), ((vec4<u32>(bits) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u)) != vec4<u32>(0u));
+}
+
+// The 4-bit scale of 16-value group g from 8 bytes at o (low nibble first).
+fn nib_b(b: ptr<private, BW>, o: u32, g: u32) -> f32 {
+    return f32((bbyte(b, o + (g >> 1u)) >> ((g & 1u) * 4u)) & 15u);
+}
+
+fn kv4(q: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(kvalue(q.x), kvalue(q.y), kvalue(q.z), kvalue(q.w));
+}
+
+// IQ2_XXS: ((d · (½ + s) · ¼) · grid) · ±1
+fn v4_iq2_xxs(b: ptr<private, BW>, v: u32) -> vec4<f32> {
+    let j = 4u * v;
+    let ib = j >> 5u;
+    let l = (j >> 3u) & 3u;
+    let aux0 = bu16(b, 2u + 8u * ib);
+    let aux1 = bu16(b, 6u + 8u * ib);
+    let db = bh(b, 0u) * (0.5 + f32(aux1 >> 28u)) * 0.25;
+    let g = ubits(grid_word(IQ2XXS_AT, (aux0 >> (8u * l)) & 0xffu, (j >> 2u) & 1u), 0u, 0xffu);
+    return db * f4(g) * sgn4(ksigns((aux1 >> (7u * l)) & 127u) >> (j & 4u));
+}
+
+// IQ2_XS: as IQ2_XXS with a 9-bit row and 7 sign bits per u16, a nibble scale per 16 values
+fn v4_iq2_xs(b: ptr<private, BW>, v: u32) -> vec4<f32> {
+    let j = 4u * v;
+    let q = bu16(b, 2u + 2u * (j >> 3u)) & 0xffffu;
+    let db = bh(b, 0u) * (0.5 + nib_b(b, 66u, j >> 4u)) * 0.25;
+    let g = ubits(grid_word(IQ2XS_AT, q & 511u, (j >> 2u) & 1u), 0u, 0xffu);
+    return db * f4(g) * sgn4(ksigns(q >> 9u) >> (j & 4u));
+}
+
+// IQ2_S: 10-bit rows (qs | 2 bits of qh), a stored sign byte per 8 values
+fn v4_iq2_s(b: ptr<private, BW>, v: u32) -> vec4<f32> {
+    let j = 4u * v;
+    let k = j >> 3u;
+    let hi = (bbyte(b, 66u + (k >> 2u)) >> (2u * (k & 3u))) & 3u;
+    let db = bh(b, 0u) * (0.5 + nib_b(b, 74u, j >> 4u)) * 0.25;
+    let g = ubits(grid_word(IQ2S_AT, bbyte(b, 2u + k) | (hi << 8u), (j >> 2u) & 1u), 0u, 0xffu);
+    return db * f4(g) * sgn4(bbyte(b, 34u + k) >> (j & 4u));
+}
+
+// IQ3_XXS: ((d · (½ + s) · ½) · grid) · ±1, a 4-value row per byte
+fn v4_iq3_xxs(b: ptr<private, BW>, v: u32) -> vec4<f32> {
+    let j = 4u * v;
+    let aux = bu16(b, 66u + 4u * (j >> 5u));
+    let db = bh(b, 0u) * (0.5 + f32(aux >> 28u)) * 0.5;
+    let g = ubits(iq_tab[IQ3XXS_AT + bbyte(b, 2u + (j >> 2u))], 0u, 0xffu);
+    return db * f4(g) * sgn4(ksigns((aux >> (7u * ((j >> 3u) & 3u))) & 127u) >> (j & 4u));
+}
+
+// IQ3_S: ((d · (1 + 2s)) · grid) · ±1, 9-bit rows
+fn v4_iq3_s(b: ptr<private, BW>, v: u32) -> vec4<f32> {
+    let j = 4u * v;
+    let ib = j >> 5u;
+    let k = j >> 2u;
+    let s = (bbyte(b, 106u + (ib >> 1u)) >> (4u * (ib & 1u))) & 15u;
+    let db = bh(b, 0u) * f32(1u + 2u * s);
+    let row = bbyte(b, 2u + k) | (((bbyte(b, 66u + (k >> 3u)) >> (k & 7u)) & 1u) << 8u);
+    let g = ubits(iq_tab[IQ3S_AT + row], 0u, 0xffu);
+    return db * f4(g) * sgn4(bbyte(b, 74u + (k >> 1u)) >> (j & 4u));
+}
+
+// IQ1 grid values (i8) of row `row` plus ±⅛, times dl.
+fn iq1_v4(dl: f32, row: u32, h: u32, neg: bool) -> vec4<f32> {
+    return dl * (i8x4(grid_word(IQ1S_AT, row, h)) + vec4<f32>(select(0.125, -0.125, neg)));
+}
+
+// IQ1_S: (d · (2s + 1)) · (grid ± ⅛)
+fn v4_iq1_s(b: ptr<private, BW>, v: u32) -> vec4<f32> {
+    let j = 4u * v;
+    let ib = j >> 5u;
+    let l = (j >> 3u) & 3u;
+    let qh = bu16(b, 34u + 2u * ib) & 0xffffu;
+    let dl = bh(b, 0u) * f32(2u * ((qh >> 12u) & 7u) + 1u);
+    let row = bbyte(b, 2u + 4u * ib + l) | (((qh >> (3u * l)) & 7u) << 8u);
+    return iq1_v4(dl, row, (j >> 2u) & 1u, (qh & 0x8000u) != 0u);
+}
+
+// IQ1_M: as IQ1_S with a 3-bit scale per 16 values and d in the scale words' top nibbles
+fn v4_iq1_m(b: ptr<private, BW>, v: u32) -> vec4<f32> {
+    let j = 4u * v;
+    let u0 = bu16(b, 48u);
+    let u1 = bu16(b, 52u);
+    let dbits = ((u0 >> 12u) & 0xfu) | ((u0 >> 24u) & 0xf0u) | ((u1 >> 4u) & 0xf00u) | ((u1 >> 16u) & 0xf000u);
+    let g = j >> 4u;
+    let sw = select(u0, u1, g >= 8u) >> (16u * ((g >> 2u) & 1u));
+    let dl = unpack2x16float(dbits).x * f32(2u * ((sw >> (3u * (g & 3u))) & 7u) + 1u);
+    let k = j >> 3u;
+    let nib = (bbyte(b, 32u + (k >> 1u)) >> (4u * (k & 1u))) & 15u;
+    return iq1_v4(dl, bbyte(b, k) | ((nib & 7u) << 8u), (j >> 2u) & 1u, (nib & 8u) != 0u);
+}
+
+// IQ4_NL: d · KVALUES[q], blocks of 32 as Q4_0
+fn v4_iq4_nl(b: ptr<private, BW>, v: u32) -> vec4<f32> {
+    let k = v >> 3u;
+    let i = v & 7u;
+    let q = ubits(bu16(b, k * 18u + 2u + 4u * (i & 3u)), 4u * (i >> 2u), 0xfu);
+    return bd(b, k * 18u, k) * kv4(q);
+}
+
+// IQ4_XS: (d · (s − 32)) · KVALUES[q], 6-bit s per 32 values
+fn v4_iq4_xs(b: ptr<private, BW>, v: u32) -> vec4<f32> {
+    let j = 4u * v;
+    let ib = j >> 5u;
+    let lo = (bbyte(b, 4u + (ib >> 1u)) >> (4u * (ib & 1u))) & 15u;
+    let hi = (bu16(b, 2u) >> (2u * ib)) & 3u;
+    let dl = bh(b, 0u) * f32(i32(lo | (hi << 4u)) - 32);
+    let jj = j & 31u;
+    let q = ubits(bu16(b, 8u + 16u * ib + (jj & 15u)), 4u * (jj >> 4u), 0xfu);
+    return dl * kv4(q);
 }

@@ -3,13 +3,14 @@
 // (packed weights), `wscale` (f32 block scales; a 1-element dummy when unused) and
 // `override WDT: u32` (the format, see formats.wgsl).
 //
-// GGUF's block formats (WDT 4..13) are decoded here rather than in formats.wgsl because they
+// GGUF's block formats (WDT 4..22) are decoded here rather than in formats.wgsl because they
 // read single bytes of `w`, which only these kernels bind as array<u32> (matvec/gemm bind
 // 16-byte words; their block-format forms, matvec_blocks/gemm_blocks, decode whole steps with
 // the same operations in common/blocks_words.wgsl). Each decode takes the byte offset `b` of its
 // block in `w` and the element `j` within it, and computes the same f32 operations in the
-// same order as the CPU reference (src/format/blocks.rs, after gguf-py's quants.py), so the
-// results are bit-identical. Every product in them is exact in f32 (an f16 scale times small
+// same order as the CPU reference (src/format/blocks.rs and iquants.rs, after gguf-py's
+// quants.py), so the results are bit-identical. The i-quants read their lookup tables from
+// iq_tables.wgsl's buffer. Every product in them is exact in f32 (an f16 scale times small
 // integers), so only the final add/subtract rounds and FMA contraction cannot change a bit.
 // Block sizes and f16 field offsets are all even, so an f16 never straddles two u32 words.
 
@@ -33,6 +34,11 @@ fn w_u32_even(b: u32) -> u32 {
     let lo = (w[b >> 2u] >> ((b & 2u) * 8u)) & 0xffffu;
     let hi = (w[(b + 2u) >> 2u] >> (((b + 2u) & 2u) * 8u)) & 0xffffu;
     return lo | (hi << 16u);
+}
+
+// Little-endian u16 at even byte `b`.
+fn w_u16(b: u32) -> u32 {
+    return (w[b >> 2u] >> ((b & 2u) * 8u)) & 0xffffu;
 }
 
 // Nibble j (0..32) of the 16 bytes at `qs`: low nibbles are values 0..16, high ones 16..32.
@@ -137,6 +143,115 @@ fn q6_k(b: u32, j: u32) -> f32 {
     return dl * f32(i32(q) - 32);
 }
 
+// The i-quants (layouts in src/format/iquants.rs). Grid rows hold one value per byte; a
+// sign byte negates value i when bit i is set. Every product is exact in f32 (an f16 scale
+// times small integers and eighths), as for the K-quants.
+
+// 8-value grid value i of row `row` of the table at `at`.
+fn grid8(at: u32, row: u32, i: u32) -> u32 {
+    return (grid_word(at, row, i >> 2u) >> ((i & 3u) * 8u)) & 0xffu;
+}
+
+// IQ2_XXS, 66 bytes: d f16 @0 | 8 × (u32 grid bytes, u32 7-bit signs ×4 + 4-bit scale) @2.
+// v = ((d · (½ + s) · ¼) · grid) · ±1
+fn iq2_xxs(b: u32, j: u32) -> f32 {
+    let ib = j >> 5u;
+    let l = (j >> 3u) & 3u;
+    let aux0 = w_u32_even(b + 2u + 8u * ib);
+    let aux1 = w_u32_even(b + 6u + 8u * ib);
+    let db = w_f16(b) * (0.5 + f32(aux1 >> 28u)) * 0.25;
+    let g = grid8(IQ2XXS_AT, (aux0 >> (8u * l)) & 0xffu, j & 7u);
+    return db * f32(g) * iq_sign(ksigns((aux1 >> (7u * l)) & 127u), j & 7u);
+}
+
+// The 4-bit scale of 16-value group g from the 8 bytes at `at` (low nibble first).
+fn iq_nibble(at: u32, g: u32) -> f32 {
+    return f32((w_u8(at + (g >> 1u)) >> ((g & 1u) * 4u)) & 15u);
+}
+
+// IQ2_XS, 74 bytes: d f16 @0 | qs[32] u16 @2 (9-bit row, 7-bit signs) | scales[8] @66.
+fn iq2_xs(b: u32, j: u32) -> f32 {
+    let q = w_u16(b + 2u + 2u * (j >> 3u));
+    let db = w_f16(b) * (0.5 + iq_nibble(b + 66u, j >> 4u)) * 0.25;
+    return db * f32(grid8(IQ2XS_AT, q & 511u, j & 7u)) * iq_sign(ksigns(q >> 9u), j & 7u);
+}
+
+// IQ2_S, 82 bytes: d f16 @0 | qs[32] @2 | signs[32] @34 | qh[8] @66 (2 high row bits per 8
+// values) | scales[8] @74.
+fn iq2_s(b: u32, j: u32) -> f32 {
+    let k = j >> 3u;
+    let hi = (w_u8(b + 66u + (k >> 2u)) >> (2u * (k & 3u))) & 3u;
+    let db = w_f16(b) * (0.5 + iq_nibble(b + 74u, j >> 4u)) * 0.25;
+    return db * f32(grid8(IQ2S_AT, w_u8(b + 2u + k) | (hi << 8u), j & 7u)) * iq_sign(w_u8(b + 34u + k), j & 7u);
+}
+
+// IQ3_XXS, 98 bytes: d f16 @0 | qs[64] @2 (a 4-value row each) | 8 × u32 signs + scale @66.
+// v = ((d · (½ + s) · ½) · grid) · ±1
+fn iq3_xxs(b: u32, j: u32) -> f32 {
+    let aux = w_u32_even(b + 66u + 4u * (j >> 5u));
+    let db = w_f16(b) * (0.5 + f32(aux >> 28u)) * 0.5;
+    let g = (iq_tab[IQ3XXS_AT + w_u8(b + 2u + (j >> 2u))] >> ((j & 3u) * 8u)) & 0xffu;
+    return db * f32(g) * iq_sign(ksigns((aux >> (7u * ((j >> 3u) & 3u))) & 127u), j & 7u);
+}
+
+// IQ3_S, 110 bytes: d f16 @0 | qs[64] @2 | qh[8] @66 (bit 8 of each row) | signs[32] @74 |
+// scales[4] @106.  v = ((d · (1 + 2s)) · grid) · ±1
+fn iq3_s(b: u32, j: u32) -> f32 {
+    let ib = j >> 5u;
+    let k = j >> 2u;
+    let s = (w_u8(b + 106u + (ib >> 1u)) >> (4u * (ib & 1u))) & 15u;
+    let db = w_f16(b) * f32(1u + 2u * s);
+    let row = w_u8(b + 2u + k) | (((w_u8(b + 66u + (k >> 3u)) >> (k & 7u)) & 1u) << 8u);
+    let g = (iq_tab[IQ3S_AT + row] >> ((j & 3u) * 8u)) & 0xffu;
+    return db * f32(g) * iq_sign(w_u8(b + 74u + (k >> 1u)), j & 7u);
+}
+
+// IQ1 grid value i (an i8: -1, 0, 1) of row `row`, plus ±⅛.
+fn iq1_level(row: u32, i: u32, neg: bool) -> f32 {
+    let g = (i32(grid8(IQ1S_AT, row, i)) << 24u) >> 24u;
+    return f32(g) + select(0.125, -0.125, neg);
+}
+
+// IQ1_S, 50 bytes: d f16 @0 | qs[32] @2 | qh[8] u16 @34 (per 32 values: 3 high row bits per
+// 8, a 3-bit scale, the sign of ⅛).  v = (d · (2s + 1)) · (grid ± ⅛)
+fn iq1_s(b: u32, j: u32) -> f32 {
+    let ib = j >> 5u;
+    let l = (j >> 3u) & 3u;
+    let qh = w_u16(b + 34u + 2u * ib);
+    let dl = w_f16(b) * f32(2u * ((qh >> 12u) & 7u) + 1u);
+    let row = w_u8(b + 2u + 4u * ib + l) | (((qh >> (3u * l)) & 7u) << 8u);
+    return dl * iq1_level(row, j & 7u, (qh & 0x8000u) != 0u);
+}
+
+// IQ1_M, 56 bytes: qs[32] @0 | qh[16] @32 (a nibble per 8 values: 3 high row bits, the sign
+// of ⅛) | scales 4 × u16 @48 (3-bit scale per 16 values; d = the words' top nibbles).
+fn iq1_m(b: u32, j: u32) -> f32 {
+    let u0 = w_u32_even(b + 48u);
+    let u1 = w_u32_even(b + 52u);
+    let dbits = ((u0 >> 12u) & 0xfu) | ((u0 >> 24u) & 0xf0u) | ((u1 >> 4u) & 0xf00u) | ((u1 >> 16u) & 0xf000u);
+    let g = j >> 4u;
+    let s = (w_u16(b + 48u + 2u * (g >> 2u)) >> (3u * (g & 3u))) & 7u;
+    let dl = unpack2x16float(dbits).x * f32(2u * s + 1u);
+    let k = j >> 3u;
+    let nib = (w_u8(b + 32u + (k >> 1u)) >> (4u * (k & 1u))) & 15u;
+    return dl * iq1_level(w_u8(b + k) | ((nib & 7u) << 8u), j & 7u, (nib & 8u) != 0u);
+}
+
+// IQ4_NL, 18 bytes: d f16 @0 | qs[16] @2 (4-bit q as Q4_0).  v = d · KVALUES[q]
+fn iq4_nl(b: u32, j: u32) -> f32 {
+    return w_f16(b) * kvalue(nibble32(b + 2u, j));
+}
+
+// IQ4_XS, 136 bytes: d f16 @0 | scales_h u16 @2 | scales_l[4] @4 | qs[128] @8 (16 bytes per
+// 32 values, as IQ4_NL).  v = (d · (s − 32)) · KVALUES[q], 6-bit s per 32 values
+fn iq4_xs(b: u32, j: u32) -> f32 {
+    let ib = j >> 5u;
+    let lo = (w_u8(b + 4u + (ib >> 1u)) >> (4u * (ib & 1u))) & 15u;
+    let hi = (w_u16(b + 2u) >> (2u * ib)) & 3u;
+    let dl = w_f16(b) * f32(i32(lo | (hi << 4u)) - 32);
+    return dl * kvalue(nibble32(b + 8u + 16u * ib, j & 31u));
+}
+
 // Element `i` of the packed weight array, widened to f32 (without block scale). Block
 // formats: element i % n of block i / n, which starts at byte (i / n) · block bytes.
 fn w_raw(i: u32) -> f32 {
@@ -181,6 +296,33 @@ fn w_raw(i: u32) -> f32 {
         }
         case 13u: {
             return q6_k((i >> 8u) * 210u, i & 255u);
+        }
+        case 14u: {
+            return iq1_s((i >> 8u) * 50u, i & 255u);
+        }
+        case 15u: {
+            return iq1_m((i >> 8u) * 56u, i & 255u);
+        }
+        case 16u: {
+            return iq2_xxs((i >> 8u) * 66u, i & 255u);
+        }
+        case 17u: {
+            return iq2_xs((i >> 8u) * 74u, i & 255u);
+        }
+        case 18u: {
+            return iq2_s((i >> 8u) * 82u, i & 255u);
+        }
+        case 19u: {
+            return iq3_xxs((i >> 8u) * 98u, i & 255u);
+        }
+        case 20u: {
+            return iq3_s((i >> 8u) * 110u, i & 255u);
+        }
+        case 21u: {
+            return iq4_nl((i >> 5u) * 18u, i & 31u);
+        }
+        case 22u: {
+            return iq4_xs((i >> 8u) * 136u, i & 255u);
         }
         default: {
             return bitcast<f32>(w[i]);

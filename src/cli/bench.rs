@@ -124,9 +124,9 @@ fn expert_cache_json(layers: &[deepseek_wgpu::model::LayerStats], tokens: usize)
 }
 
 fn parse_quant(s: &str) -> Result<Format, String> {
-    Format::from_ggml_name(s).filter(|f| f.is_block()).ok_or_else(|| {
-        let names: Vec<String> = Format::ALL.iter().filter(|f| f.is_block()).map(|f| f.name().to_lowercase()).collect();
-        format!("not a GGUF block format the engine reads; one of {}", names.join(", "))
+    Format::from_ggml_name(s).filter(|f| deepseek_wgpu::synthetic::fill_formats().any(|q| q == *f)).ok_or_else(|| {
+        let names: Vec<String> = deepseek_wgpu::synthetic::fill_formats().map(|f| f.name().to_lowercase()).collect();
+        format!("not a block format synthetic models are made in; one of {}", names.join(", "))
     })
 }
 

@@ -7,9 +7,10 @@
 //! lookup tables (grids, sign patterns, IQ4 levels) are in [`super::iq_tables`], generated
 //! from gguf-py's own.
 //!
-//! The i-quants are not [`Format`](super::Format) arms yet: no kernel decodes them, so a GGUF
-//! file holding them is refused at load with a message naming the type. They join `Format`
-//! (and `Format::ALL`, which every kernel test walks) together with their WGSL decode.
+//! Each is a [`Format`](super::Format) arm (`Format::iquant` maps it here); the shaders decode
+//! them in `shaders/common/weights.wgsl` (per element) and `blocks_words.wgsl` (per 256-value
+//! step) with the same operations, the tables read from `shaders/common/iq_tables.wgsl`'s
+//! storage buffer ([`table_words`]).
 //!
 //! Layouts (byte offsets within a block; `d` a little-endian f16; 256 values per block except
 //! IQ4_NL's 32):
@@ -27,6 +28,27 @@
 //! | IQ4_XS | 136 | d @0, scales_h u16 @2, scales_l[4] @4, qs[128] @8 | `(d·(s−32))·KVALUES[q]`, 6-bit s per 32 values |
 
 use super::iq_tables::{IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS, KVALUES_IQ4};
+
+/// Where each table starts in [`table_words`], in u32 words; `shaders/common/iq_tables.wgsl`
+/// declares the same offsets (`tests::table_offsets_match_wgsl` checks them).
+pub const TABLE_AT: [(&str, usize); 7] = [("IQ1S", 0), ("IQ2S", 4096), ("IQ2XS", 6144), ("IQ2XXS", 7168), ("IQ3S", 7680), ("IQ3XXS", 8192), ("KVALUES", 8448)];
+
+/// The lookup tables as the shaders read them, one storage buffer of u32 words: each 8-level
+/// grid row as two words (values 0..4 in the first, byte i = value i), each IQ3 row as one
+/// word, IQ4's 16 levels as i32 words, at the offsets of [`TABLE_AT`]. The sign patterns
+/// (KSIGNS) are not stored: entry i is `i | parity(i) << 7`, which the shaders compute.
+pub fn table_words() -> Vec<u32> {
+    let mut w = Vec::with_capacity(8464);
+    let rows64 = |w: &mut Vec<u32>, t: &[u64]| w.extend(t.iter().flat_map(|&r| [r as u32, (r >> 32) as u32]));
+    rows64(&mut w, &IQ1S_GRID);
+    rows64(&mut w, &IQ2S_GRID);
+    rows64(&mut w, &IQ2XS_GRID);
+    rows64(&mut w, &IQ2XXS_GRID);
+    w.extend(IQ3S_GRID);
+    w.extend(IQ3XXS_GRID);
+    w.extend(KVALUES_IQ4.iter().map(|&v| v as i32 as u32));
+    w
+}
 
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -298,6 +320,25 @@ mod tests {
         for (i, &s) in KSIGNS.iter().enumerate() {
             assert_eq!(s & 127, i as u8);
             assert_eq!(s.count_ones() % 2, 0, "entry {i}");
+        }
+    }
+
+    #[test]
+    fn table_offsets_match_wgsl() {
+        let w = table_words();
+        let ends = [4096, 6144, 7168, 7680, 8192, 8448, 8464];
+        let wgsl = include_str!("../../shaders/common/iq_tables.wgsl");
+        for (i, (name, at)) in TABLE_AT.iter().enumerate() {
+            assert!(wgsl.contains(&format!("const {name}_AT: u32 = {at}u;")), "{name} at {at}");
+            assert!(at < &ends[i]);
+        }
+        assert_eq!(w.len(), 8464);
+        assert_eq!(w[2 * 5 + 1], (IQ1S_GRID[5] >> 32) as u32);
+        assert_eq!(w[4096 + 2 * 7], IQ2S_GRID[7] as u32);
+        assert_eq!(w[8192 + 3], IQ3XXS_GRID[3]);
+        assert_eq!(w[8448] as i32, -127);
+        for i in 0..128u32 {
+            assert_eq!(KSIGNS[i as usize] as u32, i | ((i.count_ones() & 1) << 7), "KSIGNS[{i}] is i with its parity bit");
         }
     }
 

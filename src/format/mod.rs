@@ -18,6 +18,8 @@ pub mod iq_tables;
 pub mod iquants;
 pub mod quantize;
 
+use iquants::IQuant;
+
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -38,11 +40,24 @@ pub enum Format {
     Q4_K,
     Q5_K,
     Q6_K,
+    /// ... and the i-quants (layouts and CPU decode in [`iquants`]), 256 values per block
+    /// except IQ4_NL's 32; their values come from lookup tables (grids of 8 or 4 levels, sign
+    /// patterns, IQ4's 16 levels) that the shaders read from a storage buffer
+    /// (`shaders/common/iq_tables.wgsl`).
+    IQ1_S,
+    IQ1_M,
+    IQ2_XXS,
+    IQ2_XS,
+    IQ2_S,
+    IQ3_XXS,
+    IQ3_S,
+    IQ4_NL,
+    IQ4_XS,
 }
 
 impl Format {
     /// Every format, in `wgsl_id` order.
-    pub const ALL: [Format; 14] = [
+    pub const ALL: [Format; 23] = [
         Format::F32,
         Format::BF16,
         Format::F16,
@@ -57,6 +72,15 @@ impl Format {
         Format::Q4_K,
         Format::Q5_K,
         Format::Q6_K,
+        Format::IQ1_S,
+        Format::IQ1_M,
+        Format::IQ2_XXS,
+        Format::IQ2_XS,
+        Format::IQ2_S,
+        Format::IQ3_XXS,
+        Format::IQ3_S,
+        Format::IQ4_NL,
+        Format::IQ4_XS,
     ];
 
     /// The formats a safetensors checkpoint can hold.
@@ -68,6 +92,7 @@ impl Format {
             Format::F32 | Format::BF16 | Format::F16 | Format::F8E4M3 => 1,
             Format::Q8_0 | Format::Q4_0 | Format::Q4_1 | Format::Q5_0 | Format::Q5_1 => 32,
             Format::Q2_K | Format::Q3_K | Format::Q4_K | Format::Q5_K | Format::Q6_K => 256,
+            _ => self.iquant().map_or(1, IQuant::block_elems),
         }
     }
 
@@ -87,6 +112,7 @@ impl Format {
             Format::Q4_K => 144, // d, dmin, 12 scale/min bytes, 256 × 4 bits
             Format::Q5_K => 176, // d, dmin, 12 scale/min bytes, 256 high bits, 256 × 4 bits
             Format::Q6_K => 210, // 256 × 4 bits, 256 × 2 bits, 16 × i8 scales, d
+            _ => self.iquant().map_or(1, IQuant::block_bytes),
         }
     }
 
@@ -142,6 +168,15 @@ impl Format {
             Format::Q4_K => 11,
             Format::Q5_K => 12,
             Format::Q6_K => 13,
+            Format::IQ1_S => 14,
+            Format::IQ1_M => 15,
+            Format::IQ2_XXS => 16,
+            Format::IQ2_XS => 17,
+            Format::IQ2_S => 18,
+            Format::IQ3_XXS => 19,
+            Format::IQ3_S => 20,
+            Format::IQ4_NL => 21,
+            Format::IQ4_XS => 22,
         }
     }
 
@@ -163,7 +198,24 @@ impl Format {
             Format::Q4_K => "Q4_K",
             Format::Q5_K => "Q5_K",
             Format::Q6_K => "Q6_K",
+            _ => self.iquant().map_or("", IQuant::name),
         }
+    }
+
+    /// The i-quant this format is, if it is one.
+    pub fn iquant(self) -> Option<IQuant> {
+        Some(match self {
+            Format::IQ1_S => IQuant::IQ1_S,
+            Format::IQ1_M => IQuant::IQ1_M,
+            Format::IQ2_XXS => IQuant::IQ2_XXS,
+            Format::IQ2_XS => IQuant::IQ2_XS,
+            Format::IQ2_S => IQuant::IQ2_S,
+            Format::IQ3_XXS => IQuant::IQ3_XXS,
+            Format::IQ3_S => IQuant::IQ3_S,
+            Format::IQ4_NL => IQuant::IQ4_NL,
+            Format::IQ4_XS => IQuant::IQ4_XS,
+            _ => return None,
+        })
     }
 
     /// A safetensors dtype (`F32`, `BF16`, `F16`, `F8_E4M3`); block formats are not one.
@@ -173,25 +225,10 @@ impl Format {
 
     /// A ggml tensor type by name, as gguf-py's `GGMLQuantizationType` spells it (`F32`, `F16`,
     /// `BF16`, `Q8_0`, `Q4_K`, ...) or ggml's `ggml_type_name` does (`f16`, `q4_K`): ASCII case
-    /// is ignored. `None` for the ggml types the engine does not read (Q8_1, Q8_K, IQ*, TQ*,
-    /// integer types, ...).
+    /// is ignored. `None` for the ggml types the engine does not read (Q8_1, Q8_K, TQ*,
+    /// MXFP4, integer types, ...).
     pub fn from_ggml_name(s: &str) -> Option<Self> {
-        const GGML: [Format; 13] = [
-            Format::F32,
-            Format::F16,
-            Format::BF16,
-            Format::Q8_0,
-            Format::Q4_0,
-            Format::Q4_1,
-            Format::Q5_0,
-            Format::Q5_1,
-            Format::Q2_K,
-            Format::Q3_K,
-            Format::Q4_K,
-            Format::Q5_K,
-            Format::Q6_K,
-        ];
-        GGML.into_iter().find(|f| f.name().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().filter(|&f| f != Format::F8E4M3).find(|f| f.name().eq_ignore_ascii_case(s))
     }
 
     /// CPU reference decode of whole blocks (`bytes.len()` a multiple of `block_bytes`), without
@@ -204,7 +241,10 @@ impl Format {
             Format::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             Format::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             Format::F8E4M3 => bytes.iter().map(|&b| fp8_e4m3_to_f32(b)).collect(),
-            _ => blocks::decode(self, bytes),
+            _ => match self.iquant() {
+                Some(q) => q.decode(bytes),
+                None => blocks::decode(self, bytes),
+            },
         }
     }
 }
@@ -248,7 +288,30 @@ mod tests {
         assert_eq!(Format::F32.bytes_for(usize::MAX), None);
         // gguf-py's GGML_QUANT_SIZES
         let sizes: Vec<(usize, usize)> = Format::ALL[4..].iter().map(|f| (f.block_elems(), f.block_bytes())).collect();
-        assert_eq!(sizes, [(32, 34), (32, 18), (32, 20), (32, 22), (32, 24), (256, 84), (256, 110), (256, 144), (256, 176), (256, 210)]);
+        assert_eq!(
+            sizes,
+            [
+                (32, 34),
+                (32, 18),
+                (32, 20),
+                (32, 22),
+                (32, 24),
+                (256, 84),
+                (256, 110),
+                (256, 144),
+                (256, 176),
+                (256, 210),
+                (256, 50),
+                (256, 56),
+                (256, 66),
+                (256, 74),
+                (256, 82),
+                (256, 98),
+                (256, 110),
+                (32, 18),
+                (256, 136)
+            ]
+        );
     }
 
     #[test]
@@ -259,7 +322,8 @@ mod tests {
             assert_eq!(Format::from_ggml_name(&f.name().to_lowercase()), want, "{f:?}");
         }
         assert_eq!(Format::from_ggml_name("q4_K"), Some(Format::Q4_K));
-        for other in ["Q8_1", "Q8_K", "IQ4_XS", "I8", "F64", "F8_E4M3", ""] {
+        assert_eq!(Format::from_ggml_name("iq2_xxs"), Some(Format::IQ2_XXS));
+        for other in ["Q8_1", "Q8_K", "TQ1_0", "MXFP4", "I8", "F64", "F8_E4M3", ""] {
             assert_eq!(Format::from_ggml_name(other), None, "{other}");
         }
     }

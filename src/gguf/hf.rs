@@ -101,12 +101,6 @@ pub(crate) fn checkpoint_with(g: &Gguf, hf_name: impl Fn(&str) -> Option<String>
         };
         let terr = |msg: String| CheckpointError::Tensor { path: paths[t.file()].to_path_buf(), tensor: t.name().into(), msg };
         let fmt = Format::from_ggml_name(t.ggml_type().name()).ok_or_else(|| {
-            if let Some(iq) = crate::format::iquants::IQuant::from_ggml_name(t.ggml_type().name()) {
-                return terr(format!(
-                    "type {} is an i-quant, which the GPU kernels do not decode yet (only a CPU reference decode exists); use a file in a K-quant type (Q2_K … Q6_K, e.g. Q4_K_M) or Q8_0",
-                    iq.name()
-                ));
-            }
             terr(format!(
                 "type {} is not one the engine decodes (it reads {})",
                 t.ggml_type().name(),

@@ -26,7 +26,7 @@ pub fn run(rec: &mut Recorder, k: &Kernels, table: &Matrix, ids: &wgpu::Buffer, 
     debug_assert!(out.contiguous() && out.off == 0 && out.width == table.cols);
     for c in &table.chunks {
         let p = Params { hidden: table.cols as u32, n_tok: out.rows as u32, r0: c.r0 as u32, rows: c.rows as u32 };
-        rec.dispatch(pipeline(k, rec.gpu(), table.dtype), &p, &[&c.buf, ids, out.buf], [(table.cols as u32).div_ceil(64), out.rows as u32, 1]);
+        rec.dispatch_bound(pipeline(k, rec.gpu(), table.dtype), &p, &k.weights_bound(&[&c.buf, ids, out.buf]), [(table.cols as u32).div_ceil(64), out.rows as u32, 1]);
     }
 }
 

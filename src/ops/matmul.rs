@@ -231,8 +231,8 @@ pub(super) fn block_sources(tune: &Tune, dt: Format, j: u32) -> [String; 2] {
     let nwr = block_step_bytes(dt).div_ceil(16) as u32;
     let blocks = repeat_lines(include_str!("../../shaders/common/blocks_words.wgsl"), "$w", nwr + 1, |l, w| l.replace("$w", &w.to_string()));
     let blocks = repeat_lines(&blocks, "$y", nwr, |l, y| l.replace("$y", &y.to_string()).replace("$z", &(y + 1).to_string()));
-    let blocks = blocks.replace("$f", &dt.name().to_lowercase());
-    let words = format!("{}\n{}\n{lanes}\n{blocks}", super::FORMATS_WGSL, include_str!("../../shaders/common/mm_words.wgsl"));
+    let blocks = blocks.replace("$f", &dt.name().to_lowercase()).replace("$g", &(256 / dt.block_elems()).to_string()).replace("$bb", &dt.block_bytes().to_string());
+    let words = format!("{}\n{}\n{}\n{lanes}\n{blocks}", super::FORMATS_WGSL, super::IQ_TABLES_WGSL, include_str!("../../shaders/common/mm_words.wgsl"));
     let per_v = |src: &str| repeat_lines(src, "$v", 64, |l, v| l.replace("$v", &v.to_string()));
     let matvec = repeat_lines(include_str!("../../shaders/matvec_blocks.wgsl"), "$j", j, |l, i| l.replace("$j", &i.to_string()));
     let gemm = repeat_lines(include_str!("../../shaders/gemm_blocks.wgsl"), "$m", (64 / tune.lanes).max(1), |l, m| l.replace("$m", &m.to_string()));
@@ -294,6 +294,12 @@ impl BlockShape {
 /// segment; block formats: `b`), or `None` when it does not build on this adapter (the caller
 /// then uses the generic kernel).
 fn fast_pipeline(k: &Kernels, gpu: &Gpu, kind: Kind, dt: Format, j: u32, b: Option<BlockShape>) -> Option<wgpu::ComputePipeline> {
+    // The i-quants have no gemm yet: prefill runs them through the generic kernel. (The
+    // gemm_blocks expansion with their table loads compiled far too slowly on lavapipe: the
+    // block-kernel tests over all nine took over half an hour, most of it gemm/gemm_glu.)
+    if dt.iquant().is_some() && matches!(kind, Kind::Gemm | Kind::GemmGlu) {
+        return None;
+    }
     let t = k.tune;
     let family = match kind {
         Kind::Matvec | Kind::MatvecGlu => "matvec",
@@ -577,6 +583,10 @@ fn fast_view(
             Some(_) => b.extend([(9, &c.buf), (10, w2)]),
             None => b.extend([(2, scale(m, &k.dummy)), (7, s2)]),
         }
+        // only the i-quants' step decodes reach the tables (the layouts of the others lack them)
+        if m.dtype.iquant().is_some() {
+            b.push((super::IQ_TABLES_BINDING, &k.iq_tables));
+        }
         let grid = match kind {
             Kind::Matvec | Kind::MatvecGlu => {
                 b.push((4, a.ids.unwrap_or(&k.dummy)));
@@ -624,7 +634,7 @@ fn generic(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
             _pad: [0; 2],
         };
         let ids = a.ids.unwrap_or(&k.dummy);
-        rec.dispatch(generic_pipeline(k, rec.gpu(), m.dtype), &p, &[&c.buf, scale_buf, a.x, ids, a.y], [(c.rows as u32).div_ceil(4), n_items, 1]);
+        rec.dispatch_bound(generic_pipeline(k, rec.gpu(), m.dtype), &p, &k.weights_bound(&[&c.buf, scale_buf, a.x, ids, a.y]), [(c.rows as u32).div_ceil(4), n_items, 1]);
     }
 }
 

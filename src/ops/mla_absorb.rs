@@ -106,7 +106,7 @@ pub fn q_absorb(rec: &mut Recorder, k: &Kernels, w: &Absorb, h: Heads, q: Rows, 
     let scale = kv_b.scale.as_ref().map_or(&k.dummy, |s| &s.buf);
     let p = params(kv_b, h, n_tok);
     let groups = [(h.kvl as u32).div_ceil(64), h.heads as u32, n_tok as u32];
-    rec.dispatch(pipeline(k, rec.gpu(), kv_b.dtype, "q_absorb"), &p, &[&kv_b.chunks[0].buf, scale, q.buf, q_lat.buf], groups);
+    rec.dispatch_bound(pipeline(k, rec.gpu(), kv_b.dtype, "q_absorb"), &p, &k.weights_bound(&[&kv_b.chunks[0].buf, scale, q.buf, q_lat.buf]), groups);
 }
 
 /// `o[t][h] = W_UV_h o_lat[t][h]` for the rows of `o_lat` (`[n_tok·H][kvl]`) into `o`
@@ -132,7 +132,7 @@ pub fn v_up(rec: &mut Recorder, k: &Kernels, w: &Absorb, h: Heads, o_lat: Rows, 
     let scale = kv_b.scale.as_ref().map_or(&k.dummy, |s| &s.buf);
     let p = params(kv_b, h, n_tok);
     let groups = [(h.v as u32).div_ceil(64), h.heads as u32, n_tok as u32];
-    rec.dispatch(pipeline(k, rec.gpu(), kv_b.dtype, "v_up"), &p, &[&kv_b.chunks[0].buf, scale, o_lat.buf, o.buf], groups);
+    rec.dispatch_bound(pipeline(k, rec.gpu(), kv_b.dtype, "v_up"), &p, &k.weights_bound(&[&kv_b.chunks[0].buf, scale, o_lat.buf, o.buf]), groups);
 }
 
 /// W_UK of every head transposed to a pool `[H][kvl][nope]` in kv_b's dtype, made once on
@@ -148,7 +148,7 @@ pub fn transpose_uk(k: &Kernels, gpu: &Gpu, kv_b: &Matrix, h: Heads) -> Result<O
     let per = if esize == 2 { 2 } else { 1 };
     let words = (h.kvl * h.nope / per) as u32;
     let mut rec = Recorder::new(gpu);
-    rec.dispatch_bound(pipeline(k, gpu, kv_b.dtype, "transpose_uk"), &params(kv_b, h, 0), &[(1, &kv_b.chunks[0].buf), (5, &buf)], [words.div_ceil(64), h.heads as u32, 1]);
+    rec.dispatch_bound(pipeline(k, gpu, kv_b.dtype, "transpose_uk"), &params(kv_b, h, 0), &[(1, &kv_b.chunks[0].buf), (5, &buf), (super::IQ_TABLES_BINDING, &k.iq_tables)], [words.div_ceil(64), h.heads as u32, 1]);
     rec.submit("transposing W_UK")?;
     Ok(Some(Matrix {
         name,

@@ -60,6 +60,10 @@ use crate::gpu::{Gpu, GpuError, ShaderChecks};
 /// One decode function per weight format (included by every kernel that reads weights).
 pub const FORMATS_WGSL: &str = include_str!("../../shaders/common/formats.wgsl");
 const WEIGHTS_WGSL: &str = include_str!("../../shaders/common/weights.wgsl");
+/// The i-quants' lookup-table binding (read by weights.wgsl and blocks_words.wgsl).
+const IQ_TABLES_WGSL: &str = include_str!("../../shaders/common/iq_tables.wgsl");
+/// The binding number of the i-quants' tables (`shaders/common/iq_tables.wgsl`).
+pub(crate) const IQ_TABLES_BINDING: u32 = 11;
 
 /// The helpers the attention kernels share (NEG, workgroup reductions, the split combine).
 const ATTN_WGSL: &str = include_str!("../../shaders/common/attn.wgsl");
@@ -71,7 +75,7 @@ fn with_attn(src: &str) -> String {
 
 /// `src` with the weight-format decoders and the single-element weight gathers before it.
 fn with_weights(src: &str) -> String {
-    format!("{FORMATS_WGSL}\n{WEIGHTS_WGSL}\n{src}")
+    format!("{FORMATS_WGSL}\n{IQ_TABLES_WGSL}\n{WEIGHTS_WGSL}\n{src}")
 }
 
 /// f32 activations in a storage buffer, counted in elements: row `r` (of `rows`) holds
@@ -173,6 +177,9 @@ pub struct Kernels {
     scratch: Mutex<HashMap<&'static str, wgpu::Buffer>>,
     /// 4-byte placeholder bound where a kernel's optional input is unused.
     pub(crate) dummy: wgpu::Buffer,
+    /// the i-quants' lookup tables (`format::iquants::table_words`), bound at
+    /// [`IQ_TABLES_BINDING`] by every kernel that decodes them
+    pub(crate) iq_tables: wgpu::Buffer,
     /// which families' modules leave wgpu's runtime checks out
     checks: ShaderChecks,
 }
@@ -197,7 +204,8 @@ impl Kernels {
 
     fn build(gpu: &Gpu, tune: matmul::Tune, checks: ShaderChecks) -> Result<Self, GpuError> {
         check_limits(gpu)?;
-        let k = Kernels { tune, pipelines: Mutex::default(), scratch: Mutex::default(), dummy: gpu.storage("dummy", 16), checks };
+        let iq_tables = gpu.storage_init("iq tables", bytemuck::cast_slice(&crate::format::iquants::table_words()));
+        let k = Kernels { tune, pipelines: Mutex::default(), scratch: Mutex::default(), dummy: gpu.storage("dummy", 16), iq_tables, checks };
         k.prepare(gpu, &[])?;
         Ok(k)
     }
@@ -283,6 +291,14 @@ impl Kernels {
 }
 
 impl Kernels {
+    /// The bindings of a kernel that gathers weights (`with_weights`): `bufs` at 1.. in order
+    /// and the i-quants' tables, which its per-format switch always reaches.
+    pub(crate) fn weights_bound<'a>(&'a self, bufs: &[&'a wgpu::Buffer]) -> Vec<(u32, &'a wgpu::Buffer)> {
+        let mut b: Vec<(u32, &wgpu::Buffer)> = bufs.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)).collect();
+        b.push((IQ_TABLES_BINDING, &self.iq_tables));
+        b
+    }
+
     /// `[items]` u32 with item i's head `i % heads` (the "expert" ids that run a per-head
     /// pool through the routed kernels), grown on demand like a scratch buffer.
     fn head_ids(&self, gpu: &Gpu, heads: usize, items: usize) -> wgpu::Buffer {
@@ -458,7 +474,7 @@ mod tests {
     /// struct its kernel reads (padding may be one array in Rust and several words in WGSL).
     #[test]
     fn params_layouts_match_wgsl() {
-        let weights = |s: &str| format!("{FORMATS_WGSL}\n{WEIGHTS_WGSL}\n{s}");
+        let weights = with_weights;
         let lanes = include_str!("../../shaders/common/lanes_workgroup.wgsl");
         let words = format!("{FORMATS_WGSL}\n{}\nconst NT_MAX: u32 = 8u;\n{lanes}", include_str!("../../shaders/common/mm_words.wgsl"));
         let [mm, fast] = matmul::params_layouts();

@@ -96,7 +96,8 @@ fn variants() -> Vec<Variant> {
                 let base = vec![wdt(f), ("LANES", t.lanes as f64), ("NSG", t.nsg as f64), ("XREG", flag(t.xreg))];
                 let consts = [1.0, 2.0, t.lanes as f64].iter().flat_map(|&spl| [false, true].map(|a| [base.clone(), vec![("SPL", spl), ("ALIGNED", flag(a))]].concat())).collect();
                 v.push(Variant { label: format!("matvec_blocks {} j={j} lanes={} subgroups={}", f.name(), t.lanes, t.subgroups), src: matvec, consts });
-                if j == 1 {
+                // the i-quants have no gemm (matmul.rs `fast_pipeline` never builds one)
+                if j == 1 && f.iquant().is_none() {
                     let consts = [false, true].map(|a| vec![wdt(f), ("LANES", t.lanes as f64), ("ALIGNED", flag(a))]).to_vec();
                     v.push(Variant { label: format!("gemm_blocks {} lanes={} subgroups={}", f.name(), t.lanes, t.subgroups), src: gemm, consts });
                 }

@@ -21,6 +21,8 @@ pub fn gguf_fixtures() -> Vec<String> {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join("model.gguf").is_file())
+        // the i-quant file has its own test (tests/gguf_models.rs, `iq_mix_...`)
+        .filter(|e| !e.file_name().to_string_lossy().contains("iq_mix"))
         .map(|e| format!("gguf_models/{}", e.file_name().to_string_lossy()))
         .collect();
     v.sort();
