@@ -2,6 +2,9 @@
 // For query token t (position pos0 + t) and head h, over cached positions s ≤ pos0 + t:
 //   score_s = (q_lat[t][h] · c_kv[s] + q_pe[t][h] · k_pe[s]) · scale
 //   o_lat[t][h] = Σ_s softmax(score)_s · c_kv[s]
+// With rope_q = 1, q_pe is read unrotated and each query rotates it (DeepSeek's interleaved
+// pairs, (cos, sin) of its position from cs, the table rope.wgsl reads, with the same f32
+// operations) as it loads it: RoPE of q in the attention instead of a dispatch of its own.
 // Layout: q_lat [n_tok][H][kvl]; q [n_tok][q_stride] with q_pe of head h at
 //   h·qk + nope; cache [ctx][kvl + rope] = c_kv ‖ k_pe; out o_lat [n_tok][H][kvl];
 //   part (split): per (token, split, head) kvl unnormalised sums then the running max and
@@ -36,7 +39,7 @@ struct Params {
     n_tok: u32,
     split_len: u32,
     n_splits: u32,
-    _pad: u32,
+    rope_q: u32,
 }
 
 @group(0) @binding(0) var<storage, read> params: Params;
@@ -48,12 +51,38 @@ struct Params {
 @group(0) @binding(6) var<storage, read> q_lat4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> q4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> cache4: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> cs: array<vec2<f32>>;
 
 var<private> p: Params;
 
 // This workgroup's query (main): q_lat and q_pe offsets.
 var<private> qlb: u32;
 var<private> qpb: u32;
+var<private> qpos: u32;
+
+// Value r of this workgroup's q_pe, rotated when the host asks for it.
+fn q_pe(r: u32) -> f32 {
+    let v = q[qpb + r];
+    if p.rope_q == 0u {
+        return v;
+    }
+    let c = cs[qpos * (p.rope / 2u) + r / 2u];
+    if r % 2u == 0u {
+        return v * c.x - q[qpb + r + 1u] * c.y;
+    }
+    return v * c.x + q[qpb + r - 1u] * c.y;
+}
+
+// The rotated words (pairs 2w, 2w + 1) of q_pe word w of token t (split kernel).
+fn q_pe_word(v: vec4<f32>, t: u32, w: u32) -> vec4<f32> {
+    if p.rope_q == 0u {
+        return v;
+    }
+    let cb = (p.pos0 + t) * (p.rope / 2u) + 2u * w;
+    let c0 = cs[cb];
+    let c1 = cs[cb + 1u];
+    return vec4<f32>(v.x * c0.x - v.y * c0.y, v.y * c0.x + v.x * c0.y, v.z * c1.x - v.w * c1.y, v.w * c1.x + v.z * c1.y);
+}
 
 fn key_score(s: u32) -> f32 {
     let kb = s * (p.kvl + p.rope);
@@ -62,7 +91,7 @@ fn key_score(s: u32) -> f32 {
         d += q_lat[qlb + c] * cache[kb + c];
     }
     for (var r = 0u; r < p.rope; r++) {
-        d += q[qpb + r] * cache[kb + p.kvl + r];
+        d += q_pe(r) * cache[kb + p.kvl + r];
     }
     return d * p.scale;
 }
@@ -78,6 +107,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let t = wg.y;
     qlb = (t * p.heads + h) * p.kvl;
     qpb = t * p.q_stride + h * p.qk + p.nope;
+    qpos = p.pos0 + t;
     attend_portable(p.pos0 + t + 1u, p.kvl, qlb, li);
 }
 

@@ -30,7 +30,7 @@ fn head_init(h: ptr<function, Head>, t: u32, head: u32, lane: u32) {
         if wd < kw_n {
             v = q_lat4[(t * p.heads + hh) * kw_n + wd];
         } else if wd < cw_n {
-            v = q4[(t * p.q_stride + hh * p.qk + p.nope) / 4u + wd - kw_n];
+            v = q_pe_word(q4[(t * p.q_stride + hh * p.qk + p.nope) / 4u + wd - kw_n], t, wd - kw_n);
         }
         (*h).q[j] = v * p.scale;
     }

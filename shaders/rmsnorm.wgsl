@@ -6,7 +6,11 @@
 // first 2·rope_half values is DeepSeek's interleaved (2j, 2j+1) or, with half_split = 1,
 // (j, j + rope_half), at position pos0 + r / rows_per_pos, with (cos, sin) from the table
 // rope.wgsl reads. The rotation uses the same f32 operations as rope.wgsl on the same values.
-// Layout: x row r at x[x_off + r·x_stride .. + n], out row r at out[o_off + r·o_stride ..].
+// With tail > 0 the row goes on for tail values after the n normalized ones, which are copied
+// as they are (MLA's kv_a output c_kv ‖ k_pe: c_kv normalized and k_pe copied, both into the
+// latent cache row, in one dispatch instead of norm, copy and RoPE); the rotated values then
+// start at rope_off (2·rope_half of them, anywhere in the n + tail values).
+// Layout: x row r at x[x_off + r·x_stride .. + n + tail], out row r at out[o_off + r·o_stride ..].
 // Grid: x = rows (one workgroup of 64 threads per row).
 
 struct Params {
@@ -21,7 +25,11 @@ struct Params {
     rows_per_pos: u32,
     pos0: u32,
     half_split: u32,
-    _pad: u32,
+    tail: u32,
+    rope_off: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Params come from a storage binding, copied into `p` first thing: lavapipe 22.3 inlines
@@ -35,6 +43,14 @@ var<private> p: Params;
 @group(0) @binding(4) var<storage, read> cs: array<vec2<f32>>;
 
 var<workgroup> red: array<f32, 64>;
+
+// Value i of the output row before RoPE: normalized for i < n, copied after.
+fn value(xb: u32, i: u32, inv: f32) -> f32 {
+    if i < p.n {
+        return weight[i] * (x[xb + i] * inv);
+    }
+    return x[xb + i];
+}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -56,20 +72,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let inv = inverseSqrt(red[0] / f32(p.n) + p.eps);
     let ob = p.o_off + r * p.o_stride;
-    let rot = 2u * p.rope_half;
-    for (var i = rot + li; i < p.n; i += 64u) {
-        out[ob + i] = weight[i] * (x[xb + i] * inv);
+    let r0 = p.rope_off;
+    let r1 = r0 + 2u * p.rope_half;
+    for (var i = li; i < p.n + p.tail; i += 64u) {
+        if i < r0 || i >= r1 {
+            out[ob + i] = value(xb, i, inv);
+        }
     }
     let cb = (p.pos0 + r / max(p.rows_per_pos, 1u)) * p.rope_half;
     for (var j = li; j < p.rope_half; j += 64u) {
-        var ia = 2u * j;
+        var ia = r0 + 2u * j;
         var ib = ia + 1u;
         if p.half_split != 0u {
-            ia = j;
-            ib = j + p.rope_half;
+            ia = r0 + j;
+            ib = ia + p.rope_half;
         }
-        let a = weight[ia] * (x[xb + ia] * inv);
-        let b = weight[ib] * (x[xb + ib] * inv);
+        let a = value(xb, ia, inv);
+        let b = value(xb, ib, inv);
         let c = cs[cb + j];
         out[ob + ia] = a * c.x - b * c.y;
         out[ob + ib] = b * c.x + a * c.y;

@@ -197,6 +197,93 @@ fn rmsnorm_then_rope_in_one_dispatch() {
     }
 }
 
+/// MLA's latent row in one dispatch (`rmsnorm::run_tail_rope`): c_kv normalized, k_pe copied
+/// and rotated (interleaved pairs) into strided cache rows at a position offset, against the
+/// CPU references and against the three-dispatch path (norm, copy, RoPE) the model used before.
+#[test]
+fn rmsnorm_with_a_rotated_tail_in_one_dispatch() {
+    let mut rng = StdRng::seed_from_u64(24);
+    let g = gpu_with(None);
+    let k = Kernels::new(&g).unwrap();
+    // c_kv wider than the workgroup's 64 lanes and not a multiple of them; a rope tail of 12
+    let (t, n, tail, pos0, eps) = (4, 150, 12, 7, 1e-6);
+    let (w_row, cd) = (n + tail, n + tail + 5);
+    let table: Vec<[f32; 2]> = (0..(pos0 + t) * tail / 2).map(|i| {
+        let a = (i / (tail / 2)) as f32 * 0.41 / (1.0 + (i % (tail / 2)) as f32);
+        [a.cos() * 1.2, a.sin() * 1.2]
+    }).collect();
+    let tb = g.storage_init("table", bytemuck::cast_slice(&table));
+    let x = rnd(&mut rng, t * w_row, 20.0);
+    let w = rnd(&mut rng, n, 2.0);
+    let (xb, wb) = (upload(&g, &x), upload(&g, &w));
+    let (fused, three) = (g.storage("fused", ((3 + t * cd) * 4) as u64), g.storage("three", ((3 + t * cd) * 4) as u64));
+    let rows = |b| Rows::strided(b, 3, cd, w_row, t);
+    let pairs = rope::Pairs::Interleaved;
+    let mut rec = Recorder::new(&g);
+    let r = rmsnorm::Rope { table: &tb, rows_per_pos: 1, pos0, pairs };
+    rmsnorm::run_tail_rope(&mut rec, &k, &wb, n, Rows::new(&xb, w_row, t), rows(&fused), eps, r);
+    rmsnorm::run(&mut rec, &k, &wb, Rows::new(&xb, w_row, t).cols(0, n), rows(&three).cols(0, n), eps);
+    copy_rows::run(&mut rec, &k, Rows::new(&xb, w_row, t).cols(n, tail), rows(&three).cols(n, tail));
+    rope::run(&mut rec, &k, &tb, rows(&three).cols(n, tail), 1, 0, pos0, pairs);
+    rec.submit("test").unwrap();
+    let len = (3 + t * cd) as u64;
+    let (got, old) = (g.read_f32(&fused, 0, len).unwrap(), g.read_f32(&three, 0, len).unwrap());
+    for tok in 0..t {
+        let xr = &x[tok * w_row..][..w_row];
+        let mut want = rmsnorm::reference(&xr[..n], &w, eps);
+        let mut kpe = xr[n..].to_vec();
+        rope::reference(&mut kpe, 1, tail, 0, &table[(pos0 + tok) * tail / 2..][..tail / 2], pairs);
+        want.extend(kpe);
+        let o = 3 + tok * cd;
+        assert_close(&format!("token {tok}"), &got[o..o + w_row], &want, 1e-5, 1e-4);
+        assert_close(&format!("token {tok}: one dispatch vs three"), &got[o..o + w_row], &old[o..o + w_row], 1e-6, 1e-6);
+        assert!(got[o + w_row..o + cd].iter().all(|v| *v == 0.0), "token {tok}: wrote past its row");
+    }
+}
+
+/// MLA attention that rotates q_pe itself (`rope_q`), on the flash-decoding kernel (with
+/// splits and without) and the portable one of a small GPU: against attention on q rotated by
+/// the CPU reference, and against `rope::run` then attention.
+#[test]
+fn attention_rotates_q_pe_as_it_loads_it() {
+    use deepseek_wgpu::gpu::GpuOptions;
+    let mut rng = StdRng::seed_from_u64(25);
+    let h = Heads { heads: 6, nope: 8, rope: 12, v: 4, kvl: 64 };
+    let qk = h.nope + h.rope;
+    let small = Gpu::new(&GpuOptions { small: true, ..Default::default() }).unwrap();
+    for (g, name) in [(gpu_with(None), "default"), (small, "small")] {
+        let k = Kernels::new(&g).unwrap();
+        for (pos0, t) in [(0, 1), (150, 1), (9, 5)] {
+            let table: Vec<[f32; 2]> = (0..(pos0 + t) * h.rope / 2).map(|i| {
+                let a = (i / (h.rope / 2)) as f32 * 0.29 / (1.0 + (i % (h.rope / 2)) as f32);
+                [a.cos(), a.sin()]
+            }).collect();
+            let tb = g.storage_init("table", bytemuck::cast_slice(&table));
+            let cache = rnd(&mut rng, (pos0 + t) * (h.kvl + h.rope), 1.0);
+            let ql = rnd(&mut rng, t * h.heads * h.kvl, 1.0);
+            let q = rnd(&mut rng, t * h.heads * qk, 1.0);
+            let (qlb, qb, cb) = (upload(&g, &ql), upload(&g, &q), upload(&g, &cache));
+            let q2 = upload(&g, &q);
+            let (fused, two) = (g.storage("o_lat", (t * h.heads * h.kvl * 4) as u64), g.storage("o_lat", (t * h.heads * h.kvl * 4) as u64));
+            let (q_lat, qrows) = (Rows::new(&qlb, h.kvl, t * h.heads), |b| Rows::new(b, h.heads * qk, t));
+            let mut rec = Recorder::new(&g);
+            mla_attn::run(&mut rec, &k, h, 0.3, pos0, q_lat, qrows(&qb), &cb, Rows::new(&fused, h.kvl, t * h.heads), Some(&tb));
+            rope::run(&mut rec, &k, &tb, qrows(&q2).cols(h.nope, h.rope), h.heads, qk, pos0, rope::Pairs::Interleaved);
+            mla_attn::run(&mut rec, &k, h, 0.3, pos0, q_lat, qrows(&q2), &cb, Rows::new(&two, h.kvl, t * h.heads), None);
+            rec.submit("test").unwrap();
+            let n = (t * h.heads * h.kvl) as u64;
+            let (got, old) = (g.read_f32(&fused, 0, n).unwrap(), g.read_f32(&two, 0, n).unwrap());
+            let mut qr = q.clone();
+            for tok in 0..t {
+                rope::reference(&mut qr[tok * h.heads * qk..][..h.heads * qk], h.heads, qk, h.nope, &table[(pos0 + tok) * h.rope / 2..][..h.rope / 2], rope::Pairs::Interleaved);
+            }
+            let want = mla_attn::reference(h, 0.3, pos0, t, &ql, &qr, &cache);
+            assert_close(&format!("{name} pos0 {pos0} t {t}"), &got, &want, 1e-4, 1e-3);
+            assert_close(&format!("{name} pos0 {pos0} t {t}: rope in the attention vs before it"), &got, &old, 1e-5, 1e-5);
+        }
+    }
+}
+
 /// Rope on rows of `heads` heads of `hs` values whose rotary part is columns `off .. off + rope_d`.
 #[allow(clippy::too_many_arguments)]
 fn rope_gpu(g: &Gpu, k: &Kernels, x: &[f32], table: &[[f32; 2]], t: usize, heads: usize, hs: usize, off: usize, rope_d: usize, pos0: usize, pairs: rope::Pairs) -> Vec<f32> {
@@ -541,7 +628,7 @@ fn glu_and_grouped_with(g: &Gpu, seed: u64, shape: Option<(u32, u32)>) {
 #[allow(clippy::too_many_arguments)]
 fn attend(rec: &mut Recorder, k: &Kernels, h: Heads, pos0: usize, t: usize, ql: &wgpu::Buffer, q: &wgpu::Buffer, cache: &wgpu::Buffer, out: &wgpu::Buffer) {
     let (q_lat, o_lat) = (Rows::new(ql, h.kvl, t * h.heads), Rows::new(out, h.kvl, t * h.heads));
-    mla_attn::run(rec, k, h, 0.3, pos0, q_lat, Rows::new(q, h.heads * (h.nope + h.rope), t), cache, o_lat);
+    mla_attn::run(rec, k, h, 0.3, pos0, q_lat, Rows::new(q, h.heads * (h.nope + h.rope), t), cache, o_lat, None);
 }
 
 #[test]

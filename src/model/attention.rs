@@ -38,6 +38,11 @@ impl<'a> CacheRows<'a> {
         Rows::strided(self.buf, self.ch.pos0 * self.cd, self.cd, self.kv_lora, self.ch.t)
     }
 
+    /// The chunk's whole rows, `c_kv ‖ k_pe`.
+    fn all(&self) -> Rows<'a> {
+        Rows::strided(self.buf, self.ch.pos0 * self.cd, self.cd, self.cd, self.ch.t)
+    }
+
     /// The chunk's k_pe rows (one rope key shared by all heads).
     fn k_pe(&self) -> Rows<'a> {
         Rows::strided(self.buf, self.ch.pos0 * self.cd + self.kv_lora, self.cd, self.rope, self.ch.t)
@@ -132,13 +137,22 @@ impl Model {
         let kv = Rows::new(&a.kv, c.cache_dim(), t);
         matmul::run(rec, k, &at.kv_a, xb, kv, Out::Set);
         let rows = CacheRows::new(c, cache, ch);
-        rmsnorm::run(rec, k, &at.kv_a_norm, kv.cols(0, c.kv_lora), rows.c_kv(), LORA_NORM_EPS);
-        copy_rows::run(rec, k, kv.cols(c.kv_lora, c.rope_dim), rows.k_pe());
-        rope::run(rec, k, &self.rope_table, rows.k_pe(), 1, 0, ch.pos0, Pairs::Interleaved);
-        rope::run(rec, k, &self.rope_table, q.cols(c.nope_dim, c.rope_dim), c.n_heads, qk, ch.pos0, Pairs::Interleaved);
+        let unfused = self.gpu.tuning.unfused;
+        if unfused {
+            rmsnorm::run(rec, k, &at.kv_a_norm, kv.cols(0, c.kv_lora), rows.c_kv(), LORA_NORM_EPS);
+            copy_rows::run(rec, k, kv.cols(c.kv_lora, c.rope_dim), rows.k_pe());
+            rope::run(rec, k, &self.rope_table, rows.k_pe(), 1, 0, ch.pos0, Pairs::Interleaved);
+            rope::run(rec, k, &self.rope_table, q.cols(c.nope_dim, c.rope_dim), c.n_heads, qk, ch.pos0, Pairs::Interleaved);
+        } else {
+            // c_kv normalized and k_pe rotated into the cache row in one dispatch; q's RoPE
+            // happens in the attention kernel as it loads q_pe
+            let rope = rmsnorm::Rope { table: &self.rope_table, rows_per_pos: 1, pos0: ch.pos0, pairs: Pairs::Interleaved };
+            rmsnorm::run_tail_rope(rec, k, &at.kv_a_norm, c.kv_lora, kv, rows.all(), LORA_NORM_EPS, rope);
+        }
         let (q_lat, o_lat) = (Rows::new(&a.q_lat, c.kv_lora, t * c.n_heads), Rows::new(&a.o_lat, c.kv_lora, t * c.n_heads));
         mla_absorb::q_absorb(rec, k, &at.kv_b, heads, q, q_lat);
-        mla_attn::run(rec, k, heads, c.softmax_scale(), ch.pos0, q_lat, q, cache, o_lat);
+        let rope_q = (!unfused).then_some(&self.rope_table);
+        mla_attn::run(rec, k, heads, c.softmax_scale(), ch.pos0, q_lat, q, cache, o_lat, rope_q);
         let o = Rows::new(&a.o, c.n_heads * c.v_dim, t);
         mla_absorb::v_up(rec, k, &at.kv_b, heads, o_lat, o);
         matmul::run(rec, k, &at.o, o, x, Out::Add);

@@ -20,7 +20,7 @@ struct Params {
     n_tok: u32,
     split_len: u32,
     n_splits: u32,
-    _pad: u32,
+    rope_q: u32,
 }
 
 /// Heads per workgroup of `split`, and the most cache-row words per lane it holds (`WMAX`).
@@ -69,7 +69,11 @@ pub(super) fn split_source(tt: u32) -> String {
 }
 
 /// Queries for positions `pos0 .. pos0 + n_tok` attend to cache rows `0 ..= their position`.
-pub fn run(rec: &mut Recorder, k: &Kernels, h: Heads, scale: f32, pos0: usize, q_lat: Rows, q: Rows, cache: &wgpu::Buffer, o_lat: Rows) {
+/// With `rope_q` (the table of [`rope::table`](crate::ops::rope::table)), q_pe in `q` is
+/// unrotated and the kernels rotate it as they read it (DeepSeek's interleaved pairs): the
+/// same as [`rope::run`](crate::ops::rope::run) on q first, one dispatch fewer.
+#[allow(clippy::too_many_arguments)]
+pub fn run(rec: &mut Recorder, k: &Kernels, h: Heads, scale: f32, pos0: usize, q_lat: Rows, q: Rows, cache: &wgpu::Buffer, o_lat: Rows, rope_q: Option<&wgpu::Buffer>) {
     let n_tok = q.rows;
     debug_assert!(q.off == 0 && q.contiguous() && q_lat.off == 0 && q_lat.contiguous() && o_lat.off == 0 && o_lat.contiguous() && q_lat.rows == n_tok * h.heads);
     let (q_lat, q, o_lat) = (q_lat.buf, q.buf, o_lat.buf);
@@ -85,8 +89,11 @@ pub fn run(rec: &mut Recorder, k: &Kernels, h: Heads, scale: f32, pos0: usize, q
         n_tok: n_tok as u32,
         split_len: 0,
         n_splits: 1,
-        _pad: 0,
+        rope_q: rope_q.is_some() as u32,
     };
+    // without RoPE the table binding is never read: q stands in (the dummy buffer may be
+    // bound writable as `part`, and one dispatch cannot use a buffer both ways)
+    let table = rope_q.unwrap_or(q);
     let lanes = k.tune.lanes as usize;
     let cw = (h.kvl + h.rope) / 4;
     let (wpl, vpl) = (cw.div_ceil(lanes), h.kvl / 4 / lanes);
@@ -96,7 +103,7 @@ pub fn run(rec: &mut Recorder, k: &Kernels, h: Heads, scale: f32, pos0: usize, q
     let tt = if n_tok >= SPLIT_MAX_TOKENS { k.tune.attn_tt } else { 1 };
     let pipes = if k.tune.subgroups && aligned { split_pipelines(k, rec.gpu(), wpl as u32, vpl as u32, tt) } else { None };
     let Some((split, combine)) = pipes else {
-        rec.dispatch(k.plain(rec.gpu(), KEY), &p, &[q_lat, q, cache, o_lat], [h.heads as u32, n_tok as u32, 1]);
+        rec.dispatch_bound(k.plain(rec.gpu(), KEY), &p, &[(1, q_lat), (2, q), (3, cache), (4, o_lat), (9, table)], [h.heads as u32, n_tok as u32, 1]);
         return;
     };
     let (split_len, n_splits) = splits(pos0, n_tok);
@@ -104,7 +111,7 @@ pub fn run(rec: &mut Recorder, k: &Kernels, h: Heads, scale: f32, pos0: usize, q
     p.n_splits = n_splits as u32;
     let part = if n_splits > 1 { k.scratch(rec.gpu(), "attention partials", (n_tok * n_splits * h.heads * (h.kvl + 2) * 4) as u64) } else { k.dummy.clone() };
     let groups = [n_splits as u32, h.heads.div_ceil(HG) as u32, (n_tok as u32).div_ceil(tt)];
-    rec.dispatch_bound(Ok(split), &p, &[(4, o_lat), (5, &part), (6, q_lat), (7, q), (8, cache)], groups);
+    rec.dispatch_bound(Ok(split), &p, &[(4, o_lat), (5, &part), (6, q_lat), (7, q), (8, cache), (9, table)], groups);
     if n_splits > 1 {
         rec.dispatch_bound(Ok(combine), &p, &[(4, o_lat), (5, &part)], [h.heads as u32, n_tok as u32, 1]);
     }
@@ -141,5 +148,5 @@ pub fn reference(h: Heads, scale: f32, pos0: usize, n_tok: usize, q_lat: &[f32],
 /// The params layout, for the test that compares it with the WGSL struct.
 #[cfg(test)]
 pub(super) fn params_layout() -> super::Layout {
-    super::layout!(Params { heads: u32, kvl: u32, rope: u32, q_stride: u32, qk: u32, nope: u32, pos0: u32, scale: f32, n_tok: u32, split_len: u32, n_splits: u32, _pad: u32 })
+    super::layout!(Params { heads: u32, kvl: u32, rope: u32, q_stride: u32, qk: u32, nope: u32, pos0: u32, scale: f32, n_tok: u32, split_len: u32, n_splits: u32, rope_q: u32 })
 }
