@@ -503,25 +503,38 @@ fn fast_dense_with(g: &Gpu, seed: u64, shape: Option<(u32, u32)>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let k = kernels_shaped(g, shape);
     for dt in DTYPES {
-        let (rows, cols) = (173, 384);
-        let (m, wf) = matrix_blk(g, &mut rng, dt, 1, rows, cols, [7, 128]);
-        for t in [1, 2, 5, 19] {
-            let x = rnd(&mut rng, t * cols, 1.0);
-            let y0 = rnd(&mut rng, t * rows, 1.0);
-            let (xb, yb) = (upload(g, &x), upload(g, &y0));
-            let used = kernels_used(g, || {
-                let mut rec = Recorder::new(g);
-                matmul::run(&mut rec, &k, &m, Rows::new(&xb, cols, t), Rows::new(&yb, rows, t), Out::Add);
-                rec.submit("test").unwrap();
-            });
-            let want_kernel = if t <= matmul::MATVEC_MAX_TOKENS { "matvec/" } else { "gemm/" };
-            // Lanes of 8 (lavapipe): every dtype's rows are a whole number of lane words.
-            if k.tune().lanes == 8 {
-                assert!(used.iter().all(|l| l.starts_with(want_kernel)), "{dt:?} t {t}: dispatched {used:?}");
+        // 384 columns: one segment of x registers; 2048: several (lanes of 8)
+        for (rows, cols, ts) in [(173, 384, &[1, 2, 5, 19][..]), (37, 2048, &[1][..])] {
+            let (m, wf) = matrix_blk(g, &mut rng, dt, 1, rows, cols, [7, 128]);
+            for &t in ts {
+                // RMSNorm folded into matvec (t ≤ 2), or run first (more): every t but 2
+                let normed = t != 2;
+                let x = rnd(&mut rng, t * cols, 1.0);
+                let nw = rnd(&mut rng, cols, 2.0);
+                let y0 = rnd(&mut rng, t * rows, 1.0);
+                let (xb, yb, nwb) = (upload(g, &x), upload(g, &y0), upload(g, &nw));
+                let used = kernels_used(g, || {
+                    let mut rec = Recorder::new(g);
+                    let (xr, yr) = (Rows::new(&xb, cols, t), Rows::new(&yb, rows, t));
+                    match normed {
+                        true => matmul::run_normed(&mut rec, &k, &m, xr, matmul::Norm { weight: &nwb, eps: 1e-6 }, yr, Out::Add),
+                        false => matmul::run(&mut rec, &k, &m, xr, yr, Out::Add),
+                    }
+                    rec.submit("test").unwrap();
+                });
+                let want_kernel = if t <= matmul::MATVEC_MAX_TOKENS { "matvec/" } else { "gemm/" };
+                // Lanes of 8 (lavapipe): every dtype's rows are a whole number of lane words.
+                if k.tune().lanes == 8 {
+                    let folded = t <= matmul::MATVEC_MAX_TOKENS;
+                    assert!(used.iter().all(|l| l.starts_with(want_kernel) || normed && !folded && l.starts_with("rmsnorm")), "{dt:?} t {t}: dispatched {used:?}");
+                    assert_eq!(used.iter().filter(|l| l.starts_with("rmsnorm")).count(), (normed && !folded) as usize, "{dt:?} t {t}: dispatched {used:?}");
+                }
+                let xn = if normed { rmsnorm::reference(&x, &nw, 1e-6) } else { x.clone() };
+                let got = g.read_f32(&yb, 0, (t * rows) as u64).unwrap();
+                let want: Vec<f32> = matmul::reference(&wf, rows, cols, &xn, cols, 0, t, 1, None).iter().zip(&y0).map(|(a, b)| a + b).collect();
+                let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert_close(&format!("fast matmul {dt:?} cols {cols} t {t} normed {normed}"), &got, &want, 1e-5 * scale, 1e-4);
             }
-            let got = g.read_f32(&yb, 0, (t * rows) as u64).unwrap();
-            let want: Vec<f32> = matmul::reference(&wf, rows, cols, &x, cols, 0, t, 1, None).iter().zip(&y0).map(|(a, b)| a + b).collect();
-            assert_close(&format!("fast matmul {dt:?} t {t}"), &got, &want, 1e-4, 1e-4);
         }
     }
 }
@@ -576,7 +589,11 @@ fn glu_and_grouped_with(g: &Gpu, seed: u64, shape: Option<(u32, u32)>) {
             let ids: Vec<u32> = (0..n).map(|_| rng.random_range(0..e as u32)).collect();
             let idb = g.storage_init("ids", bytemuck::cast_slice(&ids));
             let x = rnd(&mut rng, t * hidden, 1.0);
-            let xb = upload(g, &x);
+            // x normalized by the kernels (folded into matvec_glu for 1 token, a dispatch of
+            // its own before the grouped gemm for 37), plain for 2
+            let normed = t != 2;
+            let nw = rnd(&mut rng, hidden, 2.0);
+            let (xb, nwb) = (upload(g, &x), upload(g, &nw));
             let hb = g.storage("hb", (n * width * 4) as u64);
             let scratch = g.storage("scratch", (n * width * 4) as u64);
             let eo = g.storage("eo", (n * hidden * 4) as u64);
@@ -585,9 +602,12 @@ fn glu_and_grouped_with(g: &Gpu, seed: u64, shape: Option<(u32, u32)>) {
             let used = kernels_used(g, || {
                 let mut rec = Recorder::new(g);
                 let items = Routed { x: Rows::new(&xb, hidden, t), slots, slot_stride: 0, ids: &idb };
-                matmul::routed_swiglu(&mut rec, &k, [&gate, &up, &down], items, &hb, &scratch, Rows::new(&eo, hidden, n), n);
+                let norm = normed.then_some(matmul::Norm { weight: &nwb, eps: 1e-6 });
+                matmul::routed_swiglu(&mut rec, &k, [&gate, &up, &down], items, norm, &hb, &scratch, Rows::new(&eo, hidden, n), n);
                 rec.submit("test").unwrap();
             });
+            assert_eq!(used.iter().any(|l| l.starts_with("rmsnorm")), normed && grouped, "{dt:?} t {t}: dispatched {used:?}");
+            let x = if normed { rmsnorm::reference(&x, &nw, 1e-6) } else { x };
             if grouped {
                 // the expert lists routed_swiglu grouped its items by, listed again to check them
                 let mut rec = Recorder::new(g);

@@ -38,7 +38,7 @@ struct Params {
     list_off: u32,      // gemm: where the item list starts in `groups`
     e_rows: u32,        // rows between experts in the chunk (≥ rows: per-head blocks of kv_b)
     row_base: u32,      // first row of each expert's block used
-    _pad0: u32,
+    norm_eps: f32,      // matvec: > 0 folds RMSNorm (weight nw, this eps) into x (see matvec.wgsl)
 }
 
 // Params come from a storage buffer, not a uniform: lavapipe (Mesa 22.3) inlines uniforms

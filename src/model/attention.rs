@@ -5,7 +5,9 @@
 //! per-head RMSNorm of q and k, half-split RoPE, K and V written into the K/V cache,
 //! attention over it, and the output projection.
 
+use super::forward::In;
 use super::{Attn, Chunk, Gqa, Layer, Mla, Model, QProj, LORA_NORM_EPS};
+use crate::tensor::Matrix;
 use crate::config::{Attention, ModelConfig};
 use crate::gpu::Recorder;
 use crate::ops::matmul::Out;
@@ -80,22 +82,30 @@ impl Model {
     pub(super) fn attention(&self, rec: &mut Recorder, layer: &Layer, cache: &wgpu::Buffer, ch: Chunk) {
         let (k, a, c) = (&self.kernels, &self.act, &self.cfg);
         let (x, xb) = (Rows::new(&a.x, c.hidden, ch.t), Rows::new(&a.xb, c.hidden, ch.t));
-        rmsnorm::run(rec, k, &layer.input_layernorm, x, xb, c.rms_norm_eps);
+        // the projections that read the normalized x (they fold the norm on a decode step)
+        let ws: Vec<(&Matrix, Option<usize>)> = match &layer.attn {
+            Attn::Mla(at) => match &at.q {
+                QProj::Direct(w) => vec![(w, None), (&at.kv_a, None)],
+                QProj::LowRank { a, .. } => vec![(a, None), (&at.kv_a, None)],
+            },
+            Attn::Gqa(at) => vec![(&at.q, None), (&at.k, None), (&at.v, None)],
+        };
+        let input = In::prepare(rec, k, self.fold(ch.t), &ws, &layer.input_layernorm, c.rms_norm_eps, x, xb);
         match &layer.attn {
-            Attn::Mla(at) => self.mla(rec, at, cache, ch),
-            Attn::Gqa(at) => self.gqa(rec, at, cache, ch),
+            Attn::Mla(at) => self.mla(rec, at, input, cache, ch),
+            Attn::Gqa(at) => self.gqa(rec, at, input, cache, ch),
         }
     }
 
     /// Qwen3's attention on `xb`: q, k, v; per-head RMSNorm of q and k; RoPE; K and V into
     /// the cache; attention; `x += W_o o`.
-    fn gqa(&self, rec: &mut Recorder, at: &Gqa, cache: &wgpu::Buffer, ch: Chunk) {
+    fn gqa(&self, rec: &mut Recorder, at: &Gqa, input: In, cache: &wgpu::Buffer, ch: Chunk) {
         let (k, a, c, t) = (&self.kernels, &self.act, &self.cfg, ch.t);
         let Attention::Gqa { kv_heads: g, head_dim: d } = c.attention else { unreachable!("GQA weights in an MLA model") };
-        let (h, xb) = (c.n_heads, Rows::new(&a.xb, c.hidden, t));
+        let h = c.n_heads;
         // q before its norm goes through `o`, which the attention overwrites later
         let (q_raw, q) = (Rows::new(&a.o, h * d, t), Rows::new(&a.q, h * d, t));
-        matmul::run(rec, k, &at.q, xb, q_raw, Out::Set);
+        input.run(rec, k, &at.q, q_raw, Out::Set);
         let rope = |heads| rmsnorm::Rope { table: &self.rope_table, rows_per_pos: heads, pos0: ch.pos0, pairs: Pairs::HalfSplit };
         if self.gpu.tuning.unfused {
             rmsnorm::run(rec, k, &at.q_norm, q_raw.split(h), q.split(h), c.rms_norm_eps);
@@ -105,14 +115,14 @@ impl Model {
         }
         let rows = KvRows { buf: cache, gd: g * d, d, ch };
         let k_raw = Rows::new(&a.kv, g * d, t);
-        matmul::run(rec, k, &at.k, xb, k_raw, Out::Set);
+        input.run(rec, k, &at.k, k_raw, Out::Set);
         if self.gpu.tuning.unfused {
             rmsnorm::run(rec, k, &at.k_norm, k_raw.split(g), rows.k_heads(), c.rms_norm_eps);
             rope::run(rec, k, &self.rope_table, rows.k().cols(0, d), g, d, ch.pos0, Pairs::HalfSplit);
         } else {
             rmsnorm::run_rope(rec, k, &at.k_norm, k_raw.split(g), rows.k_heads(), c.rms_norm_eps, rope(g));
         }
-        matmul::run(rec, k, &at.v, xb, rows.v(), Out::Set);
+        input.run(rec, k, &at.v, rows.v(), Out::Set);
         let o = Rows::new(&a.o, h * d, t);
         let shape = gqa_attn::Shape { heads: h, kv_heads: g, head_dim: d };
         gqa_attn::run(rec, k, shape, c.softmax_scale(), ch.pos0, ch.ctx, q, cache, o);
@@ -120,22 +130,21 @@ impl Model {
     }
 
     /// DeepSeek's MLA on `xb`, `x += W_o · MLA(xb)`, with the chunk's latent rows written to `cache`.
-    fn mla(&self, rec: &mut Recorder, at: &Mla, cache: &wgpu::Buffer, ch: Chunk) {
+    fn mla(&self, rec: &mut Recorder, at: &Mla, input: In, cache: &wgpu::Buffer, ch: Chunk) {
         let (k, a, c, t) = (&self.kernels, &self.act, &self.cfg, ch.t);
         let (heads, qk) = (mla_heads(c), c.qk_head_dim());
-        let (x, xb) = (Rows::new(&a.x, c.hidden, t), Rows::new(&a.xb, c.hidden, t));
+        let x = Rows::new(&a.x, c.hidden, t);
         let q = Rows::new(&a.q, c.n_heads * qk, t);
         match &at.q {
-            QProj::Direct(w) => matmul::run(rec, k, w, xb, q, Out::Set),
+            QProj::Direct(w) => input.run(rec, k, w, q, Out::Set),
             QProj::LowRank { a: qa, norm, b } => {
                 let (q_a, q_a_n) = (Rows::new(&a.qa, qa.rows, t), Rows::new(&a.qa_n, qa.rows, t));
-                matmul::run(rec, k, qa, xb, q_a, Out::Set);
-                rmsnorm::run(rec, k, norm, q_a, q_a_n, LORA_NORM_EPS);
-                matmul::run(rec, k, b, q_a_n, q, Out::Set);
+                input.run(rec, k, qa, q_a, Out::Set);
+                In::prepare(rec, k, self.fold(t), &[(b, None)], norm, LORA_NORM_EPS, q_a, q_a_n).run(rec, k, b, q, Out::Set);
             }
         }
         let kv = Rows::new(&a.kv, c.cache_dim(), t);
-        matmul::run(rec, k, &at.kv_a, xb, kv, Out::Set);
+        input.run(rec, k, &at.kv_a, kv, Out::Set);
         let rows = CacheRows::new(c, cache, ch);
         let unfused = self.gpu.tuning.unfused;
         if unfused {

@@ -4,7 +4,9 @@
 
 use super::{Ffn, KvCache, LoadError, Mlp, Model, Moe};
 use crate::gpu::Recorder;
-use crate::ops::matmul::Out;
+use crate::ops::matmul::{Norm, Out};
+use crate::ops::Kernels;
+use crate::tensor::Matrix;
 use crate::ops::sample::Filter;
 use crate::ops::{embed, matmul, moe_combine, moe_gate, rmsnorm, sample, Routed, Rows};
 
@@ -23,6 +25,61 @@ pub struct Sample<'a> {
 /// transformers builds `q_a_layernorm` and `kv_a_layernorm` without passing `rms_norm_eps`,
 /// so they always use the RMSNorm default.
 pub(super) const LORA_NORM_EPS: f32 = 1e-6;
+
+/// The x of a block's projections: already normalized (`xb`), or the residual with the
+/// block's RMSNorm folded into each projection's matvec (a decode step: one dispatch of the
+/// norm fewer per block).
+#[derive(Clone, Copy)]
+pub(super) enum In<'a> {
+    Normed(Rows<'a>),
+    Fold(Rows<'a>, Norm<'a>),
+}
+
+impl<'a> In<'a> {
+    /// `x` normalized by `weight` for the projections `ws` (of `slots` routed items per token
+    /// where given): folded when every one of them folds it (and `fold` allows), else
+    /// normalized into `xb` once now.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare(rec: &mut Recorder, k: &Kernels, fold: bool, ws: &[(&Matrix, Option<usize>)], weight: &'a wgpu::Buffer, eps: f32, x: Rows<'a>, xb: Rows<'a>) -> Self {
+        if fold && ws.iter().all(|(m, slots)| matmul::folds_norm(k, m, x.rows, *slots)) {
+            In::Fold(x, Norm { weight, eps })
+        } else {
+            rmsnorm::run(rec, k, weight, x, xb, eps);
+            In::Normed(xb)
+        }
+    }
+
+    /// The rows the projections read.
+    pub fn rows(&self) -> Rows<'a> {
+        match self {
+            In::Normed(r) | In::Fold(r, _) => *r,
+        }
+    }
+
+    pub fn norm(&self) -> Option<Norm<'a>> {
+        match self {
+            In::Normed(_) => None,
+            In::Fold(_, n) => Some(*n),
+        }
+    }
+
+    /// `y (+)= W · x`.
+    pub fn run(&self, rec: &mut Recorder, k: &Kernels, w: &Matrix, y: Rows, out: Out) {
+        match self {
+            In::Normed(x) => matmul::run(rec, k, w, *x, y, out),
+            In::Fold(x, n) => matmul::run_normed(rec, k, w, *x, *n, y, out),
+        }
+    }
+
+    /// `y = silu(gate · x) ⊙ (up · x)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn glu(&self, rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, y: Rows, scratch: &wgpu::Buffer) {
+        match self {
+            In::Normed(x) => matmul::glu(rec, k, gate, up, *x, y, scratch),
+            In::Fold(x, n) => matmul::glu_normed(rec, k, gate, up, *x, *n, y, scratch),
+        }
+    }
+}
 
 /// One internal chunk: `t` tokens at cache positions `pos0 ..`.
 #[derive(Clone, Copy, Debug)]
@@ -108,11 +165,19 @@ impl Model {
         let mut moe_i = 0;
         for (li, layer) in self.layers.iter().enumerate() {
             self.attention(&mut rec, layer, &cache.layers[li], ch);
-            rmsnorm::run(&mut rec, k, &layer.post_attention_layernorm, Rows::new(&a.x, h, ch.t), Rows::new(&a.xb, h, ch.t), self.cfg.rms_norm_eps);
+            // the FFN's projections fold its norm on a decode step, except with experts
+            // beyond GPU memory, whose waves add into x before the next wave reads it
+            let fold = self.fold(ch.t) && (self.offload.is_none() || matches!(layer.ffn, Ffn::Dense(_)));
+            let ws: Vec<(&Matrix, Option<usize>)> = match &layer.ffn {
+                Ffn::Dense(mlp) => vec![(&mlp.gate, None)],
+                Ffn::Moe(moe) => [(&moe.router, None), (&moe.experts.gate, Some(moe.gate.k))].into_iter().chain(moe.shared.as_ref().map(|sh| (&sh.gate, None))).collect(),
+            };
+            let (x, xb) = (Rows::new(&a.x, h, ch.t), Rows::new(&a.xb, h, ch.t));
+            let input = In::prepare(&mut rec, k, fold, &ws, &layer.post_attention_layernorm, self.cfg.rms_norm_eps, x, xb);
             match &layer.ffn {
-                Ffn::Dense(mlp) => self.mlp(&mut rec, mlp, ch.t),
+                Ffn::Dense(mlp) => self.mlp(&mut rec, mlp, input, ch.t),
                 Ffn::Moe(moe) => {
-                    self.moe(&mut rec, moe, moe_i, ch.t)?;
+                    self.moe(&mut rec, moe, input, moe_i, ch.t)?;
                     moe_i += 1;
                 }
             }
@@ -128,10 +193,27 @@ impl Model {
         Ok(())
     }
 
-    /// Dense SwiGLU MLP on `xb`, added into the residual `x`.
-    fn mlp(&self, rec: &mut Recorder, mlp: &Mlp, t: usize) {
+    /// Whether a chunk of `t` tokens folds the blocks' norms into their projections (the
+    /// matvec sizes; `DSW_UNFUSED` turns it off for the A/B).
+    pub(super) fn fold(&self, t: usize) -> bool {
+        !self.gpu.tuning.unfused && t <= matmul::MATVEC_MAX_TOKENS
+    }
+
+    /// Dense SwiGLU MLP on `input`, added into the residual `x`.
+    fn mlp(&self, rec: &mut Recorder, mlp: &Mlp, input: In, t: usize) {
+        self.mlp_up(rec, mlp, input, t);
+        self.mlp_down(rec, mlp, t);
+    }
+
+    /// The MLP's `silu(gate x) ⊙ up x` into `hb`.
+    fn mlp_up(&self, rec: &mut Recorder, mlp: &Mlp, input: In, t: usize) {
+        let (k, a, w) = (&self.kernels, &self.act, mlp.gate.rows);
+        input.glu(rec, k, &mlp.gate, &mlp.up, Rows::new(&a.hb, w, t), &a.hb2);
+    }
+
+    /// `x += down · hb`.
+    fn mlp_down(&self, rec: &mut Recorder, mlp: &Mlp, t: usize) {
         let (k, a, h, w) = (&self.kernels, &self.act, self.cfg.hidden, mlp.gate.rows);
-        matmul::glu(rec, k, &mlp.gate, &mlp.up, Rows::new(&a.xb, h, t), Rows::new(&a.hb, w, t), &a.hb2);
         matmul::run(rec, k, &mlp.down, Rows::new(&a.hb, w, t), Rows::new(&a.x, h, t), Out::Add);
     }
 
@@ -139,19 +221,28 @@ impl Model {
     /// GPU, each token's experts, their gate-weighted sum, and the shared experts. With the
     /// experts beyond GPU memory ([`super::offload`]) the work so far is submitted at the gate,
     /// the chosen ids read back, and the experts run from the GPU's expert cache, in waves.
-    fn moe<'g>(&'g self, rec: &mut Recorder<'g>, moe: &Moe, moe_i: usize, t: usize) -> Result<(), LoadError> {
+    fn moe<'g>(&'g self, rec: &mut Recorder<'g>, moe: &Moe, input: In, moe_i: usize, t: usize) -> Result<(), LoadError> {
         let (k, a, h) = (&self.kernels, &self.act, self.cfg.hidden);
         let (top, n_exp, e) = (moe.gate.k, moe.gate.n_exp, &moe.experts);
         let (ids, wts) = (Rows::new(&a.route_ids[moe_i], top, t), Rows::new(&a.route_wts[moe_i], top, t));
-        let (xb, router, eo) = (Rows::new(&a.xb, h, t), Rows::new(&a.router, n_exp, t), Rows::new(&a.eo, h, t * top));
-        matmul::run(rec, k, &moe.router, xb, router, Out::Set);
+        let (xb, router, eo) = (input.rows(), Rows::new(&a.router, n_exp, t), Rows::new(&a.eo, h, t * top));
+        input.run(rec, k, &moe.router, router, Out::Set);
         moe_gate::run(rec, k, &moe.gate, &moe.bias, router, ids, wts);
         let pools = [&e.gate, &e.up, &e.down];
         match &self.offload {
             None => {
                 let items = Routed { x: xb, slots: top, slot_stride: 0, ids: ids.buf };
-                matmul::routed_swiglu(rec, k, pools, items, &a.hb, &a.hb2, eo, self.max_chunk * top);
+                matmul::routed_swiglu(rec, k, pools, items, input.norm(), &a.hb, &a.hb2, eo, self.max_chunk * top);
+                // the shared expert reads x before the routed sum lands in it (a folded norm
+                // reads the residual itself)
+                if let Some(sh) = &moe.shared {
+                    self.mlp_up(rec, sh, input, t);
+                }
                 moe_combine::run(rec, k, wts, eo, Rows::new(&a.x, h, t));
+                if let Some(sh) = &moe.shared {
+                    self.mlp_down(rec, sh, t);
+                }
+                return Ok(());
             }
             Some(off) => {
                 std::mem::replace(rec, Recorder::new(&self.gpu)).submit("forward (to the gate)")?;
@@ -170,7 +261,7 @@ impl Model {
                     self.gpu.queue.write_buffer(&off.slot_ids, 0, bytemuck::cast_slice(&wave.slot_ids));
                     self.gpu.queue.write_buffer(&off.weights, 0, bytemuck::cast_slice(&wave.weights));
                     let items = Routed { x: xb, slots: top, slot_stride: 0, ids: &off.slot_ids };
-                    matmul::routed_swiglu(rec, k, pools, items, &a.hb, &a.hb2, eo, self.max_chunk * top);
+                    matmul::routed_swiglu(rec, k, pools, items, input.norm(), &a.hb, &a.hb2, eo, self.max_chunk * top);
                     moe_combine::run(rec, k, Rows::new(&off.weights, top, t), eo, Rows::new(&a.x, h, t));
                     if wi != last {
                         // the next wave's writes to the slot ids, weights and pools follow this
@@ -180,7 +271,7 @@ impl Model {
             }
         }
         if let Some(sh) = &moe.shared {
-            self.mlp(rec, sh, t);
+            self.mlp(rec, sh, input, t);
         }
         Ok(())
     }
@@ -191,9 +282,9 @@ impl Model {
             return;
         }
         let (k, a, h) = (&self.kernels, &self.act, self.cfg.hidden);
-        let xb = Rows::new(&a.xb, h, n);
-        rmsnorm::run(rec, k, &self.norm, Rows::new(&a.x, h, first + n).range(first, n), xb, self.cfg.rms_norm_eps);
-        matmul::run(rec, k, &self.lm_head, xb, Rows::new(&a.logits, self.cfg.vocab, n), Out::Set);
+        let (x, xb) = (Rows::new(&a.x, h, first + n).range(first, n), Rows::new(&a.xb, h, n));
+        let input = In::prepare(rec, k, self.fold(n), &[(&self.lm_head, None)], &self.norm, self.cfg.rms_norm_eps, x, xb);
+        input.run(rec, k, &self.lm_head, Rows::new(&a.logits, self.cfg.vocab, n), Out::Set);
     }
 
     /// The next token from the last logits row (of `rows`), chosen on the GPU. The penalty ids

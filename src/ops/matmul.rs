@@ -67,7 +67,7 @@ struct FastParams {
     list_off: u32,
     e_rows: u32,
     row_base: u32,
-    _pad: u32,
+    norm_eps: f32,
 }
 
 /// Whether a product overwrites its output or adds into it (residual connections).
@@ -95,25 +95,36 @@ pub(super) struct Args<'a> {
     /// expert of each item, `[n_tok][slots]`; `None` for a single matrix
     ids: Option<&'a wgpu::Buffer>,
     accum: bool,
+    /// x is RMSNorm's input: the product is `W · RMSNorm(x)` (matvec folds the norm in;
+    /// the other kernels get x normalized by a dispatch of its own first)
+    norm: Option<Norm<'a>>,
+}
+
+/// An RMSNorm applied to a product's x on the way in (see [`run_normed`]).
+#[derive(Clone, Copy)]
+pub struct Norm<'a> {
+    /// the norm's weight, one f32 per column of x
+    pub weight: &'a wgpu::Buffer,
+    pub eps: f32,
 }
 
 impl<'a> Args<'a> {
     /// One item per row of `x`.
     fn dense(x: Rows<'a>, y: Rows<'a>, out: Out) -> Self {
         debug_assert_eq!(x.rows, y.rows);
-        Args { x: x.buf, x_off: x.off, x_stride: x.stride, x_slot_stride: 0, y: y.buf, y_off: y.off, y_stride: y.stride, n_tok: x.rows, slots: 1, ids: None, accum: out == Out::Add }
+        Args { x: x.buf, x_off: x.off, x_stride: x.stride, x_slot_stride: 0, y: y.buf, y_off: y.off, y_stride: y.stride, n_tok: x.rows, slots: 1, ids: None, accum: out == Out::Add, norm: None }
     }
 
     /// Routed items, y row per item.
     fn routed(x: Routed<'a>, y: Rows<'a>) -> Self {
         debug_assert_eq!(x.items(), y.rows);
         let r = x.x;
-        Args { x: r.buf, x_off: r.off, x_stride: r.stride, x_slot_stride: x.slot_stride, y: y.buf, y_off: y.off, y_stride: y.stride, n_tok: r.rows, slots: x.slots, ids: Some(x.ids), accum: false }
+        Args { x: r.buf, x_off: r.off, x_stride: r.stride, x_slot_stride: x.slot_stride, y: y.buf, y_off: y.off, y_stride: y.stride, n_tok: r.rows, slots: x.slots, ids: Some(x.ids), accum: false, norm: None }
     }
 
     /// Every item as one of `heads` per-head blocks (see [`HeadBlocks`]): item t·heads + h.
     pub(super) fn heads(x: Rows<'a>, heads: usize, y: Rows<'a>) -> Self {
-        Args { x: x.buf, x_off: x.off, x_stride: x.stride * heads, x_slot_stride: x.stride, y: y.buf, y_off: y.off, y_stride: y.stride, n_tok: x.rows / heads, slots: heads, ids: None, accum: false }
+        Args { x: x.buf, x_off: x.off, x_stride: x.stride * heads, x_slot_stride: x.stride, y: y.buf, y_off: y.off, y_stride: y.stride, n_tok: x.rows / heads, slots: heads, ids: None, accum: false, norm: None }
     }
 }
 
@@ -390,6 +401,52 @@ pub fn run(rec: &mut Recorder, k: &Kernels, w: &Matrix, x: Rows, y: Rows, out: O
     dispatch(rec, k, w, &Args::dense(x, y, out));
 }
 
+/// `y[t] (+)= W · RMSNorm(x[t])`: [`run`] with the norm folded into the matvec (one dispatch
+/// for both); where matvec does not apply, the norm runs first into scratch.
+pub fn run_normed(rec: &mut Recorder, k: &Kernels, w: &Matrix, x: Rows, norm: Norm, y: Rows, out: Out) {
+    debug_assert!(w.n_mats == 1 && x.width == w.cols && y.width == w.rows);
+    dispatch(rec, k, w, &Args { norm: Some(norm), ..Args::dense(x, y, out) });
+}
+
+/// Whether a product of `m` over `a`'s items would fold its x's RMSNorm into the kernel
+/// (matvec); the model normalizes x once for all consumers otherwise.
+pub fn folds_norm(k: &Kernels, m: &Matrix, n_tok: usize, routed_slots: Option<usize>) -> bool {
+    let items_ok = match routed_slots {
+        Some(s) => n_tok * s <= MATVEC_MAX_ROUTED,
+        None => n_tok <= MATVEC_MAX_TOKENS,
+    };
+    let e = epw(m.dtype);
+    let float_ok = m.cols.is_multiple_of(e) && (m.cols / e).is_multiple_of(k.tune.lanes as usize) && m.scale.as_ref().is_none_or(|s| s.block[1] % e == 0);
+    items_ok && folding_kernel(m) && float_ok && m.cols.is_multiple_of(4)
+}
+
+/// Whether `m`'s matvec kernel can fold a norm: the float formats'. The block formats' does
+/// not: a multiply of the norm weight in its unrolled step decode made its pipelines about
+/// 3× slower to compile on lavapipe (52 s → 143–215 s cold for two formats'
+/// `matvec_long_block_rows_in_segments`), so their x is normalized first.
+fn folding_kernel(m: &Matrix) -> bool {
+    !m.dtype.is_block()
+}
+
+/// For the kernels that do not fold the norm: x of `a` normalized into scratch by a
+/// dispatch of its own (`None` when `a` has no norm); [`normed_args`] then reads it.
+fn prenorm(rec: &mut Recorder, k: &Kernels, a: &Args, cols: usize) -> Option<wgpu::Buffer> {
+    let n = a.norm?;
+    debug_assert!(a.x_slot_stride == 0, "a normalized x is one row per token");
+    let buf = k.scratch(rec.gpu(), "normalized x", (a.n_tok * cols * 4).next_multiple_of(16) as u64);
+    let src = Rows::strided(a.x, a.x_off, a.x_stride, cols, a.n_tok);
+    super::rmsnorm::run(rec, k, n.weight, src, Rows::new(&buf, cols, a.n_tok), n.eps);
+    Some(buf)
+}
+
+/// `a` reading the x [`prenorm`] wrote, if it wrote one.
+fn normed_args<'a>(a: &Args<'a>, normed: Option<&'a wgpu::Buffer>, cols: usize) -> Args<'a> {
+    match normed {
+        Some(b) => Args { x: b, x_off: 0, x_stride: cols, norm: None, ..*a },
+        None => *a,
+    }
+}
+
 /// `y (+)= W x` for every item: matvec for few items, gemm for many dense ones, the generic
 /// kernel otherwise (routed items without groups beyond [`MATVEC_MAX_ROUTED`], odd shapes).
 fn dispatch(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
@@ -397,9 +454,14 @@ fn dispatch(rec: &mut Recorder, k: &Kernels, m: &Matrix, a: &Args) {
     if items == 0 {
         return;
     }
+    if a.norm.is_some() && folding_kernel(m) && fast_ok(k, m, a) && few_items(a) && fast(rec, k, Kind::Matvec, m, None, a, None) {
+        return;
+    }
+    // the other kernels read x normalized by a dispatch of its own
+    let normed = prenorm(rec, k, a, m.cols);
+    let a = &normed_args(a, normed.as_ref(), m.cols);
     if fast_ok(k, m, a) {
-        let few = few_items(a);
-        if few && fast(rec, k, Kind::Matvec, m, None, a, None) {
+        if few_items(a) && fast(rec, k, Kind::Matvec, m, None, a, None) {
             return;
         }
         if a.ids.is_none() && fast(rec, k, Kind::Gemm, m, None, a, None) {
@@ -423,31 +485,50 @@ pub fn glu(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, x: Rows,
     glu_items(rec, k, gate, up, &Args::dense(x, y, Out::Set), scratch, None)
 }
 
+/// [`glu`] of `RMSNorm(x)`, the norm folded into the matvecs where they run.
+#[allow(clippy::too_many_arguments)]
+pub fn glu_normed(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, x: Rows, norm: Norm, y: Rows, scratch: &wgpu::Buffer) {
+    glu_items(rec, k, gate, up, &Args { norm: Some(norm), ..Args::dense(x, y, Out::Set) }, scratch, None)
+}
+
 /// SwiGLU over the items of `a`, fused into one kernel where the shapes allow; otherwise two
 /// matmuls (up into `scratch`, laid out like y) and `swiglu`. y must be contiguous
 /// (`y_off` 0, `y_stride` = rows) for the fallback.
 fn glu_items(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, a: &Args, scratch: &wgpu::Buffer, groups: Option<&wgpu::Buffer>) {
-    let items = a.n_tok * a.slots;
     let same = gate.dtype == up.dtype
         && gate.rows == up.rows
         && gate.cols == up.cols
         && gate.chunks.len() == up.chunks.len()
         && gate.chunks.iter().zip(&up.chunks).all(|(g, u)| (g.r0, g.rows, g.e0, g.e1) == (u.r0, u.rows, u.e0, u.e1));
-    if same && !a.accum && fast_ok(k, gate, a) {
-        let few = few_items(a);
-        let one_segment = if gate.dtype.is_block() {
-            let b = BlockShape::matvec(k, gate);
-            BlockShape::steps(gate) <= b.spl * b.j
-        } else {
-            !k.tune.xreg || (gate.cols / epw(gate.dtype)) as u32 / k.tune.lanes == matvec_j(k, gate)
-        };
-        if groups.is_none() && few && one_segment && fast(rec, k, Kind::MatvecGlu, gate, Some(up), a, None) {
-            return;
+    let one_segment = if gate.dtype.is_block() {
+        let b = BlockShape::matvec(k, gate);
+        BlockShape::steps(gate) <= b.spl * b.j
+    } else {
+        !k.tune.xreg || (gate.cols / epw(gate.dtype)) as u32 / k.tune.lanes == matvec_j(k, gate)
+    };
+    let fused_matvec = |a: &Args| same && !a.accum && fast_ok(k, gate, a) && groups.is_none() && few_items(a) && one_segment;
+    if a.norm.is_some() && folding_kernel(gate) && groups.is_none() && few_items(a) {
+        // matvec folds the norm: fused, or gate and up each folding it
+        if !(fused_matvec(a) && fast(rec, k, Kind::MatvecGlu, gate, Some(up), a, None)) {
+            glu_unfused(rec, k, gate, up, a, scratch, groups);
         }
-        if (a.ids.is_none() || groups.is_some()) && fast(rec, k, Kind::GemmGlu, gate, Some(up), a, groups) {
-            return;
-        }
+        return;
     }
+    // the other kernels read x normalized by a dispatch of its own
+    let normed = prenorm(rec, k, a, gate.cols);
+    let a = &normed_args(a, normed.as_ref(), gate.cols);
+    if fused_matvec(a) && fast(rec, k, Kind::MatvecGlu, gate, Some(up), a, None) {
+        return;
+    }
+    if same && !a.accum && fast_ok(k, gate, a) && (a.ids.is_none() || groups.is_some()) && fast(rec, k, Kind::GemmGlu, gate, Some(up), a, groups) {
+        return;
+    }
+    glu_unfused(rec, k, gate, up, a, scratch, groups);
+}
+
+/// SwiGLU as two products (up into `scratch`) and `swiglu`.
+fn glu_unfused(rec: &mut Recorder, k: &Kernels, gate: &Matrix, up: &Matrix, a: &Args, scratch: &wgpu::Buffer, groups: Option<&wgpu::Buffer>) {
+    let items = a.n_tok * a.slots;
     let up_args = Args { y: scratch, accum: false, ..*a };
     let gate_args = Args { accum: false, ..*a };
     match groups {
@@ -516,6 +597,7 @@ fn fast_view(
 ) -> bool {
     let gpu = rec.gpu();
     let matvec = matches!(kind, Kind::Matvec | Kind::MatvecGlu);
+    debug_assert!(a.norm.is_none() || matvec && !m.dtype.is_block(), "only the float formats' matvec folds a norm");
     let block = m.dtype.is_block().then(|| if matvec { BlockShape::matvec(k, m) } else { BlockShape::gemm(m) });
     let j = if matvec && block.is_none() { matvec_j(k, m) } else { 0 };
     let Some(pipeline) = fast_pipeline(k, gpu, kind, m.dtype, j, block) else {
@@ -572,7 +654,7 @@ fn fast_view(
             list_off: crate::ops::moe_group::list_off(n_exp) as u32,
             e_rows: e_rows as u32,
             row_base: row_base as u32,
-            _pad: 0,
+            norm_eps: a.norm.map_or(0.0, |n| n.eps),
         };
         // The entry points share one body, so the plain ones declare the GLU's second
         // matrix too; they never read it.
@@ -590,6 +672,10 @@ fn fast_view(
         let grid = match kind {
             Kind::Matvec | Kind::MatvecGlu => {
                 b.push((4, a.ids.unwrap_or(&k.dummy)));
+                if block.is_none() {
+                    // the float formats' matvec declares the folded norm's weight
+                    b.push((12, a.norm.map_or(&k.dummy, |n| n.weight)));
+                }
                 [(rows as u32).div_ceil(rpw as u32), items as u32, 1]
             }
             Kind::Gemm | Kind::GemmGlu => {
@@ -672,7 +758,9 @@ pub fn reference(
 /// makes, which sizes the group lists). Few items run each expert alone (matvec); many are
 /// listed per expert on the GPU (`moe_group`) so that each expert's batch runs as one gemm.
 #[allow(clippy::too_many_arguments)]
-pub fn routed_swiglu(rec: &mut Recorder, k: &Kernels, [gate, up, down]: [&Matrix; 3], x: Routed, hb: &wgpu::Buffer, hb2: &wgpu::Buffer, out: Rows, max_items: usize) {
+/// With `norm`, x is RMSNorm's input (folded into the matvecs, or normalized first).
+#[allow(clippy::too_many_arguments)]
+pub fn routed_swiglu(rec: &mut Recorder, k: &Kernels, [gate, up, down]: [&Matrix; 3], x: Routed, norm: Option<Norm>, hb: &wgpu::Buffer, hb2: &wgpu::Buffer, out: Rows, max_items: usize) {
     let (w, items, n_exp) = (gate.rows, x.items(), gate.n_mats);
     let groups = (items > MATVEC_MAX_ROUTED && n_exp <= super::moe_group::MAX_EXPERTS).then(|| {
         let buf = k.scratch(rec.gpu(), "moe groups", (super::moe_group::out_len(max_items, n_exp) * 4) as u64);
@@ -680,7 +768,7 @@ pub fn routed_swiglu(rec: &mut Recorder, k: &Kernels, [gate, up, down]: [&Matrix
         buf
     });
     let h = Rows::new(hb, w, items);
-    glu_items(rec, k, gate, up, &Args::routed(x, h), hb2, groups.as_ref());
+    glu_items(rec, k, gate, up, &Args { norm, ..Args::routed(x, h) }, hb2, groups.as_ref());
     // item (t, s) of the down projection reads row t·slots + s of hb
     let a = Args::routed(Routed { x: Rows::strided(hb, 0, x.slots * w, w, x.x.rows), slots: x.slots, slot_stride: w, ids: x.ids }, out);
     match &groups {
@@ -706,7 +794,7 @@ pub(super) fn params_layouts() -> [super::Layout; 2] {
         super::layout!(FastParams {
             rows: u32, words: u32, r0: u32, e0: u32, e1: u32, n_items: u32, slots: u32, use_ids: u32, x_off: u32, x_stride: u32,
             x_slot_stride: u32, y_off: u32, y_stride: u32, accum: u32, s_rows: u32, s_cols: u32, blk_r: u32, blk_c: u32, rpw: u32,
-            grouped: u32, list_off: u32, e_rows: u32, row_base: u32, _pad: u32
+            grouped: u32, list_off: u32, e_rows: u32, row_base: u32, norm_eps: f32
         }),
     ]
 }
